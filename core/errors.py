@@ -1,0 +1,60 @@
+"""The data layer's exception tree (re-exported by ``repositories.errors``).
+
+::
+
+    DataLayerError                  every error this layer raises; ``__cause__`` keeps the
+    |                               botocore/PynamoDB exception when there was one
+    +-- NotFound                    get_* found nothing
+    +-- AlreadyExists               a unique thing (an email, an id) is taken
+    +-- ConflictError               optimistic lock: the entity changed since it was read
+    +-- InsufficientFunds           a debit would take a balance below zero
+    +-- RetriesExhausted            bounded retries ran out; ``unprocessed`` says what is left
+    +-- InvalidInput (ValueError)   refused before any request was sent
+        +-- InvalidKey              a key part is empty, holds the delimiter, or is too long
+        +-- InvalidCursor           a cursor was tampered with or belongs to another query
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class DataLayerError(Exception):
+    """Base of every error raised by the data layer."""
+
+
+class NotFound(DataLayerError):
+    """The requested entity does not exist."""
+
+
+class AlreadyExists(DataLayerError):
+    """The entity (or the unique value it claims) exists already."""
+
+
+class ConflictError(DataLayerError):
+    """The entity changed since it was read (stale version) or a concurrent write won."""
+
+
+class InsufficientFunds(DataLayerError):
+    """The debited account's balance is lower than the amount."""
+
+
+class RetriesExhausted(DataLayerError):
+    """Bounded retries ran out; ``unprocessed`` holds what was not written or read."""
+
+    def __init__(self, message: str, unprocessed: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.unprocessed: list[Any] = list(unprocessed)
+
+
+class InvalidInput(DataLayerError, ValueError):
+    """Bad input, refused before any request was sent."""
+
+
+class InvalidKey(InvalidInput):
+    """A key part is empty, contains the delimiter ``#``, or makes a key too long."""
+
+
+class InvalidCursor(InvalidInput):
+    """A paging cursor was tampered with, or was made by another query."""

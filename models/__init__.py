@@ -1,0 +1,38 @@
+"""The data model: one table (``models.table``) and one file per entity.
+
+Read top to bottom: ``table`` (the physical table, shared attributes, indexes), ``keys`` (key
+templates), ``attributes`` (exact numbers), then the entities.
+"""
+
+from __future__ import annotations
+
+from models.account import Account
+from models.email_claim import EmailClaim
+from models.metric import Metric
+from models.metric_aggregate import MetricAggregate
+from models.order import Order, OrderStatus, new_order_id
+from models.product import Product
+from models.table import EMAIL_INDEX_NAME, GSI1_NAME, TableModel
+from models.transfer import Transfer
+from models.user import User
+
+ENTITIES: tuple[type[TableModel], ...] = (
+    User, EmailClaim, Order, Account, Transfer, Metric, MetricAggregate, Product,
+)
+
+__all__ = [
+    "EMAIL_INDEX_NAME",
+    "ENTITIES",
+    "GSI1_NAME",
+    "Account",
+    "EmailClaim",
+    "Metric",
+    "MetricAggregate",
+    "Order",
+    "OrderStatus",
+    "Product",
+    "TableModel",
+    "Transfer",
+    "User",
+    "new_order_id",
+]

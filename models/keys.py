@@ -1,0 +1,125 @@
+"""Key templates: declared once per entity, they both compose and parse keys.
+
+``KeyTemplate("USER#{user_id}")`` composes ``USER#42`` from ``{"user_id": "42"}`` and parses it
+back. Every part is checked before any request: an empty part, a part holding the delimiter
+``#`` (which would let one user address another entity's partition) or a key longer than
+DynamoDB allows raises ``InvalidKey``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import string
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from core.errors import InvalidKey
+
+DELIMITER = "#"
+# DynamoDB's limits, in UTF-8 bytes: 2048 for a partition key, 1024 for a sort key.
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_part(value: Any) -> str:
+    """Render one key part: enums by value, datetimes as sortable UTC ISO-8601."""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidKey("a datetime in a key must be timezone-aware")
+        return value.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidKey(f"a key part must be a string, got {type(value).__name__}")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class KeyTemplate:
+    """A key pattern such as ``DEVICE#{device_id}#{day}``: literals and named fields."""
+
+    pattern: str
+    max_bytes: int = MAX_PARTITION_KEY_BYTES
+    fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names: list[str] = []
+        regex = ""
+        for literal, name, spec, conversion in string.Formatter().parse(self.pattern):
+            regex += re.escape(literal)
+            if name is None:
+                continue
+            if not name.isidentifier() or spec or conversion:
+                raise ValueError(f"bad field {name!r} in key template {self.pattern!r}")
+            if name in names:
+                raise ValueError(f"field {name!r} appears twice in key template {self.pattern!r}")
+            names.append(name)
+            regex += f"(?P<{name}>[^{DELIMITER}]+)"
+        object.__setattr__(self, "fields", tuple(names))
+        object.__setattr__(self, "_regex", re.compile(regex + r"\Z"))
+
+    def compose(self, **values: Any) -> str:
+        """Build the key from its parts; raise ``InvalidKey`` on a bad part."""
+        parts: dict[str, str] = {}
+        for name in self.fields:
+            if values.get(name) is None:
+                raise InvalidKey(f"key part {name!r} is missing")
+            parts[name] = self.compose_part(name, values[name])
+        key = self.pattern.format(**parts)
+        if len(key.encode("utf-8")) > self.max_bytes:
+            raise InvalidKey(f"key {self.pattern!r} would exceed DynamoDB's {self.max_bytes}-byte limit")
+        return key
+
+    def parse(self, key: str) -> dict[str, str]:
+        """Split a stored key back into its parts; raise ``InvalidKey`` if it does not match."""
+        match = self._regex.match(key)
+        if match is None:
+            raise InvalidKey(f"key does not match template {self.pattern!r}")
+        return match.groupdict()
+
+    def prefix(self, **values: Any) -> str:
+        """The literal start of the key up to the first field not given (for begins_with)."""
+        out = ""
+        for literal, name, _, _ in string.Formatter().parse(self.pattern):
+            out += literal
+            if name is None:
+                continue
+            if name not in values:
+                return out
+            out += self.compose_part(name, values[name])
+        return out
+
+    @staticmethod
+    def compose_part(name: str, value: Any) -> str:
+        """Validate and render a single field's value."""
+        part = format_part(value)
+        if not part:
+            raise InvalidKey(f"key part {name!r} is empty")
+        if DELIMITER in part:
+            raise InvalidKey(f"key part {name!r} contains the delimiter {DELIMITER!r}")
+        return part
+
+
+@dataclass(frozen=True)
+class EntityKeys:
+    """The key templates of one entity: table keys, plus index keys it populates."""
+
+    pk: str
+    sk: str
+    gsi1pk: str | None = None
+
+    def templates(self) -> dict[str, KeyTemplate]:
+        """Python attribute name -> template, for every key this entity fills in."""
+        out = {
+            "pk": KeyTemplate(self.pk, MAX_PARTITION_KEY_BYTES),
+            "sk": KeyTemplate(self.sk, MAX_SORT_KEY_BYTES),
+        }
+        if self.gsi1pk is not None:
+            out["gsi1pk"] = KeyTemplate(self.gsi1pk, MAX_PARTITION_KEY_BYTES)
+        return out

@@ -1,0 +1,20 @@
+"""Product: catalogue metadata, read singly or in batches."""
+
+from __future__ import annotations
+
+from pynamodb.attributes import DynamicMapAttribute, UnicodeAttribute
+
+from models.attributes import MoneyAttribute
+from models.keys import EntityKeys
+from models.table import TableModel
+
+
+class Product(TableModel, discriminator="PRODUCT"):
+    """``PRODUCT#{product_id}`` / ``METADATA#{product_id}``; free-form extras in ``Attributes``."""
+
+    keys = EntityKeys(pk="PRODUCT#{product_id}", sk="METADATA#{product_id}")
+
+    product_id = UnicodeAttribute(attr_name="ProductId")
+    name = UnicodeAttribute(attr_name="Name")
+    price = MoneyAttribute(attr_name="Price")
+    attributes = DynamicMapAttribute(attr_name="Attributes", null=True)  # type: ignore[no-untyped-call]

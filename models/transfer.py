@@ -1,0 +1,21 @@
+"""Transfer: the record of money moved between two accounts, written once."""
+
+from __future__ import annotations
+
+from pynamodb.attributes import UnicodeAttribute
+
+from models.attributes import MoneyAttribute
+from models.keys import EntityKeys
+from models.table import TableModel
+
+
+class Transfer(TableModel, discriminator="TRANSFER"):
+    """``TRANSACTION#{transfer_id}`` / ``TRANSFER``."""
+
+    keys = EntityKeys(pk="TRANSACTION#{transfer_id}", sk="TRANSFER")
+
+    transfer_id = UnicodeAttribute(attr_name="TransferId")
+    from_account = UnicodeAttribute(attr_name="FromAccount")
+    to_account = UnicodeAttribute(attr_name="ToAccount")
+    amount = MoneyAttribute(attr_name="Amount")
+    idempotency_key = UnicodeAttribute(attr_name="IdempotencyKey", null=True)
