@@ -1,0 +1,77 @@
+"""An optional read-through cache with a TTL, invalidated by writes made through this layer.
+
+Off by default. ``configure(ttl_seconds=30, maxsize=10_000)`` (or the environment variable
+``DATALAYER_CACHE_TTL_SECONDS``) turns it on. Only point reads of whole entities go through it
+(``get_user``, ``get_product``); every write of those entities through the repositories
+invalidates the key. Writes made elsewhere (another service, the console) are seen after the TTL.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from cachetools import TTLCache
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_cache: TTLCache[tuple[str, ...], Any] | None = None
+_configured_from_env = False
+# Bumped by every invalidation, so a load that raced with any write is not cached (a global
+# counter rather than one per key keeps memory bounded).
+_generation = 0
+
+
+def configure(*, ttl_seconds: float | None, maxsize: int = 10_000) -> None:
+    """Enable the cache with this TTL, or disable it with ``ttl_seconds=None`` (clears it)."""
+    global _cache, _configured_from_env
+    with _lock:
+        _configured_from_env = True
+        _cache = None if not ttl_seconds else TTLCache(maxsize=maxsize, ttl=ttl_seconds)
+
+
+def _active() -> TTLCache[tuple[str, ...], Any] | None:
+    global _configured_from_env
+    if not _configured_from_env:
+        raw = os.environ.get("DATALAYER_CACHE_TTL_SECONDS")
+        configure(ttl_seconds=float(raw) if raw else None)
+    return _cache
+
+
+def read_through(key: tuple[str, ...], load: Callable[[], T]) -> T:
+    """Return the cached value for ``key``, or ``load()`` it and cache it."""
+    cache = _active()
+    if cache is None:
+        return load()
+    with _lock:
+        if key in cache:
+            return cache[key]  # type: ignore[no-any-return]
+        generation = _generation
+    value = load()
+    with _lock:
+        if _generation == generation:
+            cache[key] = value
+    return value
+
+
+def invalidate(key: tuple[str, ...]) -> None:
+    """Forget ``key`` (call after every write of the entity)."""
+    global _generation
+    cache = _active()
+    if cache is not None:
+        with _lock:
+            cache.pop(key, None)
+            _generation += 1
+
+
+def clear() -> None:
+    """Forget everything (tests, or after bulk changes made elsewhere)."""
+    global _generation
+    cache = _active()
+    if cache is not None:
+        with _lock:
+            cache.clear()
+            _generation += 1
