@@ -34,11 +34,18 @@ def configure(*, ttl_seconds: float | None, maxsize: int = 10_000) -> None:
 
 
 def _active() -> TTLCache[tuple[str, ...], Any] | None:
-    global _configured_from_env
     if not _configured_from_env:
         raw = os.environ.get("DATALAYER_CACHE_TTL_SECONDS")
         configure(ttl_seconds=float(raw) if raw else None)
     return _cache
+
+
+def reset() -> None:
+    """Drop the cache and read ``DATALAYER_CACHE_TTL_SECONDS`` again at next use (for tests)."""
+    global _cache, _configured_from_env
+    with _lock:
+        _cache = None
+        _configured_from_env = False
 
 
 def read_through(key: tuple[str, ...], load: Callable[[], T]) -> T:

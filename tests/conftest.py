@@ -18,6 +18,7 @@ from core.config import Settings, get_settings
 from core.localdb import LocalDynamoDB
 from migrations import runner
 from models import ENTITIES, TableModel
+from repositories import cache
 
 
 def _quiet(_: str) -> None:
@@ -37,6 +38,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
     for model in (TableModel, *ENTITIES):
         model._connection = None
+    cache.reset()
     yield
     for model in (TableModel, *ENTITIES):
         model._connection = None
