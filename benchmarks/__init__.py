@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): the data layer against bare PynamoDB and raw botocore."""
