@@ -114,25 +114,26 @@ def _client(endpoint: str) -> Any:
     )  # fmt: skip
 
 
-def _wait_ready(endpoint: str, exited: Callable[[], bool], timeout: float, log: Path) -> None:
+def _wait_ready(endpoint: str, exited: Callable[[], bool], timeout: float, log: int) -> None:
     client, deadline = _client(endpoint), time.monotonic() + timeout
-    while not exited():
-        with contextlib.suppress(*_BOTO_ERRORS):
-            client.list_tables(Limit=1)
-            return
-        if time.monotonic() > deadline:
-            raise LocalDynamoDBError(
-                f"DynamoDB Local did not answer at {endpoint} in {timeout:g}s:\n{_tail(log)}"
-            )
-        time.sleep(0.1)
+    try:
+        while not exited():
+            with contextlib.suppress(*_BOTO_ERRORS):
+                client.list_tables(Limit=1)
+                return
+            if time.monotonic() > deadline:
+                raise LocalDynamoDBError(
+                    f"DynamoDB Local did not answer at {endpoint} in {timeout:g}s:\n{_tail(log)}"
+                )
+            time.sleep(0.1)
+    finally:
+        client.close()
     raise LocalDynamoDBError(f"DynamoDB Local exited before answering at {endpoint}:\n{_tail(log)}")
 
 
-def _tail(log: Path, size: int = 4000) -> str:
-    with contextlib.suppress(OSError), log.open("rb") as file:
-        file.seek(max(0, log.stat().st_size - size))
-        return file.read().decode(errors="replace")
-    return "(no log)"
+def _tail(log: int, size: int = 4000) -> str:
+    # pread leaves the file offset alone: the server may still write through the same file.
+    return os.pread(log, size, max(0, os.fstat(log).st_size - size)).decode(errors="replace")
 
 
 class LocalDynamoDB:
@@ -163,16 +164,19 @@ class LocalDynamoDB:
         """Start the server and wait until it answers ``ListTables``; return ``self``."""
         if self._process is not None:
             return self
+        if self.port and not port_is_free(self.port):  # else another server there could answer for us
+            raise LocalDynamoDBError(f"{HOST}:{self.port} is taken")
         self.port = self.port or free_port()
         command = _command(self.port, self.db_path, self.parent_watch)
-        self._log = tempfile.NamedTemporaryFile(prefix="dynamodb-local-", suffix=".log")  # noqa: SIM115
+        # Nameless, so nothing is left behind even when this process is killed; read on failure.
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server)
         stdin = subprocess.PIPE if self.parent_watch else subprocess.DEVNULL
         process = subprocess.Popen(
             command, env=_environment(), stdin=stdin, stdout=self._log, stderr=subprocess.STDOUT
         )
         self._process = process
         try:
-            _wait_ready(self.endpoint, lambda: process.poll() is not None, timeout, Path(self._log.name))
+            _wait_ready(self.endpoint, lambda: process.poll() is not None, timeout, self._log.fileno())
         except BaseException:
             self.stop()
             raise
@@ -191,7 +195,7 @@ class LocalDynamoDB:
                 process.kill()
                 process.wait()
         if self._log is not None:
-            self._log.close()  # and deletes it
+            self._log.close()
             self._log = None
 
     def __enter__(self) -> LocalDynamoDB:
@@ -205,6 +209,8 @@ class LocalDynamoDB:
 
 def _is_server(pid: int) -> bool:
     """True when ``pid`` is a live (not zombie) Java process running our launcher."""
+    if pid <= 0:  # waitpid and kill read 0 and -1 as "any process": never pass them on
+        return False
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our child, or it lingers as a zombie
     if Path("/proc/self").is_dir():
@@ -244,8 +250,9 @@ def _state(data_dir: Path | None) -> Iterator[tuple[Path, dict[str, Any]]]:
             state: dict[str, Any] = json.loads(state_file.read_text())
         except (OSError, ValueError):
             state = {}
-        if not _is_server(state.get("pid", 0)):
-            state.clear()
+        pid, port = state.get("pid"), state.get("port")
+        if not (isinstance(pid, int) and isinstance(port, int) and _is_server(pid)):
+            state.clear()  # stale (the server died) or not ours
         yield folder, state
         if state:
             state_file.write_text(json.dumps(state))
@@ -257,10 +264,13 @@ def _answering(state: dict[str, Any]) -> str | None:
     if not state:
         return None
     endpoint = f"http://{HOST}:{state['port']}"
+    client = _client(endpoint)
     try:
-        _client(endpoint).list_tables(Limit=1)
+        client.list_tables(Limit=1)
     except _BOTO_ERRORS:
         return None
+    finally:
+        client.close()
     return endpoint
 
 
@@ -279,20 +289,20 @@ def ensure_running(
             _terminate(state["pid"])  # alive but not answering: hung
             state.clear()
         port = preferred_port if port_is_free(preferred_port) else free_port()
-        log = folder / "dynamodb-local.log"
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ]
-        # posix_spawn, not Popen: this process never waits for the server, which outlives it.
         command = _command(port, folder, parent_watch=False)
-        pid = os.posix_spawnp("java", command, _environment(), file_actions=actions, setsid=True)
-        try:
-            _wait_ready(f"http://{HOST}:{port}", lambda: not _is_server(pid), timeout, log)
-        except BaseException:
-            _terminate(pid)
-            raise
+        with (folder / "dynamodb-local.log").open("ab") as log:
+            actions = [
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log.fileno(), 1),
+                (os.POSIX_SPAWN_DUP2, log.fileno(), 2),
+            ]
+            # posix_spawn, not Popen: this process never waits for the server, which outlives it.
+            pid = os.posix_spawnp("java", command, _environment(), file_actions=actions, setsid=True)
+            try:
+                _wait_ready(f"http://{HOST}:{port}", lambda: not _is_server(pid), timeout, log.fileno())
+            except BaseException:
+                _terminate(pid)
+                raise
         state.update(pid=pid, port=port)
         return f"http://{HOST}:{port}", True
 
