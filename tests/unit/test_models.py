@@ -25,7 +25,9 @@ def raw_item(settings: Settings, pk: str, sk: str) -> dict[str, dict[str, str]]:
 def test_user_is_stored_in_the_wire_format(moto_table: Settings) -> None:
     User(user_id="u1", email="ada@example.com", name="Ada").save()
     item = raw_item(moto_table, "USER#u1", "PROFILE")
-    assert set(item) == {"PK", "SK", "EntityType", "UserId", "Email", "Name", "CreatedAt", "UpdatedAt", "Version"}
+    assert set(item) == {
+        "PK", "SK", "EntityType", "UserId", "Email", "Name", "CreatedAt", "UpdatedAt", "Version",
+    }
     assert item["EntityType"] == {"S": "USER"}
     assert item["Email"] == {"S": "ada@example.com"}
     assert item["Version"] == {"N": "1"}
