@@ -12,8 +12,12 @@ from core.errors import InvalidInput
 def error_code(exc: BaseException) -> str | None:
     """The DynamoDB error code behind a PynamoDB or botocore exception, if any."""
     if isinstance(exc, PynamoDBException):
-        return exc.cause_response_code
-    response = getattr(exc, "response", None)
+        # Not ``cause_response_code``: it raises AttributeError when the cause is a transport
+        # error (a read timeout carries ``response=None``).
+        source: BaseException | None = exc.cause
+    else:
+        source = exc
+    response = getattr(source, "response", None)
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code")
         return code if isinstance(code, str) else None

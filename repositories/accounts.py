@@ -1,0 +1,349 @@
+"""Accounts and transfers: balances move only inside one conditioned ``TransactWriteItems``.
+
+A transfer is three actions in one transaction, in this order (PynamoDB sends puts before
+updates, and cancellation reasons come back in the same order):
+
+0. put the ``Transfer`` record, on condition ``attribute_not_exists(PK)``;
+1. debit ``SET Balance = Balance - :amt``, on ``attribute_exists(PK) AND Balance >= :amt``;
+2. credit ``SET Balance = Balance + :amt``, on ``attribute_exists(PK)``.
+
+Either all three happen or none does, so money is conserved whatever fails. Every action asks
+for ``ReturnValuesOnConditionCheckFailure=ALL_OLD``: a failed debit that returns an item is an
+existing account short of funds, one that returns nothing is an unknown account, and a failed
+record put returns the transfer that was already stored, all without another read.
+
+Idempotency: ``idempotency_key`` fixes the transfer id (uuid5) and DynamoDB's
+``ClientRequestToken`` (the same 36-character string). Within DynamoDB's 10-minute token window
+a repeated request is answered by DynamoDB itself (``IdempotentParameterMismatch``, since the
+timestamps differ); after it, the record's ``attribute_not_exists`` condition fails. Either way
+the first ``Transfer`` is returned and no money moves a second time, or ``AlreadyExists`` is
+raised when the key was used for another transfer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NoReturn
+
+from pynamodb.connection import Connection
+from pynamodb.constants import ALL_OLD
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from core.config import get_settings
+from core.errors import (
+    AlreadyExists,
+    ConflictError,
+    DataLayerError,
+    InsufficientFunds,
+    InvalidInput,
+    InvalidKey,
+    NotFound,
+    RetriesExhausted,
+)
+from models.account import Account
+from models.attributes import MAX_SIGNIFICANT_DIGITS, to_decimal
+from models.transfer import Transfer
+from repositories._common import error_code
+
+__all__ = [
+    "get_account",
+    "get_transfer",
+    "open_account",
+    "transfer_funds",
+    "transfer_id_for_key",
+]
+
+# Fixed forever: changing it would give every idempotency key a new transfer id.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("b465bfce-69c0-4724-bdd2-09d0d83d3941")
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_DECIMAL_PLACES = 2
+# Full-jitter exponential backoff between attempts that lost to a concurrent transaction.
+BACKOFF_BASE_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 2.0
+
+_RECORD, _DEBIT, _CREDIT = 0, 1, 2
+_CHECK_FAILED = "ConditionalCheckFailed"
+_RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+_THROTTLING = frozenset({
+    "ThrottlingError", "ProvisionedThroughputExceeded", "ThrottlingException",
+    "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+})
+
+
+# --- accounts ------------------------------------------------------------------------------------
+
+def open_account(*, account_id: str | None = None, balance: Decimal | int | str = Decimal("0")) -> Account:
+    """Create an account (a new uuid4 id unless given); ``AlreadyExists`` if the id is taken."""
+    account_id = str(uuid.uuid4()) if account_id is None else _require_id(account_id, "account_id")
+    opening = _money(balance, "balance", positive=False)
+    _account_keys(account_id)  # InvalidKey now, before any request
+    account = Account(account_id=account_id, balance=opening)
+    try:
+        account.save(condition=Account.pk.does_not_exist())
+    except PynamoDBException as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            raise AlreadyExists("an account with this id exists already") from exc
+        _raise_unexpected(exc, "open_account")
+    return account
+
+
+def get_account(account_id: str) -> Account:
+    """The account, read strongly consistent; ``NotFound`` if there is none."""
+    pk, sk = _account_keys(_require_id(account_id, "account_id"))
+    try:
+        return Account.get(pk, sk, consistent_read=True)
+    except Account.DoesNotExist as exc:
+        raise NotFound("no account with this id") from exc
+    except PynamoDBException as exc:
+        _raise_unexpected(exc, "get_account")
+
+
+# --- transfers -----------------------------------------------------------------------------------
+
+def get_transfer(transfer_id: str) -> Transfer:
+    """The transfer record, read strongly consistent; ``NotFound`` if there is none."""
+    stored = _find_transfer(_require_id(transfer_id, "transfer_id"))
+    if stored is None:
+        raise NotFound("no transfer with this id")
+    return stored
+
+
+def transfer_id_for_key(idempotency_key: str) -> str:
+    """The transfer id that ``transfer_funds`` derives from an idempotency key."""
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, _require_idempotency_key(idempotency_key)))
+
+
+def transfer_funds(
+    from_account_id: str,
+    to_account_id: str,
+    amount: Decimal | int | str,
+    *,
+    idempotency_key: str | None = None,
+) -> Transfer:
+    """Move ``amount`` from one account to another in one transaction; return the ``Transfer``.
+
+    Raises ``InvalidInput`` (nothing sent) for a bad amount, id or key, or a self-transfer;
+    ``InsufficientFunds``; ``NotFound`` for an unknown account; ``AlreadyExists`` when
+    ``idempotency_key`` was used for a different transfer; ``ConflictError`` when concurrent
+    transactions kept winning through every retry. A repeated ``idempotency_key`` returns the
+    first transfer and moves no money.
+    """
+    source = _require_id(from_account_id, "from_account_id")
+    target = _require_id(to_account_id, "to_account_id")
+    value = _money(amount, "amount", positive=True)
+    if source == target:
+        raise InvalidInput("cannot transfer from an account to itself")
+    key = None if idempotency_key is None else _require_idempotency_key(idempotency_key)
+    transfer_id = transfer_id_for_key(key) if key is not None else str(uuid.uuid4())
+    transfer = Transfer(
+        transfer_id=transfer_id, from_account=source, to_account=target, amount=value, idempotency_key=key
+    )
+    # Built once, so every retry sends the very same request under the same token.
+    request = _transfer_request(transfer, value)
+    retrying = Retrying(
+        retry=retry_if_exception_type(_Retryable),
+        wait=wait_random_exponential(multiplier=BACKOFF_BASE_SECONDS, max=BACKOFF_CAP_SECONDS),
+        stop=stop_after_attempt(1 + get_settings().max_retry_attempts),
+        reraise=True,
+    )
+    try:
+        return retrying(_attempt_transfer, transfer, request)
+    except _Retryable as exc:
+        if exc.code in _THROTTLING:
+            raise RetriesExhausted("throttled on every attempt; nothing moved") from exc.cause
+        raise ConflictError("concurrent transactions won every attempt; nothing moved") from exc.cause
+
+
+class _Retryable(Exception):
+    """An attempt that lost to a concurrent transaction or to throttling (internal)."""
+
+    def __init__(self, code: str, cause: TransactWriteError) -> None:
+        super().__init__(code)
+        self.code = code
+        self.cause = cause
+
+
+def _transfer_request(transfer: Transfer, amount: Decimal) -> dict[str, Any]:
+    """The keyword arguments of ``Connection.transact_write_items`` for one transfer."""
+    record = transfer.get_save_kwargs_from_instance(
+        condition=Transfer.pk.does_not_exist(), return_values_on_condition_failure=ALL_OLD
+    )
+    now = transfer.updated_at  # set by serializing the record: one timestamp for the whole transfer
+    assert now is not None
+    debit = _balance_update(
+        transfer.from_account,
+        Account.balance.set(Account.balance - amount),
+        Account.pk.exists() & (Account.balance >= amount),
+        now,
+    )
+    credit = _balance_update(
+        transfer.to_account, Account.balance.set(Account.balance + amount), Account.pk.exists(), now
+    )
+    return {
+        "condition_check_items": [],
+        "delete_items": [],
+        "put_items": [record],
+        "update_items": [debit, credit],
+        "client_request_token": transfer.transfer_id,
+    }
+
+
+def _balance_update(account_id: str, change: Action, condition: Condition, now: datetime) -> dict[str, Any]:
+    """One balance change, bumping ``UpdatedAt`` and ``Version`` (no version condition: the
+    balance condition is the one that matters, and a transfer need not read the account first)."""
+    pk, sk = _account_keys(account_id)
+    actions = [change, Account.updated_at.set(now), Account.version.add(1)]
+    kwargs: dict[str, Any] = Account._get_connection().get_operation_kwargs(
+        pk, range_key=sk, actions=actions, condition=condition, return_values_on_condition_failure=ALL_OLD
+    )
+    return kwargs
+
+
+def _connection() -> Connection:
+    return Transfer._get_connection().connection
+
+
+def _attempt_transfer(transfer: Transfer, request: dict[str, Any]) -> Transfer:
+    try:
+        _connection().transact_write_items(**request)
+    except TransactWriteError as exc:
+        return _settle_failure(transfer, exc)
+    transfer.version = 1  # what the put stored, as PynamoDB's own save would record
+    return transfer
+
+
+def _settle_failure(transfer: Transfer, exc: TransactWriteError) -> Transfer:
+    """Turn a failed transaction into the stored transfer (a replay) or a typed error."""
+    code = error_code(exc)
+    if code == "IdempotentParameterMismatchException":
+        # Same token within DynamoDB's window, different request (at least the timestamps).
+        return _replay(transfer, _find_transfer(transfer.transfer_id), exc)
+    if code == "TransactionInProgressException":
+        raise _Retryable(code, exc) from exc
+    if code != "TransactionCanceledException":
+        _raise_unexpected(exc, "transfer_funds")
+    reasons = list(exc.cancellation_reasons) + [None] * 3
+    record, debit, credit = reasons[_RECORD], reasons[_DEBIT], reasons[_CREDIT]
+    if record is not None and record.code == _CHECK_FAILED:
+        stored = Transfer.from_raw_data(record.raw_item) if record.raw_item else None
+        return _replay(transfer, stored or _find_transfer(transfer.transfer_id), exc)
+    for reason in (record, debit, credit):
+        if reason is not None and reason.code in _RETRYABLE_REASONS:
+            raise _Retryable(reason.code, exc) from exc
+    if debit is not None and debit.code == _CHECK_FAILED and not debit.raw_item:
+        raise NotFound("the account to debit does not exist") from exc
+    if credit is not None and credit.code == _CHECK_FAILED:
+        raise NotFound("the account to credit does not exist") from exc
+    if debit is not None and debit.code == _CHECK_FAILED:
+        raise InsufficientFunds("the balance of the account to debit is lower than the amount") from exc
+    _raise_unexpected(exc, "transfer_funds")
+
+
+def _replay(transfer: Transfer, stored: Transfer | None, cause: Exception) -> Transfer:
+    """A transfer with this id was committed before: return it if it is the same transfer."""
+    if stored is None:
+        # DynamoDB knows the token but no transfer was committed under it (yet).
+        raise ConflictError(
+            "this idempotency key belongs to a request that has not completed; try again later"
+        ) from cause
+    same = (stored.from_account, stored.to_account, stored.amount) == (
+        transfer.from_account, transfer.to_account, transfer.amount
+    )
+    if not same:
+        raise AlreadyExists(
+            "this idempotency key was already used for a different transfer (other accounts or amount)"
+        ) from cause
+    return stored
+
+
+def _find_transfer(transfer_id: str) -> Transfer | None:
+    pk, sk = _transfer_keys(transfer_id)
+    try:
+        return Transfer.get(pk, sk, consistent_read=True)
+    except Transfer.DoesNotExist:
+        return None
+    except PynamoDBException as exc:
+        _raise_unexpected(exc, "get_transfer")
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+def _require_id(value: Any, what: str) -> str:
+    """An id usable as a key part: a non-empty string without surrounding whitespace."""
+    if not isinstance(value, str):
+        raise InvalidKey(f"{what} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidKey(f"{what} must not be empty")
+    if value != value.strip():
+        raise InvalidKey(f"{what} must not start or end with whitespace")
+    return value
+
+
+def _require_idempotency_key(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"idempotency_key must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInput("idempotency_key must not be empty")
+    if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidInput(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+    return value
+
+
+def _money(value: Any, what: str, *, positive: bool) -> Decimal:
+    """An exact amount with at most two decimal places (``> 0`` or ``>= 0``); floats refused."""
+    amount = to_decimal(value, what=what)
+    if positive and amount <= 0:
+        raise InvalidInput(f"{what} must be greater than zero")
+    if amount < 0:
+        raise InvalidInput(f"{what} must not be negative")
+    if _decimal_places(amount) > MAX_DECIMAL_PLACES:
+        raise InvalidInput(f"{what} has more than {MAX_DECIMAL_PLACES} decimal places")
+    # The same value in plain notation (1E+2 -> 100, -0 -> 0): what every reader of the table parses.
+    plain = Decimal(format(amount.copy_abs(), "f"))
+    if len(plain.as_tuple().digits) > MAX_SIGNIFICANT_DIGITS:
+        raise InvalidInput(f"{what} has more than {MAX_SIGNIFICANT_DIGITS} digits")
+    return plain
+
+
+def _decimal_places(amount: Decimal) -> int:
+    """Significant digits after the point (``1.500`` has one), without rounding."""
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite, checked by to_decimal
+    places = max(0, -exponent)
+    for digit in reversed(digits):
+        if places == 0 or digit != 0:
+            break
+        places -= 1
+    return places
+
+
+def _account_keys(account_id: str) -> tuple[str, str]:
+    return (
+        Account.key_template("pk").compose(account_id=account_id),
+        Account.key_template("sk").compose(account_id=account_id),
+    )
+
+
+def _transfer_keys(transfer_id: str) -> tuple[str, str]:
+    return (
+        Transfer.key_template("pk").compose(transfer_id=transfer_id),
+        Transfer.key_template("sk").compose(transfer_id=transfer_id),
+    )
+
+
+def _raise_unexpected(exc: PynamoDBException, what: str) -> NoReturn:
+    """Map an error no access pattern expects: throttling that outlived retries, or anything else."""
+    code = error_code(exc)
+    if code in _THROTTLING:
+        raise RetriesExhausted(f"{what}: DynamoDB kept throttling after retries") from exc
+    if code is None and what == "transfer_funds":
+        raise DataLayerError(
+            "transfer_funds: the request failed in transit, so its outcome is unknown; "
+            "call again with the same idempotency_key"
+        ) from exc
+    raise DataLayerError(f"{what} failed: {code or type(exc).__name__}") from exc

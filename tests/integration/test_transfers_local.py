@@ -1,0 +1,171 @@
+"""Transfers on DynamoDB Local: what moto cannot show (ClientRequestToken, exact big numbers).
+
+Every test compares a full raw scan of its own table before and after, so "nothing written"
+means nothing at all: no balance, no version, no transfer record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from botocore.exceptions import ReadTimeoutError
+
+from core.config import Settings
+from models import Transfer
+from repositories.accounts import get_transfer, open_account, transfer_funds, transfer_id_for_key
+from repositories.errors import (
+    AlreadyExists,
+    DataLayerError,
+    InsufficientFunds,
+    InvalidInput,
+    InvalidKey,
+    NotFound,
+)
+from tests.unit.test_accounts import RawTable
+
+AFTER_TRANSACT = "after-call.dynamodb.TransactWriteItems"
+
+
+@pytest.fixture
+def raw(local_table: Settings) -> RawTable:
+    """This test's own table on DynamoDB Local, seen through a raw botocore client."""
+    return RawTable(local_table)
+
+
+@pytest.fixture
+def outcomes(local_table: Settings) -> Iterator[list[str]]:
+    """The outcome DynamoDB gave each TransactWriteItems call: ``ok`` or the error code."""
+    seen: list[str] = []
+
+    def record(parsed: dict[str, Any], **_: Any) -> None:
+        seen.append(parsed.get("Error", {}).get("Code", "ok"))
+
+    client = Transfer._get_connection().connection.client
+    client.meta.events.register(AFTER_TRANSACT, record)
+    yield seen
+    client.meta.events.unregister(AFTER_TRANSACT, record)
+
+
+def test_transfer_with_insufficient_funds_moves_no_money_and_writes_no_record(raw: RawTable) -> None:
+    source, target = raw.seed_account("10.00"), raw.seed_account("0")
+    before = raw.scan()
+    with pytest.raises(InsufficientFunds):
+        transfer_funds(source, target, "10.01", idempotency_key=str(uuid.uuid4()))
+    assert raw.scan() == before
+    assert raw.transfers() == []
+
+
+@pytest.mark.parametrize("missing", ["source", "target"])
+def test_transfer_with_an_unknown_account_raises_not_found_and_writes_nothing(
+    raw: RawTable, missing: str
+) -> None:
+    known = raw.seed_account("10")
+    unknown = uuid.uuid4().hex
+    source, target = (unknown, known) if missing == "source" else (known, unknown)
+    before = raw.scan()
+    with pytest.raises(NotFound):
+        transfer_funds(source, target, "1")
+    assert raw.scan() == before
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "amount", "key", "error"),
+    [
+        ("a", "b", Decimal("0"), None, InvalidInput),
+        ("a", "b", Decimal("-3"), None, InvalidInput),
+        ("a", "b", Decimal("NaN"), None, InvalidInput),
+        ("a", "b", Decimal("Infinity"), None, InvalidInput),
+        ("a", "b", 2.5, None, InvalidInput),
+        ("a", "b", "0.005", None, InvalidInput),
+        ("a", "a", "1", None, InvalidInput),
+        ("a#BALANCE", "b", "1", None, InvalidKey),
+        ("a", "", "1", None, InvalidKey),
+        ("a", "b", "1", "", InvalidInput),
+    ],
+)
+def test_each_bad_input_raises_its_typed_error_and_leaves_the_table_unchanged(
+    raw: RawTable, source: str, target: str, amount: Any, key: str | None, error: type[Exception]
+) -> None:
+    raw.seed_account("10", account_id="a")
+    raw.seed_account("10", account_id="b")
+    before = raw.scan()
+    with pytest.raises(error):
+        transfer_funds(source, target, amount, idempotency_key=key)
+    assert raw.scan() == before
+
+
+def test_repeated_key_within_the_token_window_returns_the_first_transfer_and_moves_money_once(
+    raw: RawTable, outcomes: list[str]
+) -> None:
+    source, target = raw.seed_account("50"), raw.seed_account("0")
+    key = f"invoice-{uuid.uuid4()}"
+    first = transfer_funds(source, target, "20", idempotency_key=key)
+    again = transfer_funds(source, target, "20", idempotency_key=key)
+    assert (again.transfer_id, again.created_at, again.amount) == (first.transfer_id, first.created_at, 20)
+    assert raw.balance(source) == Decimal("30")
+    assert raw.balance(target) == Decimal("20")
+    assert len(raw.transfers()) == 1
+    # DynamoDB itself recognised the token (the retry's timestamps differ from the first request's).
+    assert outcomes == ["ok", "IdempotentParameterMismatchException"]
+
+
+def test_a_lost_response_then_the_same_key_returns_the_committed_transfer_and_moves_money_once(
+    raw: RawTable, local_table: Settings
+) -> None:
+    source, target = raw.seed_account("50"), raw.seed_account("0")
+    key = f"lost-{uuid.uuid4()}"
+
+    def lose_the_response(parsed: dict[str, Any], **_: Any) -> None:
+        if "Error" not in parsed:  # committed: the client never hears of it
+            raise ReadTimeoutError(endpoint_url=local_table.endpoint_url)
+
+    client = Transfer._get_connection().connection.client
+    client.meta.events.register_first(AFTER_TRANSACT, lose_the_response)
+    try:
+        with pytest.raises(DataLayerError, match="same idempotency_key"):
+            transfer_funds(source, target, "12.50", idempotency_key=key)
+    finally:
+        client.meta.events.unregister(AFTER_TRANSACT, lose_the_response)
+    assert raw.balance(source) == Decimal("37.50")  # it did commit
+
+    transfer = transfer_funds(source, target, "12.50", idempotency_key=key)
+    assert transfer.transfer_id == transfer_id_for_key(key)
+    assert get_transfer(transfer.transfer_id).created_at == transfer.created_at
+    assert raw.balance(source) == Decimal("37.50")
+    assert raw.balance(target) == Decimal("12.50")
+    assert len(raw.transfers()) == 1
+
+
+def test_same_key_with_a_different_amount_raises_and_moves_no_money(raw: RawTable) -> None:
+    source, target = raw.seed_account("50"), raw.seed_account("0")
+    key = f"order-{uuid.uuid4()}"
+    transfer_funds(source, target, "5", idempotency_key=key)
+    before = raw.scan()
+    with pytest.raises(AlreadyExists, match="idempotency key"):
+        transfer_funds(source, target, "6", idempotency_key=key)
+    assert raw.scan() == before
+
+
+def test_a_key_whose_first_attempt_was_refused_can_be_used_again_once_funds_arrive(raw: RawTable) -> None:
+    source, target = raw.seed_account("1"), raw.seed_account("0")
+    key = f"retry-{uuid.uuid4()}"
+    with pytest.raises(InsufficientFunds):
+        transfer_funds(source, target, "5", idempotency_key=key)
+    raw.seed_account("5", account_id=source)
+    transfer = transfer_funds(source, target, "5", idempotency_key=key)
+    assert transfer.transfer_id == transfer_id_for_key(key)
+    assert raw.balance(source) == 0
+    assert raw.balance(target) == Decimal("5")
+
+
+def test_big_amounts_are_moved_exactly(raw: RawTable) -> None:
+    balance = "9" * 36 + ".99"
+    source = open_account(balance=balance).account_id
+    target = open_account().account_id
+    transfer_funds(source, target, "9" * 35 + ".99")
+    assert raw.balance(source) == Decimal("9" + "0" * 35)
+    assert raw.balance(target) == Decimal("9" * 35 + ".99")
