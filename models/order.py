@@ -24,9 +24,32 @@ class OrderStatus(enum.StrEnum):
     CANCELLED = "CANCELLED"
 
 
+_ULID_TIME_BYTES = 6  # a ULID is 48 bits of milliseconds, then 80 random bits
+_ULID_RANDOM_BYTES = 10
+
+
 def new_order_id(at: datetime | None = None) -> str:
     """A time-sortable id (ULID): ids made later sort after ids made earlier."""
     return str(ULID.from_datetime(at) if at is not None else ULID())
+
+
+def order_id_bounds(start: datetime | None, end: datetime | None) -> tuple[str, str]:
+    """The smallest order id possible at ``start`` and the largest possible at ``end``.
+
+    Both ends are inclusive, to the millisecond (a ULID's precision); ``None`` leaves that end open.
+    The time part comes from ``ULID.from_datetime``, the conversion ``new_order_id`` uses, so an
+    order made at ``start`` or ``end`` is always inside. Raises ``ValueError`` for a time a ULID
+    cannot hold (before 1970, or after the year 10889).
+    """
+    low = _ulid_time(start) + bytes(_ULID_RANDOM_BYTES) if start is not None else bytes(16)
+    high = _ulid_time(end) + b"\xff" * _ULID_RANDOM_BYTES if end is not None else b"\xff" * 16
+    return str(ULID.from_bytes(low)), str(ULID.from_bytes(high))
+
+
+def _ulid_time(at: datetime) -> bytes:
+    if at.timestamp() < 0:
+        raise ValueError("a ULID cannot hold a time before 1970")
+    return ULID.from_datetime(at).bytes[:_ULID_TIME_BYTES]
 
 
 class Order(TableModel, discriminator="ORDER"):

@@ -1,0 +1,194 @@
+"""Pages of query results and the signed, query-bound cursors that continue them.
+
+A cursor is ``<payload>.<signature>``, both URL-safe base64 without padding. The payload is JSON:
+the ``LastEvaluatedKey`` to resume from and the *binding* of the query that made it (function,
+table, index, key values, direction, page size, range bounds). The signature is HMAC-SHA256 over
+the payload with the secret from ``DATALAYER_CURSOR_SECRET``. A cursor is refused with
+``InvalidCursor`` unless its signature checks out (``hmac.compare_digest``) and its binding equals
+the binding of the query it is handed to: a cursor cannot be edited, forged without the secret, or
+replayed against another user, status, page size, direction or date range.
+
+Cursors are signed, not encrypted: the key values in them (a user id, an order id) are readable
+by whoever holds the cursor. They carry no expiry.
+
+Without ``DATALAYER_CURSOR_SECRET`` a fixed development secret is used, but only when the endpoint
+is on this machine (``Settings.is_local``); anywhere else paged queries raise
+``CursorSecretMissing`` before sending anything, rather than hand out cursors anyone could forge.
+
+``has_more`` is exact: a page of ``limit`` asks DynamoDB for ``limit + 1`` items. Only when the
+extra item exists is there a next page; its cursor points at the page's last item (the extra one
+is read again as the first item of the next page). DynamoDB's own ``LastEvaluatedKey`` is not
+trusted for this, because it is also returned when a page is exactly full and nothing follows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Generic, TypeVar
+
+from pynamodb.indexes import Index
+from pynamodb.models import Model
+
+from core.config import get_settings
+from core.errors import DataLayerError, InvalidCursor, InvalidInput
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Model)
+
+SECRET_ENV = "DATALAYER_CURSOR_SECRET"  # noqa: S105 (the variable's name, not a secret)
+MIN_SECRET_LENGTH = 16
+MAX_LIMIT = 100
+MAX_CURSOR_LENGTH = 4096
+_DEVELOPMENT_SECRET = b"datalayer-development-cursor-secret (local endpoints only)"
+_FORMAT_VERSION = 1
+_B64 = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+# A raw DynamoDB key: attribute name -> {"S": value}. Every key attribute of the table is a string.
+RawKey = dict[str, dict[str, str]]
+
+
+class CursorSecretMissing(DataLayerError):
+    """``DATALAYER_CURSOR_SECRET`` is unset (or too short) and the endpoint is not local."""
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of results; pass ``next_cursor`` to the same query for the next page."""
+
+    items: list[T]
+    next_cursor: str | None
+    has_more: bool
+
+
+def cursor_secret() -> bytes:
+    """The signing secret: ``DATALAYER_CURSOR_SECRET``, or the development secret on a local endpoint."""
+    raw = os.environ.get(SECRET_ENV)
+    if raw:
+        if len(raw) < MIN_SECRET_LENGTH:
+            raise CursorSecretMissing(f"{SECRET_ENV} must be at least {MIN_SECRET_LENGTH} characters long")
+        return raw.encode("utf-8")
+    if get_settings().is_local:
+        return _DEVELOPMENT_SECRET
+    raise CursorSecretMissing(
+        f"{SECRET_ENV} is not set; a development secret is only allowed against a local endpoint"
+    )
+
+
+def check_limit(limit: Any) -> int:
+    """A page size: an ``int`` from 1 to ``MAX_LIMIT``, or ``InvalidInput``."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidInput(f"limit must be an integer, got {type(limit).__name__}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    return limit
+
+
+def encode_cursor(last_key: RawKey, binding: Mapping[str, Any], secret: bytes) -> str:
+    """Sign ``last_key`` together with the query ``binding``."""
+    payload = _canonical({"v": _FORMAT_VERSION, "k": last_key, "q": binding})
+    return f"{_b64encode(payload)}.{_b64encode(_sign(payload, secret))}"
+
+
+def decode_cursor(cursor: Any, binding: Mapping[str, Any], secret: bytes) -> RawKey:
+    """The ``LastEvaluatedKey`` inside ``cursor``; ``InvalidCursor`` unless it is genuine and this query's."""
+    if not isinstance(cursor, str):
+        raise InvalidCursor(f"a cursor must be a string, got {type(cursor).__name__}")
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise InvalidCursor("cursor is too long")
+    encoded_payload, dot, encoded_signature = cursor.partition(".")
+    if not dot:
+        raise InvalidCursor("malformed cursor")
+    payload = _b64decode(encoded_payload)
+    if not hmac.compare_digest(_b64decode(encoded_signature), _sign(payload, secret)):
+        raise InvalidCursor("cursor signature does not match (tampered, or signed with another secret)")
+    try:
+        content = json.loads(payload)
+    except ValueError as exc:  # signed by us, so only a change of format gets here
+        raise InvalidCursor("malformed cursor payload") from exc
+    if not isinstance(content, dict) or content.get("v") != _FORMAT_VERSION:
+        raise InvalidCursor("unsupported cursor format")
+    if _canonical(content.get("q")) != _canonical(binding):
+        raise InvalidCursor("cursor belongs to another query")
+    return _check_raw_key(content.get("k"))
+
+
+def item_key(item: Model, index: Index[Any] | None = None) -> RawKey:
+    """The ``ExclusiveStartKey`` that resumes a query just after ``item`` (table keys + index keys)."""
+    attributes = type(item).get_attributes()
+    by_stored_name = {attribute.attr_name: name for name, attribute in attributes.items()}
+    key_names = [a.attr_name for a in attributes.values() if a.is_hash_key or a.is_range_key]
+    if index is not None:
+        key_names += [a.attr_name for a in index.Meta.attributes.values() if a.is_hash_key or a.is_range_key]
+    key: RawKey = {}
+    for stored_name in key_names:
+        name = by_stored_name[stored_name]
+        key[stored_name] = {"S": attributes[name].serialize(getattr(item, name))}
+    return key
+
+
+def paginate(
+    run: Callable[[RawKey | None, int], Iterable[M]],
+    *,
+    binding: Mapping[str, Any],
+    limit: int,
+    cursor: str | None,
+    index: Index[Any] | None = None,
+) -> Page[M]:
+    """Run one page of a query: ``run(exclusive_start_key, limit + 1)`` must yield items in order.
+
+    The secret is resolved and the cursor checked before ``run`` is called, so a bad cursor or a
+    missing secret sends nothing.
+    """
+    secret = cursor_secret()
+    start_key = decode_cursor(cursor, binding, secret) if cursor is not None else None
+    fetched = list(islice(run(start_key, limit + 1), limit + 1))
+    items = fetched[:limit]
+    if len(fetched) <= limit:
+        return Page(items=items, next_cursor=None, has_more=False)
+    return Page(items=items, next_cursor=encode_cursor(item_key(items[-1], index), binding, secret),
+                has_more=True)
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _sign(payload: bytes, secret: bytes) -> bytes:
+    return hmac.new(secret, b"datalayer-cursor\x00" + payload, hashlib.sha256).digest()
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    # Strict: only the URL-safe alphabet, and only the canonical encoding of the bytes (so no two
+    # different cursors carry the same payload).
+    if not _B64.match(text):
+        raise InvalidCursor("malformed cursor")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidCursor("malformed cursor") from exc
+    if _b64encode(data) != text:
+        raise InvalidCursor("malformed cursor")
+    return data
+
+
+def _check_raw_key(value: Any) -> RawKey:
+    if not isinstance(value, dict) or not value:
+        raise InvalidCursor("malformed cursor key")
+    for name, typed in value.items():
+        if not (isinstance(name, str) and isinstance(typed, dict) and list(typed) == ["S"]
+                and isinstance(typed["S"], str)):
+            raise InvalidCursor("malformed cursor key")
+    return value

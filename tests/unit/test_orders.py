@@ -1,0 +1,488 @@
+"""Orders on moto: exact money, time-sorted ids, key-condition date ranges, signed paging, status moves."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from ulid import ULID
+
+from core.config import Settings
+from core.errors import AlreadyExists, ConflictError, InvalidCursor, InvalidInput, InvalidKey, NotFound
+from models import Order, OrderStatus, new_order_id
+from repositories.orders import (
+    get_order,
+    get_user_orders,
+    orders_by_status,
+    place_order,
+    set_order_status,
+)
+from repositories.paging import SECRET_ENV, CursorSecretMissing, Page
+from tests.unit.test_users import Item, count_calls, raw_client, raw_get, raw_scan
+
+BASE = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _cursor_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto has no local endpoint, so paged queries need a real secret."""
+    monkeypatch.setenv(SECRET_ENV, "orders-unit-test-secret-0123456789")
+
+
+# --- helpers shared with tests/integration/test_orders_local.py ----------------------------------
+
+
+def order_item(user_id: str, at: datetime, *, status: str = "PENDING", amount: str = "10.00") -> Item:
+    """An order in the wire format, placed at ``at``."""
+    order_id = new_order_id(at)
+    stamp = {"S": at.isoformat()}
+    return {
+        "PK": {"S": Order.key_template("pk").compose(user_id=user_id)},
+        "SK": {"S": Order.key_template("sk").compose(order_id=order_id)},
+        "GSI1PK": {"S": Order.key_template("gsi1pk").compose(status=status)},
+        "EntityType": {"S": "ORDER"}, "UserId": {"S": user_id}, "OrderId": {"S": order_id},
+        "Amount": {"N": amount}, "Status": {"S": status},
+        "CreatedAt": stamp, "UpdatedAt": stamp, "Version": {"N": "1"},
+    }
+
+
+def seed(settings: Settings, items: list[Item]) -> list[str]:
+    """Write ``items`` with raw BatchWriteItem calls; return their order ids in the given order."""
+    client = raw_client(settings)
+    for start in range(0, len(items), 25):
+        pending: dict[str, Any] = {settings.table_name: [{"PutRequest": {"Item": item}}
+                                                        for item in items[start:start + 25]]}
+        while pending:
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+    return [item["OrderId"]["S"] for item in items]
+
+
+def seed_orders(settings: Settings, user_id: str, count: int, *, status: str = "PENDING",
+                start: datetime = BASE, step: timedelta = timedelta(minutes=1)) -> list[str]:
+    """``count`` orders of ``user_id``, one every ``step`` from ``start``; their ids, oldest first."""
+    return seed(settings, [order_item(user_id, start + i * step, status=status) for i in range(count)])
+
+
+def all_pages(fetch: Any, limit: int) -> Iterator[Page[Order]]:
+    """Follow ``next_cursor`` from the first page to the last."""
+    page = fetch(limit=limit, cursor=None)
+    yield page
+    while page.next_cursor is not None:
+        page = fetch(limit=limit, cursor=page.next_cursor)
+        yield page
+
+
+def new_user_id() -> str:
+    """A random user id."""
+    return uuid.uuid4().hex
+
+
+# --- place_order -----------------------------------------------------------------------------------
+
+
+def test_place_order_stores_an_exact_amount_a_status_and_a_time_sortable_id(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    at = datetime(2025, 5, 1, 9, 30, tzinfo=UTC)
+    order = place_order(user_id, Decimal("1234567890.25"), status=OrderStatus.PAID, created_at=at)
+    assert ULID.from_str(order.order_id).datetime == at
+    stored = raw_get(moto_table, Order, user_id=user_id, order_id=order.order_id)
+    assert stored is not None
+    assert stored["Amount"] == {"N": "1234567890.25"}
+    assert stored["Status"] == {"S": "PAID"}
+    assert stored["GSI1PK"] == {"S": Order.key_template("gsi1pk").compose(status="PAID")}
+    assert datetime.fromisoformat(stored["CreatedAt"]["S"]) == at
+    assert stored["Version"] == {"N": "1"} and order.version == 1
+
+
+@pytest.mark.parametrize(("amount", "expected"), [
+    (Decimal("0.01"), Decimal("0.01")), (5, Decimal(5)), ("19.90", Decimal("19.90")),
+    (Decimal("1.500"), Decimal("1.5")), (Decimal("1E+3"), Decimal(1000)),
+])
+def test_place_order_accepts_decimal_int_and_string_amounts(
+    moto_table: Settings, amount: Any, expected: Decimal
+) -> None:
+    order = place_order(new_user_id(), amount)
+    assert get_order(order.user_id, order.order_id).amount == expected
+
+
+def test_place_order_accepts_a_status_by_value_and_defaults_to_pending(moto_table: Settings) -> None:
+    assert place_order(new_user_id(), 1).status is OrderStatus.PENDING
+    assert place_order(new_user_id(), 1, status="SHIPPED").status is OrderStatus.SHIPPED
+
+
+def test_place_order_defaults_to_now(moto_table: Settings) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    order = place_order(new_user_id(), 1)
+    assert order.created_at is not None and before <= order.created_at
+    assert before <= ULID.from_str(order.order_id).datetime
+
+
+def test_place_order_with_a_taken_id_raises_already_exists_and_keeps_the_first(moto_table: Settings) -> None:
+    user_id, order_id = new_user_id(), new_order_id()
+    place_order(user_id, 1, order_id=order_id)
+    before = raw_scan(moto_table)
+    with pytest.raises(AlreadyExists) as raised:
+        place_order(user_id, 2, order_id=order_id)
+    assert raised.value.__cause__ is not None
+    assert raw_scan(moto_table) == before
+
+
+def test_the_same_order_id_may_be_used_by_two_users(moto_table: Settings) -> None:
+    order_id = new_order_id()
+    place_order(new_user_id(), 1, order_id=order_id)
+    place_order(new_user_id(), 1, order_id=order_id)
+    assert len(raw_scan(moto_table)) == 2
+
+
+BAD_ORDERS: list[tuple[dict[str, Any], type[Exception]]] = [
+    ({"amount": 10.5}, InvalidInput),
+    ({"amount": 0}, InvalidInput),
+    ({"amount": Decimal("-1")}, InvalidInput),
+    ({"amount": Decimal("0.00")}, InvalidInput),
+    ({"amount": Decimal("1.005")}, InvalidInput),
+    ({"amount": "0.001"}, InvalidInput),
+    ({"amount": Decimal("NaN")}, InvalidInput),
+    ({"amount": Decimal("Infinity")}, InvalidInput),
+    ({"amount": "ten"}, InvalidInput),
+    ({"amount": True}, InvalidInput),
+    ({"amount": None}, InvalidInput),
+    ({"amount": "1" * 39}, InvalidInput),
+    ({"amount": Decimal("1E+126")}, InvalidInput),
+    ({"status": "BOGUS"}, InvalidInput),
+    ({"status": "paid"}, InvalidInput),
+    ({"status": 1}, InvalidInput),
+    ({"user_id": ""}, InvalidKey),
+    ({"user_id": "a#b"}, InvalidKey),
+    ({"user_id": 42}, InvalidInput),
+    ({"order_id": "not-a-ulid"}, InvalidInput),
+    ({"order_id": new_order_id().lower()}, InvalidInput),
+    ({"order_id": "a#b"}, InvalidKey),
+    ({"order_id": ""}, InvalidKey),
+    ({"created_at": datetime(2025, 1, 1)}, InvalidInput),
+    ({"created_at": "2025-01-01T00:00:00Z"}, InvalidInput),
+    ({"created_at": datetime(1969, 12, 31, tzinfo=UTC)}, InvalidInput),
+]
+
+
+@pytest.mark.parametrize(("override", "error"), BAD_ORDERS)
+def test_place_order_refuses_bad_input_and_writes_nothing(
+    moto_table: Settings, override: dict[str, Any], error: type[Exception]
+) -> None:
+    seed_orders(moto_table, new_user_id(), 2)
+    before = raw_scan(moto_table)
+    arguments: dict[str, Any] = {"user_id": new_user_id(), "amount": Decimal("9.99"), **override}
+    with pytest.raises(error):
+        place_order(arguments.pop("user_id"), arguments.pop("amount"), **arguments)
+    assert raw_scan(moto_table) == before
+
+
+# --- get_order -------------------------------------------------------------------------------------
+
+
+def test_get_order_reads_a_stored_order(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    [order_id] = seed(moto_table, [order_item(user_id, BASE, status="SHIPPED", amount="42.10")])
+    order = get_order(user_id, order_id)
+    assert (order.user_id, order.order_id, order.amount, order.status, order.version) == (
+        user_id, order_id, Decimal("42.10"), OrderStatus.SHIPPED, 1)
+    assert order.created_at == BASE
+
+
+def test_get_order_of_another_user_raises_not_found(moto_table: Settings) -> None:
+    [order_id] = seed_orders(moto_table, new_user_id(), 1)
+    with pytest.raises(NotFound):
+        get_order(new_user_id(), order_id)
+
+
+@pytest.mark.parametrize(("user_id", "order_id", "error"), [
+    ("", "x", InvalidKey), ("u", "a#b", InvalidKey), (None, "x", InvalidInput), ("u", 5, InvalidInput),
+])
+def test_get_order_refuses_bad_ids(
+    moto_table: Settings, user_id: Any, order_id: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        get_order(user_id, order_id)
+
+
+# --- get_user_orders -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_95_orders_paged_10_at_a_time_come_back_once_each_in_order(
+    moto_table: Settings, newest_first: bool
+) -> None:
+    user_id = new_user_id()
+    ids = seed_orders(moto_table, user_id, 95)
+    seed_orders(moto_table, new_user_id(), 5)  # a neighbour's orders never leak in
+    pages = list(all_pages(lambda **kw: get_user_orders(user_id, newest_first=newest_first, **kw), 10))
+    assert [len(p.items) for p in pages] == [10] * 9 + [5]
+    assert [p.has_more for p in pages] == [True] * 9 + [False]
+    assert pages[-1].next_cursor is None
+    got = [o.order_id for p in pages for o in p.items]
+    assert got == (ids[::-1] if newest_first else ids)
+
+
+def test_an_exactly_full_last_page_says_there_is_no_more(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    seed_orders(moto_table, user_id, 20)
+    first = get_user_orders(user_id, limit=10)
+    second = get_user_orders(user_id, limit=10, cursor=first.next_cursor)
+    assert len(second.items) == 10
+    assert second.has_more is False and second.next_cursor is None
+
+
+def test_a_user_without_orders_gets_one_empty_page(moto_table: Settings) -> None:
+    assert get_user_orders(new_user_id()) == Page(items=[], next_cursor=None, has_more=False)
+
+
+def test_a_date_range_is_a_key_condition_that_reads_only_the_orders_inside(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    ids = seed_orders(moto_table, user_id, 60, step=timedelta(hours=1))
+    responses = count_calls(Order, "Query")
+    start, end = BASE + timedelta(hours=10), BASE + timedelta(hours=29)  # both ends exactly on orders
+    page = get_user_orders(user_id, start=start, end=end, limit=100, newest_first=False)
+    assert [o.order_id for o in page.items] == ids[10:30]
+    assert page.has_more is False
+    [response] = responses
+    assert response["Count"] == 20
+    assert response["ScannedCount"] == response["Count"]
+
+
+@pytest.mark.parametrize(("start_hour", "end_hour", "expected"), [
+    (55, None, slice(55, 60)), (None, 4, slice(0, 5)), (7, 7, slice(7, 8)), (100, 200, slice(0, 0)),
+])
+def test_an_open_or_single_point_range_returns_exactly_its_orders(
+    moto_table: Settings, start_hour: int | None, end_hour: int | None, expected: slice
+) -> None:
+    user_id = new_user_id()
+    ids = seed_orders(moto_table, user_id, 60, step=timedelta(hours=1))
+    start = BASE + timedelta(hours=start_hour) if start_hour is not None else None
+    end = BASE + timedelta(hours=end_hour) if end_hour is not None else None
+    page = get_user_orders(user_id, start=start, end=end, limit=100, newest_first=False)
+    assert [o.order_id for o in page.items] == ids[expected]
+
+
+def test_range_bounds_are_inclusive_to_the_millisecond(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    ids = seed_orders(moto_table, user_id, 3, step=timedelta(milliseconds=1))
+    just_after_first = BASE + timedelta(microseconds=1)
+    within_last = BASE + timedelta(microseconds=2999)
+    page = get_user_orders(user_id, start=just_after_first, end=within_last, newest_first=False)
+    assert [o.order_id for o in page.items] == ids  # the first and last orders' milliseconds count
+    page = get_user_orders(user_id, start=just_after_first, end=within_last - timedelta(milliseconds=1),
+                           newest_first=False)
+    assert [o.order_id for o in page.items] == ids[:2]
+
+
+def test_a_range_in_another_time_zone_means_the_same_instants(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    ids = seed_orders(moto_table, user_id, 10, step=timedelta(hours=1))
+    plus_two = timezone(timedelta(hours=2))
+    page = get_user_orders(user_id, start=(BASE + timedelta(hours=3)).astimezone(plus_two),
+                           end=(BASE + timedelta(hours=5)).astimezone(plus_two), newest_first=False)
+    assert [o.order_id for o in page.items] == ids[3:6]
+
+
+def test_a_date_range_pages_within_its_bounds(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    ids = seed_orders(moto_table, user_id, 40, step=timedelta(hours=1))
+
+    def fetch(**kw: Any) -> Page[Order]:
+        return get_user_orders(user_id, start=BASE + timedelta(hours=5), end=BASE + timedelta(hours=34), **kw)
+
+    got = [o.order_id for p in all_pages(fetch, 7) for o in p.items]
+    assert got == ids[5:35][::-1]
+
+
+def _cursor_after_first_page(user_id: str, **query: Any) -> str:
+    page = get_user_orders(user_id, limit=5, **query)
+    assert page.next_cursor is not None
+    return page.next_cursor
+
+
+@pytest.mark.parametrize("other", [
+    {"user_id": "someone-else"},
+    {"limit": 6},
+    {"newest_first": False},
+    {"start": BASE},
+    {"end": BASE + timedelta(days=1)},
+])
+def test_a_cursor_from_another_query_is_refused_before_any_request(
+    moto_table: Settings, other: dict[str, Any]
+) -> None:
+    user_id = new_user_id()
+    seed_orders(moto_table, user_id, 20)
+    cursor = _cursor_after_first_page(user_id)
+    query: dict[str, Any] = {"user_id": user_id, "limit": 5, **other}
+    responses = count_calls(Order, "Query")
+    with pytest.raises(InvalidCursor):
+        get_user_orders(query.pop("user_id"), cursor=cursor, **query)
+    assert responses == []
+
+
+def test_a_tampered_cursor_is_refused(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    seed_orders(moto_table, user_id, 20)
+    cursor = _cursor_after_first_page(user_id)
+    tampered = cursor[:10] + ("A" if cursor[10] != "A" else "B") + cursor[11:]
+    with pytest.raises(InvalidCursor):
+        get_user_orders(user_id, limit=5, cursor=tampered)
+
+
+def test_a_cursor_signed_with_another_secret_is_refused(
+    moto_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_id = new_user_id()
+    seed_orders(moto_table, user_id, 20)
+    cursor = _cursor_after_first_page(user_id)
+    monkeypatch.setenv(SECRET_ENV, "a-rotated-secret-0123456789abcdef")
+    with pytest.raises(InvalidCursor):
+        get_user_orders(user_id, limit=5, cursor=cursor)
+
+
+def test_without_a_secret_a_remote_endpoint_refuses_to_page(
+    moto_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SECRET_ENV)
+    responses = count_calls(Order, "Query")
+    with pytest.raises(CursorSecretMissing):
+        get_user_orders(new_user_id())
+    assert responses == []
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    ({"limit": 0}, InvalidInput),
+    ({"limit": 101}, InvalidInput),
+    ({"limit": "10"}, InvalidInput),
+    ({"start": BASE + timedelta(days=1), "end": BASE}, InvalidInput),
+    ({"start": datetime(2025, 1, 1)}, InvalidInput),
+    ({"end": "2025-01-01"}, InvalidInput),
+    ({"start": datetime(1969, 1, 1, tzinfo=UTC)}, InvalidInput),
+    ({"newest_first": "yes"}, InvalidInput),
+    ({"cursor": "garbage"}, InvalidCursor),
+    ({"cursor": 12}, InvalidCursor),
+    ({"user_id": "a#b"}, InvalidKey),
+    ({"user_id": ""}, InvalidKey),
+])
+def test_get_user_orders_refuses_bad_input_before_any_request(
+    moto_table: Settings, query: dict[str, Any], error: type[Exception]
+) -> None:
+    responses = count_calls(Order, "Query")
+    arguments: dict[str, Any] = {"user_id": new_user_id(), **query}
+    with pytest.raises(error):
+        get_user_orders(arguments.pop("user_id"), **arguments)
+    assert responses == []
+
+
+# --- orders_by_status ------------------------------------------------------------------------------
+
+
+def test_orders_by_status_lists_every_order_in_that_status_once_oldest_first(moto_table: Settings) -> None:
+    paid = seed_orders(moto_table, new_user_id(), 12, status="PAID")
+    paid += seed_orders(moto_table, new_user_id(), 11, status="PAID", start=BASE + timedelta(days=1))
+    seed_orders(moto_table, new_user_id(), 7, status="PENDING")
+    pages = list(all_pages(lambda **kw: orders_by_status("PAID", **kw), 5))
+    assert [o.order_id for p in pages for o in p.items] == paid
+    assert [p.has_more for p in pages] == [True] * 4 + [False]
+    assert all(o.status is OrderStatus.PAID for p in pages for o in p.items)
+
+
+def test_orders_by_status_newest_first(moto_table: Settings) -> None:
+    ids = seed_orders(moto_table, new_user_id(), 6, status=OrderStatus.DELIVERED.value)
+    page = orders_by_status(OrderStatus.DELIVERED, newest_first=True, limit=10)
+    assert [o.order_id for o in page.items] == ids[::-1]
+
+
+def test_a_cursor_of_another_status_or_query_is_refused(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    seed_orders(moto_table, user_id, 8, status="PAID")
+    cursor = orders_by_status("PAID", limit=3).next_cursor
+    assert cursor is not None
+    with pytest.raises(InvalidCursor):
+        orders_by_status("SHIPPED", limit=3, cursor=cursor)
+    with pytest.raises(InvalidCursor):
+        orders_by_status("PAID", limit=3, cursor=cursor, newest_first=True)
+    with pytest.raises(InvalidCursor):
+        get_user_orders(user_id, limit=3, cursor=cursor, newest_first=False)
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    ({"status": "LOST"}, InvalidInput), ({"status": None}, InvalidInput),
+    ({"limit": 0}, InvalidInput), ({"cursor": "x.y"}, InvalidCursor),
+])
+def test_orders_by_status_refuses_bad_input(
+    moto_table: Settings, query: dict[str, Any], error: type[Exception]
+) -> None:
+    arguments: dict[str, Any] = {"status": "PAID", **query}
+    with pytest.raises(error):
+        orders_by_status(arguments.pop("status"), **arguments)
+
+
+# --- set_order_status ------------------------------------------------------------------------------
+
+
+def test_set_order_status_moves_the_order_to_its_new_status_list(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    [order_id] = seed_orders(moto_table, user_id, 1, status="PENDING")
+    order = get_order(user_id, order_id)
+    updated = set_order_status(order, "PAID")
+    assert (updated.status, updated.version) == (OrderStatus.PAID, 2)
+    assert updated.updated_at is not None and updated.updated_at > BASE
+    assert (order.status, order.version) == (OrderStatus.PENDING, 1)  # the argument is left as it was
+    stored = raw_get(moto_table, Order, user_id=user_id, order_id=order_id)
+    assert stored is not None and stored["Status"] == {"S": "PAID"} and stored["Version"] == {"N": "2"}
+    assert stored["GSI1PK"] == {"S": Order.key_template("gsi1pk").compose(status=OrderStatus.PAID)}
+    assert [o.order_id for o in orders_by_status("PAID").items] == [order_id]
+    assert orders_by_status("PENDING").items == []
+
+
+def test_set_order_status_with_a_stale_order_raises_conflict_and_changes_nothing(
+    moto_table: Settings,
+) -> None:
+    user_id = new_user_id()
+    [order_id] = seed_orders(moto_table, user_id, 1)
+    stale = get_order(user_id, order_id)
+    set_order_status(stale, OrderStatus.PAID)
+    before = raw_scan(moto_table)
+    with pytest.raises(ConflictError) as raised:
+        set_order_status(stale, OrderStatus.CANCELLED)
+    assert raised.value.__cause__ is not None
+    assert raw_scan(moto_table) == before
+
+
+def test_set_order_status_of_a_deleted_order_raises_conflict_and_recreates_nothing(
+    moto_table: Settings,
+) -> None:
+    user_id = new_user_id()
+    [order_id] = seed_orders(moto_table, user_id, 1)
+    order = get_order(user_id, order_id)
+    raw_client(moto_table).delete_item(TableName=moto_table.table_name, Key={
+        "PK": {"S": order.pk}, "SK": {"S": order.sk}})
+    with pytest.raises(ConflictError):
+        set_order_status(order, "PAID")
+    assert raw_scan(moto_table) == []
+
+
+@pytest.mark.parametrize(("make_order", "status"), [
+    ("stored", "LOST"), ("stored", None), ("unsaved", "PAID"), ("not an order", "PAID"),
+])
+def test_set_order_status_refuses_bad_input_and_writes_nothing(
+    moto_table: Settings, make_order: str, status: Any
+) -> None:
+    user_id = new_user_id()
+    [order_id] = seed_orders(moto_table, user_id, 1)
+    makers: dict[str, Callable[[], Any]] = {
+        "stored": lambda: get_order(user_id, order_id),
+        "unsaved": lambda: Order(user_id=user_id, order_id=new_order_id(), amount=Decimal(1),
+                                 status=OrderStatus.PENDING),
+        "not an order": lambda: {"user_id": user_id, "order_id": order_id},
+    }
+    order = makers[make_order]()
+    before = raw_scan(moto_table)
+    with pytest.raises(InvalidInput):
+        set_order_status(order, status)
+    assert raw_scan(moto_table) == before
