@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pynamodb.attributes import DynamicMapAttribute, UnicodeAttribute
+from typing import Any
+
+from pynamodb.attributes import MapAttribute, UnicodeAttribute
 
 from models.attributes import MoneyAttribute
 from models.keys import EntityKeys
@@ -17,4 +19,6 @@ class Product(TableModel, discriminator="PRODUCT"):
     product_id = UnicodeAttribute(attr_name="ProductId")
     name = UnicodeAttribute(attr_name="Name")
     price = MoneyAttribute(attr_name="Price")
-    attributes = DynamicMapAttribute(attr_name="Attributes", null=True)  # type: ignore[no-untyped-call]
+    # A raw MapAttribute, not DynamicMapAttribute: PynamoDB 6.1's DynamicMapAttribute reads back a
+    # spurious "attribute_values" entry, which the next write would store. Same wire format.
+    attributes = MapAttribute[str, Any](attr_name="Attributes", null=True)  # type: ignore[no-untyped-call]

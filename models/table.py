@@ -19,12 +19,13 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.connection.table import TableConnection
+from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE, STREAM_NEW_AND_OLD_IMAGE
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb_attributes import UnicodeDatetimeAttribute
 
+from core.client import model_client
 from core.config import Settings, get_settings
-from core.logs import instrument
 from models.keys import EntityKeys, KeyTemplate
 
 _M = TypeVar("_M", bound="TableModel")
@@ -93,7 +94,9 @@ class TableModel(Model):
     """Base of every entity stored in the single table."""
 
     class Meta(metaclass=_SettingsFromEnvironment):
-        pass
+        # What the migrations' `check` compares with the live table (PynamoDB's own Meta names).
+        billing_mode = PAY_PER_REQUEST_BILLING_MODE
+        stream_view_type = STREAM_NEW_AND_OLD_IMAGE
 
     # keys
     pk = UnicodeAttribute(hash_key=True, attr_name=PK)
@@ -172,7 +175,10 @@ class TableModel(Model):
         settings = get_settings()
         if cls._connection is not None and cls._connection_settings != settings:
             cls._connection = None
-        connection = super()._get_connection()
+        if cls._connection is None:
+            connection = super()._get_connection()
+            # Share one instrumented client across entities (PynamoDB checks ``_client`` before
+            # building its own).
+            connection.connection._client = model_client(settings)
         cls._connection_settings = settings
-        instrument(connection.connection.client)
-        return connection
+        return super()._get_connection()

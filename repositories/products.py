@@ -1,0 +1,135 @@
+"""Products: put (create or replace), read one through the cache, read many in batches.
+
+``put_product`` is one ``UpdateItem`` rather than a ``PutItem``: it replaces every declared
+attribute (``Name``, ``Price``, ``Attributes``) but keeps ``CreatedAt`` and moves ``Version`` on
+by one, so a copy read before the put is stale (``ConflictError`` on its next conditional write)
+instead of matching a version reset to 1.
+
+``Attributes`` holds JSON-like extras: ``str``, ``int``, finite ``float``, ``bool``, ``None``, and
+lists and ``str``-keyed dicts of those, at most 32 levels deep (DynamoDB's nesting limit). A
+``Decimal`` is refused there: PynamoDB's free-form maps cannot give it back as a ``Decimal``
+(money belongs in a declared ``MoneyAttribute``, such as ``price``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.update import Action
+
+from core.errors import DataLayerError, InvalidInput, NotFound
+from models.attributes import to_decimal
+from models.keys import KeyTemplate
+from models.product import Product
+from models.table import utcnow
+from repositories import cache
+from repositories._common import error_code, require_text
+from repositories.batch import batch_get
+
+MAX_NESTING = 32
+
+
+def put_product(product_id: str, name: str, price: Decimal, **attrs: Any) -> Product:
+    """Create or replace the product; ``attrs`` become its ``Attributes`` map (replacing the old one).
+
+    ``price`` is exact money, ``>= 0``: a ``Decimal`` (or ``int``, or a numeric string), never a
+    float.
+    """
+    product_id = _product_id(product_id)
+    name = require_text(name, "name")
+    money = to_decimal(price, what="price")
+    if money < 0:
+        raise InvalidInput("price must not be negative")
+    extras = {key: _json_like(value, key, 1) for key, value in attrs.items()}
+    product = Product(product_id=product_id)
+    product.fill_keys()
+    now = utcnow()
+    actions: list[Action] = [
+        Product.entity_type.set(Product),
+        Product.product_id.set(product_id),
+        Product.name.set(name),
+        Product.price.set(money),
+        Product.attributes.set(extras) if extras else Product.attributes.remove(),
+        Product.created_at.set(Product.created_at | now),
+        Product.updated_at.set(now),
+    ]
+    # A known version makes PynamoDB add `ADD Version 1`; add_version_condition=False drops its
+    # `Version = 0` check: a put replaces whatever is stored, and its version still moves on.
+    product.version = 0
+    try:
+        product.update(actions, add_version_condition=False)
+    except PynamoDBException as exc:
+        raise DataLayerError(f"putting the product failed: {error_code(exc)}") from exc
+    finally:
+        cache.invalidate(_cache_key(product_id))  # also when the outcome is unknown
+    return product
+
+
+def get_product(product_id: str) -> Product:
+    """The product, through the read-through cache when it is on; ``NotFound`` if there is none."""
+    product_id = _product_id(product_id)
+    probe = Product(product_id=product_id)
+    probe.fill_keys()
+
+    def load() -> dict[str, Any]:
+        try:
+            data = Product._get_connection().get_item(probe.pk, range_key=probe.sk)
+        except PynamoDBException as exc:
+            raise DataLayerError(f"reading the product failed: {error_code(exc)}") from exc
+        item: dict[str, Any] | None = data.get("Item")
+        if item is None:
+            raise NotFound("no such product")
+        return item
+
+    # The cache holds the stored item, not an entity: every caller gets an entity of its own.
+    return Product.from_raw_data(cache.read_through(_cache_key(product_id), load))
+
+
+def get_products(product_ids: Iterable[str]) -> list[Product]:
+    """The products with these ids, in the order of the ids; repeated ids once, missing ones left out.
+
+    Read with ``BatchGetItem``, 100 a request (not through the cache).
+    """
+    if isinstance(product_ids, (str, bytes, Mapping)) or not isinstance(product_ids, Iterable):
+        raise InvalidInput("product_ids must be an iterable of ids")
+    ids = list(dict.fromkeys(_product_id(product_id) for product_id in product_ids))
+    if not ids:
+        return []
+    return batch_get(Product, [{"product_id": product_id} for product_id in ids])
+
+
+def _cache_key(product_id: str) -> tuple[str, str]:
+    return ("product", product_id)
+
+
+def _product_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"product_id must be a string, got {type(value).__name__}")
+    return KeyTemplate.compose_part("product_id", value)
+
+
+def _json_like(value: Any, where: str, depth: int) -> Any:
+    """Check one value of ``Attributes``; return it (containers copied)."""
+    if depth > MAX_NESTING:
+        raise InvalidInput(f"attribute {where!r} is nested deeper than {MAX_NESTING} levels")
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(f"attribute {where!r} must be finite")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_like(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for key, inner in value.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidInput(f"attribute {where!r} has a key that is not a non-empty string")
+            out[key] = _json_like(inner, f"{where}.{key}", depth + 1)
+        return out
+    hint = " (use int, or a declared attribute for exact numbers)" if isinstance(value, Decimal) else ""
+    raise InvalidInput(f"attribute {where!r} is a {type(value).__name__}, not JSON-like{hint}")

@@ -1,0 +1,358 @@
+"""batch_write / batch_get on moto: chunking, versions, validation before sending, retries.
+
+moto never answers with UnprocessedItems/UnprocessedKeys, so a thin proxy around the real client
+(``Flaky``) withholds part of each request the way DynamoDB does under throttling: the withheld
+part is not written (or read) and comes back as unprocessed.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pynamodb.exceptions import PutError
+
+from core.client import new_client
+from core.config import Settings
+from core.errors import DataLayerError, InvalidInput, InvalidKey, RetriesExhausted
+from models import Product, User
+from repositories import batch
+from repositories.batch import MAX_ITEM_BYTES, RetryPolicy, batch_get, batch_write, item_size
+
+Item = dict[str, Any]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def product(product_id: str | None = None, **extra: Any) -> Product:
+    return Product(product_id=product_id or new_id(), name="lamp", price=Decimal("9.99"), **extra)
+
+
+def stored(settings: Settings) -> dict[tuple[str, str], Item]:
+    """Every item of the table, read with raw scans."""
+    client, out, kwargs = new_client(settings), {}, {"TableName": settings.table_name}
+    while True:
+        page = client.scan(**kwargs)
+        out.update({(i["PK"]["S"], i["SK"]["S"]): i for i in page["Items"]})
+        if "LastEvaluatedKey" not in page:
+            return out
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def seed_product(settings: Settings, *product_ids: str, version: int = 3, name: str = "seeded") -> None:
+    """Write products with raw put_item calls, independently of the code under test."""
+    client = new_client(settings)
+    for product_id in product_ids:
+        client.put_item(TableName=settings.table_name, Item=_raw_product(product_id, version, name))
+
+
+def _raw_product(product_id: str, version: int, name: str) -> Item:
+    return {
+        "PK": {"S": Product.key_template("pk").compose(product_id=product_id)},
+        "SK": {"S": Product.key_template("sk").compose(product_id=product_id)},
+        "EntityType": {"S": "PRODUCT"},
+        "ProductId": {"S": product_id},
+        "Name": {"S": name},
+        "Price": {"N": "5"},
+        "Version": {"N": str(version)},
+    }
+
+
+class Flaky:
+    """The real client, except that ``withhold(call_number, size)`` items of each batch come back
+    unprocessed (and are not sent). Records the size of every request."""
+
+    def __init__(self, real: Any, withhold: Callable[[int, int], int]) -> None:
+        self.real, self.withhold, self.sizes = real, withhold, []
+
+    def batch_write_item(self, RequestItems: dict[str, list[Item]]) -> Item:
+        ((table, requests),) = RequestItems.items()
+        self.sizes.append(len(requests))
+        keep = len(requests) - self.withhold(len(self.sizes), len(requests))
+        if keep:
+            self.real.batch_write_item(RequestItems={table: requests[:keep]})
+        return {"UnprocessedItems": {table: requests[keep:]} if requests[keep:] else {}}
+
+    def batch_get_item(self, RequestItems: dict[str, Item]) -> Item:
+        ((table, request),) = RequestItems.items()
+        keys = request["Keys"]
+        self.sizes.append(len(keys))
+        keep = len(keys) - self.withhold(len(self.sizes), len(keys))
+        response = (
+            self.real.batch_get_item(RequestItems={table: {**request, "Keys": keys[:keep]}}) if keep else {}
+        )
+        rest = {table: {"Keys": keys[keep:]}} if keys[keep:] else {}
+        return {"Responses": response.get("Responses", {table: []}), "UnprocessedKeys": rest}
+
+
+@pytest.fixture
+def flaky(
+    monkeypatch: pytest.MonkeyPatch, moto_table: Settings
+) -> Callable[[Callable[[int, int], int]], Flaky]:
+    """Install a ``Flaky`` proxy as the client batch.py uses; returns a factory taking ``withhold``."""
+
+    def install(withhold: Callable[[int, int], int]) -> Flaky:
+        proxy = Flaky(batch._client(), withhold)
+        monkeypatch.setattr(batch, "_client", lambda: proxy)
+        return proxy
+
+    return install
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[float, float]]]:
+    """Record the jitter window of every backoff (``random.uniform``'s bounds) and wait its top."""
+    windows: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        windows.append((low, high))
+        return high
+
+    monkeypatch.setattr(random, "uniform", uniform)
+    yield windows
+
+
+def no_sleep(max_attempts: int = 8) -> RetryPolicy:
+    return RetryPolicy(max_attempts=max_attempts, base_delay=0.1, max_delay=0.3, sleep=lambda _: None)
+
+
+# --- batch_write ----------------------------------------------------------------------------------
+
+
+def test_batch_write_sends_at_most_25_a_request_and_writes_every_entity(
+    moto_table: Settings, flaky: Any
+) -> None:
+    proxy = flaky(lambda call, size: 0)
+    entities = [product() for _ in range(60)]
+
+    batch_write(entities)
+
+    assert proxy.sizes == [25, 25, 10]
+    items = stored(moto_table)
+    assert {(e.pk, e.sk) for e in entities} == set(items)
+    assert all(
+        item["Version"] == {"N": "1"} and item["EntityType"] == {"S": "PRODUCT"} for item in items.values()
+    )
+    assert all(e.version == 1 for e in entities)
+
+
+def test_batch_write_of_nothing_sends_nothing(moto_table: Settings, flaky: Any) -> None:
+    proxy = flaky(lambda call, size: 0)
+    batch_write([])
+    assert proxy.sizes == []
+
+
+def test_batch_write_refuses_an_entity_with_a_version_and_writes_nothing(moto_table: Settings) -> None:
+    product_id = new_id()
+    seed_product(moto_table, product_id, version=3)
+    loaded = Product.get(*_keys(product_id))
+    fresh = product()
+
+    with pytest.raises(InvalidInput, match="overwrite=True"):
+        batch_write([fresh, loaded])
+
+    assert set(stored(moto_table)) == {_keys(product_id)}
+    assert fresh.version is None and fresh.updated_at is None
+
+
+def test_batch_write_with_overwrite_stores_the_next_version_so_older_copies_conflict(
+    moto_table: Settings,
+) -> None:
+    product_id = new_id()
+    seed_product(moto_table, product_id, version=3)
+    mine, theirs = Product.get(*_keys(product_id)), Product.get(*_keys(product_id))
+    mine.name = "renamed"
+
+    batch_write([mine], overwrite=True)
+
+    item = stored(moto_table)[_keys(product_id)]
+    assert item["Version"] == {"N": "4"} and item["Name"] == {"S": "renamed"}
+    assert mine.version == 4
+    theirs.name = "stale"
+    with pytest.raises(PutError):
+        theirs.save()  # the version moved on: the stale copy cannot silently win
+
+
+@pytest.mark.parametrize("bad", [{"PK": {"S": "x"}}, "not an entity", None])
+def test_batch_write_refuses_what_is_not_an_entity(moto_table: Settings, bad: Any) -> None:
+    with pytest.raises(InvalidInput):
+        batch_write([product(), bad])
+    assert stored(moto_table) == {}
+
+
+def test_batch_write_refuses_a_string_for_the_entities(moto_table: Settings) -> None:
+    with pytest.raises(InvalidInput):
+        batch_write("abc")  # type: ignore[arg-type]
+
+
+def test_batch_write_refuses_two_entities_with_one_key_and_writes_nothing(moto_table: Settings) -> None:
+    product_id = new_id()
+    with pytest.raises(InvalidInput, match="same key"):
+        batch_write([product(product_id), product(), product(product_id)])
+    assert stored(moto_table) == {}
+
+
+def test_batch_write_refuses_an_item_over_400_kb_and_writes_nothing(moto_table: Settings) -> None:
+    big = product(attributes={"blob": "x" * MAX_ITEM_BYTES})
+    small = product()
+    with pytest.raises(InvalidInput, match="item limit"):
+        batch_write([small, big])
+    assert stored(moto_table) == {}
+    assert small.updated_at is None and small.created_at is None  # local state as before the call
+
+
+def test_batch_write_refuses_an_entity_missing_a_required_attribute(moto_table: Settings) -> None:
+    incomplete = Product(product_id=new_id(), name="no price")
+    with pytest.raises(InvalidInput):
+        batch_write([product(), incomplete])
+    assert stored(moto_table) == {}
+
+
+def test_batch_write_refuses_an_invalid_key_part(moto_table: Settings) -> None:
+    with pytest.raises(InvalidKey):
+        batch_write([product(), Product(product_id="a#b", name="x", price=Decimal(1))])
+    assert stored(moto_table) == {}
+
+
+def test_batch_write_retries_unprocessed_items_with_exponential_backoff_and_full_jitter(
+    moto_table: Settings, flaky: Any, waits: list[tuple[float, float]]
+) -> None:
+    proxy = flaky(lambda call, size: size // 2 if call <= 3 else 0)
+    slept: list[float] = []
+    entities = [product() for _ in range(20)]
+
+    batch_write(entities, retry=RetryPolicy(base_delay=0.1, max_delay=0.3, sleep=slept.append))
+
+    assert proxy.sizes == [20, 10, 5, 2]
+    assert set(stored(moto_table)) == {(e.pk, e.sk) for e in entities}
+    assert all(e.version == 1 for e in entities)
+    assert waits == [(0, 0.1), (0, 0.2), (0, 0.3)]  # lower bound 0: full jitter; window doubles, capped
+    assert slept == [0.1, 0.2, 0.3]
+
+
+def test_batch_write_raises_retries_exhausted_with_the_entities_not_written(
+    moto_table: Settings, flaky: Any
+) -> None:
+    # The first request writes 20 of 25; nothing more ever gets through.
+    proxy = flaky(lambda call, size: 5 if call == 1 else size)
+    entities = [product() for _ in range(30)]
+
+    with pytest.raises(RetriesExhausted) as raised:
+        batch_write(entities, retry=no_sleep(max_attempts=4))
+
+    assert proxy.sizes == [25, 5, 5, 5]
+    assert raised.value.unprocessed == entities[20:]
+    assert set(stored(moto_table)) == {(e.pk, e.sk) for e in entities[:20]}
+    assert [e.version for e in entities] == [1] * 20 + [None] * 10
+
+
+def test_batch_write_keeps_the_client_error_as_the_cause(
+    monkeypatch: pytest.MonkeyPatch, moto_table: Settings
+) -> None:
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    with pytest.raises(DataLayerError) as raised:
+        batch_write([product()])
+    assert raised.value.__cause__ is not None
+
+
+def test_retry_policy_refuses_fewer_than_one_attempt() -> None:
+    with pytest.raises(InvalidInput):
+        RetryPolicy(max_attempts=0)
+
+
+def test_item_size_counts_names_values_and_container_overhead() -> None:
+    assert item_size({"PK": {"S": "abc"}}) == 2 + 3
+    assert item_size({"n": {"N": "12345"}}) == 1 + 4  # 5 significant digits: 3 bytes + 1
+    assert item_size({"m": {"M": {"k": {"BOOL": True}}}}) == 1 + 3 + 1 + 1 + 1
+    assert item_size({"l": {"L": [{"NULL": True}, {"S": "é"}]}}) == 1 + 3 + (1 + 1) + (1 + 2)
+
+
+# --- batch_get ------------------------------------------------------------------------------------
+
+
+def test_batch_get_reads_100_a_request_in_input_order_skipping_missing_and_repeated_keys(
+    moto_table: Settings, flaky: Any
+) -> None:
+    ids = [new_id() for _ in range(230)]
+    seed_product(moto_table, *ids[:220])
+    wanted = list(reversed(ids)) + ids[:5]  # the 10 missing ones come first; 5 repeats at the end
+    proxy = flaky(lambda call, size: 0)
+
+    found = batch_get(Product, [_keys(product_id) for product_id in wanted])
+
+    assert proxy.sizes == [100, 100, 30]
+    assert [p.product_id for p in found] == list(reversed(ids[:220]))
+    assert all(isinstance(p, Product) and p.version == 3 for p in found)
+
+
+def test_batch_get_composes_keys_from_key_fields(moto_table: Settings) -> None:
+    product_id = new_id()
+    seed_product(moto_table, product_id)
+    assert [p.product_id for p in batch_get(Product, [{"product_id": product_id}])] == [product_id]
+
+
+def test_batch_get_refuses_an_invalid_key_before_sending(moto_table: Settings, flaky: Any) -> None:
+    proxy = flaky(lambda call, size: 0)
+    with pytest.raises(InvalidKey):
+        batch_get(Product, [{"product_id": "ok"}, {"product_id": "a#b"}])
+    with pytest.raises(InvalidKey):
+        batch_get(Product, [("PK", "")])
+    with pytest.raises(InvalidInput):
+        batch_get(Product, ["just-a-string"])  # type: ignore[list-item]
+    assert proxy.sizes == []
+
+
+def test_batch_get_leaves_out_an_item_of_another_entity_type(moto_table: Settings) -> None:
+    user_id = new_id()
+    user_keys = (
+        User.key_template("pk").compose(user_id=user_id),
+        User.key_template("sk").compose(user_id=user_id),
+    )
+    new_client(moto_table).put_item(
+        TableName=moto_table.table_name,
+        Item={"PK": {"S": user_keys[0]}, "SK": {"S": user_keys[1]}, "EntityType": {"S": "USER"}},
+    )
+    assert batch_get(Product, [user_keys]) == []
+
+
+def test_batch_get_refuses_a_model_that_is_not_an_entity(moto_table: Settings) -> None:
+    with pytest.raises(InvalidInput):
+        batch_get(dict, [("a", "b")])  # type: ignore[type-var]
+
+
+def test_batch_get_retries_unprocessed_keys(
+    moto_table: Settings, flaky: Any, waits: list[tuple[float, float]]
+) -> None:
+    ids = [new_id() for _ in range(10)]
+    seed_product(moto_table, *ids)
+    proxy = flaky(lambda call, size: size - 1 if call <= 2 else 0)
+
+    found = batch_get(Product, [_keys(i) for i in ids], retry=no_sleep())
+
+    assert proxy.sizes == [10, 9, 8]
+    assert [p.product_id for p in found] == ids
+    assert waits == [(0, 0.1), (0, 0.2)]
+
+
+def test_batch_get_raises_retries_exhausted_with_the_keys_not_read(moto_table: Settings, flaky: Any) -> None:
+    ids = [new_id() for _ in range(120)]
+    proxy = flaky(lambda call, size: size)
+
+    with pytest.raises(RetriesExhausted) as raised:
+        batch_get(Product, [_keys(i) for i in ids], retry=no_sleep(max_attempts=3))
+
+    assert proxy.sizes == [100, 100, 100]
+    assert raised.value.unprocessed == [_keys(i) for i in ids]
+
+
+def _keys(product_id: str) -> tuple[str, str]:
+    return (
+        Product.key_template("pk").compose(product_id=product_id),
+        Product.key_template("sk").compose(product_id=product_id),
+    )
