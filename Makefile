@@ -19,7 +19,7 @@ migrate: $(STAMP)  ## upgrade the table to head (starts a local DynamoDB if no e
 	$(BIN)/python -m migrations upgrade head
 
 test: $(STAMP)  ## lint, type-check, then every test (unit on moto, the rest on DynamoDB Local)
-	$(BIN)/python -m ruff check $(PKGS) tests benchmarks
+	$(BIN)/python -m ruff check $(PKGS) tests benchmarks examples
 	$(BIN)/python -m mypy --strict $(PKGS)
 	$(BIN)/python -m pytest
 
@@ -27,7 +27,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check $(PKGS) tests benchmarks
+	$(BIN)/python -m ruff check $(PKGS) tests benchmarks examples
 	$(BIN)/python -m mypy --strict $(PKGS)
 
 db-start: $(STAMP)  ## start (or reuse) the persistent local DynamoDB under .local/
@@ -43,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 demo: $(STAMP)
-	$(BIN)/python -m repositories.demo
+	$(BIN)/python -m examples.walkthrough
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
