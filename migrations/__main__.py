@@ -1,8 +1,9 @@
-"""``python -m migrations upgrade|downgrade|status|history|plan``.
+"""``python -m migrations upgrade|downgrade|status|history|plan|check|new``.
 
 With no endpoint configured (``AWS_ENDPOINT_URL_DYNAMODB`` unset) the commands use a persistent
 DynamoDB Local on 127.0.0.1, started if it is not running. Reaching AWS takes an explicit
-``--aws`` (or ``DYNAMODB_TARGET=aws``).
+``--aws`` (or ``DYNAMODB_TARGET=aws``). ``check`` exits 1 when the table has drifted from
+``models/``, so CI can run it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from core.config import get_settings
 from migrations import runner
-from migrations.context import MigrationError
+from migrations.calls import MigrationError
 
 
 def _use_local_when_unset(aws: bool) -> None:
@@ -23,9 +28,9 @@ def _use_local_when_unset(aws: bool) -> None:
     if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
         print(f"endpoint: {os.environ['AWS_ENDPOINT_URL_DYNAMODB']} (from AWS_ENDPOINT_URL_DYNAMODB)")
         return
-    from core import localdb
+    from core.localdb import ensure_running
 
-    endpoint, started = localdb.ensure_running()
+    endpoint, started = ensure_running()
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     # DynamoDB Local accepts any credentials; set placeholders only when none are configured.
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
@@ -34,42 +39,123 @@ def _use_local_when_unset(aws: bool) -> None:
     print(f"endpoint: {endpoint} (local DynamoDB, {'started now' if started else 'already running'})")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run one command; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m migrations", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m migrations", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--aws", action="store_true", help="target AWS, not the local DynamoDB")
+    parser.add_argument(
+        "--versions-dir",
+        type=Path,
+        default=None,
+        help="the revision files' directory (default: migrations/versions)",
+    )
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another runner's lock (default 60)",
+    )
+    parser.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="the lock's lease, renewed while running (default 30)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="the longest wait for the table or an index to become ACTIVE (default 900)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar for backfills")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upgrade", help="apply pending revisions up to TARGET (default head)")
     up.add_argument("target", nargs="?", default="head")
     down = sub.add_parser("downgrade", help="revert revisions until TARGET (a revision or base)")
     down.add_argument("target")
-    pl = sub.add_parser("plan", help="print the calls upgrade would make, without making them")
+    pl = sub.add_parser("plan", help="print the calls upgrade (or downgrade) would make, making none")
     pl.add_argument("target", nargs="?", default="head")
     sub.add_parser("status", help="current revision, pending revisions, table and index states")
     sub.add_parser("history", help="every revision, base first")
-    args = parser.parse_args(argv)
+    sub.add_parser("check", help="compare models/ with the live table; exit 1 on drift")
+    new = sub.add_parser("new", help="write the next numbered revision file")
+    new.add_argument("message")
+    new.add_argument(
+        "--autogenerate",
+        action="store_true",
+        help="fill it with the operations that bring the live table to models/",
+    )
+    return parser
 
-    if args.command == "history":
-        for rev in runner.history():
-            print(f"{rev.revision}  {rev.message}")
-        return 0
-    _use_local_when_unset(args.aws)
-    print(f"table: {get_settings().table_name}")
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return "".join(f"\n  {k}: {v}" for k, v in value.items()) if value else "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) if value else "none"
+    return str(value)
+
+
+def _command(args: argparse.Namespace) -> int:
+    options = runner.Options(
+        lock_wait_seconds=args.lock_wait,
+        lease_seconds=args.lease_seconds,
+        wait_timeout=args.timeout,
+        progress=not args.no_progress,
+    )
+    if args.command == "upgrade":
+        runner.upgrade(args.target, versions_dir=args.versions_dir, options=options)
+    elif args.command == "downgrade":
+        runner.downgrade(args.target, versions_dir=args.versions_dir, options=options)
+    elif args.command == "plan":
+        for call in runner.plan(args.target, versions_dir=args.versions_dir):
+            print(call.describe())
+    elif args.command == "status":
+        for key, value in runner.status(versions_dir=args.versions_dir).items():
+            if key not in ("table", "endpoint"):  # printed already
+                print(f"{key}: {_show(value)}")
+    elif args.command == "check":
+        differences = runner.check()
+        for difference in differences:
+            print(f"drift: {difference}")
+        print(
+            f"{len(differences)} difference(s) between models/ and the live table"
+            if differences
+            else "in sync: the live table matches models/"
+        )
+        return 1 if differences else 0
+    elif args.command == "new":
+        runner.new(args.message, autogenerate_ops=args.autogenerate, versions_dir=args.versions_dir)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command; return the exit status."""
+    args = _parser().parse_args(argv)
     try:
-        if args.command == "upgrade":
-            runner.upgrade(args.target)
-        elif args.command == "downgrade":
-            runner.downgrade(args.target)
-        elif args.command == "plan":
-            for call in runner.plan(args.target):
-                print(call.describe())
-        elif args.command == "status":
-            for key, value in runner.status().items():
-                print(f"{key}: {value}")
+        if args.command == "history":
+            chain = runner.history(args.versions_dir)
+            for rev in chain:
+                print(f"{rev.revision}  {rev.message}{'  (head)' if rev is chain[-1] else ''}")
+            return 0
+        if args.command == "new" and not args.autogenerate:
+            runner.new(args.message, versions_dir=args.versions_dir)
+            return 0
+        _use_local_when_unset(args.aws)
+        print(f"table: {get_settings().table_name}")
+        return _command(args)
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    except (ClientError, BotoCoreError) as exc:
+        print(f"error: DynamoDB: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

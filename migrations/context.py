@@ -1,146 +1,50 @@
 """Operations for revision files, obeying DynamoDB's rules so revisions do not have to.
 
-A revision's ``upgrade(ctx)`` calls these. Each one makes the DynamoDB calls in the order
-DynamoDB accepts them (one index change per ``UpdateTable``), waits until the table and every
-index are ACTIVE and no index is backfilling, and retries ``ResourceInUseException``. With
-``dry_run`` the context records the calls and waits instead of making them (``plan``).
+A revision's ``upgrade(ctx)`` and ``downgrade(ctx)`` call these. Each looks at the table first and
+does nothing when it is already as asked (so a revision interrupted half-way can run again), makes
+its calls in the order DynamoDB accepts them (one index change per ``UpdateTable``) and waits
+until the table and every index are ACTIVE and no index is backfilling. With ``dry_run`` the calls
+are recorded, not made (``plan``).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from migrations.backfill import Backfill, BackfillStats
+from migrations.calls import Key, MigrationError, PlannedCall, Printer, attribute_definitions, key_schema
+from migrations.items import AttributeValue, Item, ItemFailed, ItemUpdate, Put, Transform
+from migrations.lock import Lease
+from migrations.table_settings import TableSettings, TTLCooldown, billing_mode
 
-Printer = Callable[[str], None]
-
-
-class MigrationError(Exception):
-    """A revision could not be applied; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Key:
-    """One key attribute: its name, DynamoDB type (S, N, B) and role (HASH or RANGE)."""
-
-    name: str
-    type: str = "S"
-    role: str = "HASH"
-
-
-@dataclass(frozen=True)
-class PlannedCall:
-    """A call the context made (or, in a dry run, would make)."""
-
-    operation: str
-    params: dict[str, Any]
-
-    def describe(self) -> str:
-        """One line: the operation and its key parameters."""
-        if self.operation == "wait":
-            return f"wait   {self.params['what']}"
-        shown = {k: v for k, v in self.params.items() if k != "TableName"}
-        return f"{self.operation}({self.params.get('TableName', '')}) {shown}"
-
-
-def key_schema(keys: Sequence[Key]) -> list[dict[str, str]]:
-    """``KeySchema`` for ``keys``."""
-    return [{"AttributeName": k.name, "KeyType": k.role} for k in keys]
-
-
-def attribute_definitions(keys: Sequence[Key]) -> list[dict[str, str]]:
-    """``AttributeDefinitions`` for ``keys`` (each attribute once)."""
-    seen: dict[str, str] = {}
-    for k in keys:
-        seen.setdefault(k.name, k.type)
-    return [{"AttributeName": n, "AttributeType": t} for n, t in seen.items()]
+__all__ = [
+    "AttributeValue",
+    "BackfillStats",
+    "Item",
+    "ItemFailed",
+    "ItemUpdate",
+    "Key",
+    "MigrationContext",
+    "MigrationError",
+    "PlannedCall",
+    "Printer",
+    "Put",
+    "TTLCooldown",
+]
 
 
 @dataclass
-class MigrationContext:
-    """What a revision's ``upgrade``/``downgrade`` receives."""
+class MigrationContext(TableSettings):
+    """What a revision's ``upgrade``/``downgrade`` receives (the settings operations, ``set_ttl``,
+    ``set_stream``, ``enable_point_in_time_recovery`` and ``set_billing``, come from
+    ``TableSettings``)."""
 
-    client: Any
-    table_name: str
-    out: Printer = print
-    dry_run: bool = False
-    wait_timeout: float = 900.0
-    poll_interval: float = 0.5
-    calls: list[PlannedCall] = field(default_factory=list)
+    lease: Lease | None = None
+    progress: bool = False
 
-    # -- plumbing -------------------------------------------------------------------------------
-
-    def call(self, operation: str, **params: Any) -> dict[str, Any]:
-        """Make (or record) one DynamoDB call; ``ResourceInUseException`` waits and retries."""
-        self.calls.append(PlannedCall(operation, params))
-        if self.dry_run:
-            return {}
-        method = getattr(self.client, _snake(operation))
-        deadline = time.monotonic() + self.wait_timeout
-        while True:
-            try:
-                result: dict[str, Any] = method(**params)
-                return result
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code")
-                busy = code in ("ResourceInUseException", "LimitExceededException")
-                if busy and operation == "UpdateTable":
-                    if time.monotonic() > deadline:
-                        raise MigrationError(f"{operation} kept failing with {code}") from exc
-                    self.out(f"  {code}: table busy, waiting before retrying {operation}")
-                    self._wait_active(deadline)
-                    time.sleep(self.poll_interval)
-                    continue
-                raise
-
-    def describe(self) -> dict[str, Any] | None:
-        """``DescribeTable``'s ``Table``, or ``None`` if the table does not exist."""
-        try:
-            table: dict[str, Any] = self.client.describe_table(TableName=self.table_name)["Table"]
-            return table
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                return None
-            raise
-
-    def wait_until_active(self) -> None:
-        """Wait until the table and every index are ACTIVE and nothing is backfilling."""
-        self.calls.append(PlannedCall("wait", {"what": "table and every index ACTIVE, none backfilling"}))
-        if self.dry_run:
-            return
-        self._wait_active(time.monotonic() + self.wait_timeout)
-
-    def _wait_active(self, deadline: float) -> None:
-        last = ""
-        while True:
-            table = self.describe()
-            if table is None:
-                raise MigrationError(f"table {self.table_name} disappeared while waiting for it")
-            pending = _not_ready(table)
-            if not pending:
-                return
-            state = ", ".join(pending)
-            if state != last:
-                self.out(f"  waiting: {state}")
-                last = state
-            if time.monotonic() > deadline:
-                raise MigrationError(f"timed out waiting for {self.table_name}: {state}")
-            time.sleep(self.poll_interval)
-
-    def _wait_deleted(self) -> None:
-        self.calls.append(PlannedCall("wait", {"what": "table deleted"}))
-        if self.dry_run:
-            return
-        deadline = time.monotonic() + self.wait_timeout
-        while self.describe() is not None:
-            if time.monotonic() > deadline:
-                raise MigrationError(f"timed out waiting for {self.table_name} to be deleted")
-            time.sleep(self.poll_interval)
-
-    # -- operations for revision files -----------------------------------------------------------
+    # -- the table ------------------------------------------------------------------------------
 
     def create_table(
         self,
@@ -151,6 +55,13 @@ class MigrationContext:
         stream_view_type: str | None = None,
     ) -> None:
         """Create the table with its keys, GSIs (projection ALL), billing and stream."""
+        existing = self.table()
+        if existing is not None:
+            if existing.get("KeySchema") != key_schema(keys):
+                raise MigrationError(f"table {self.table_name} exists already with other keys")
+            self.note(f"table {self.table_name} exists already with these keys: using it")
+            self.wait_until_active()
+            return
         all_keys = list(keys) + [k for _, idx in global_indexes for k in idx]
         params: dict[str, Any] = {
             "TableName": self.table_name,
@@ -170,25 +81,59 @@ class MigrationContext:
 
     def delete_table(self) -> None:
         """Delete the table and wait until it is gone."""
+        if self.table() is None:
+            self.note(f"table {self.table_name} does not exist: nothing to delete")
+            return
         self.call("DeleteTable", TableName=self.table_name)
-        self._wait_deleted()
+        self.wait_until_deleted()
 
-    def create_global_index(self, name: str, keys: Sequence[Key]) -> None:
-        """Add one GSI (projection ALL) to the live table; wait until it is ACTIVE and backfilled."""
+    # -- indexes --------------------------------------------------------------------------------
+
+    def create_global_index(
+        self,
+        name: str,
+        keys: Sequence[Key],
+        *,
+        projection: str = "ALL",
+        non_key_attributes: Sequence[str] = (),
+    ) -> None:
+        """Add one GSI to the live table; wait until it is ACTIVE and backfilled."""
+        table = self._require_table()
+        existing = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
+        if name in existing:
+            if existing[name]["KeySchema"] != key_schema(keys):
+                raise MigrationError(f"index {name} exists already with other keys: drop it first")
+            self.note(f"index {name} exists already: waiting until it is ACTIVE")
+            self.wait_until_active()
+            return
+        index: dict[str, Any] = {
+            "IndexName": name,
+            "KeySchema": key_schema(keys),
+            "Projection": {"ProjectionType": projection},
+        }
+        if non_key_attributes:
+            index["Projection"]["NonKeyAttributes"] = list(non_key_attributes)
+        if billing_mode(table) == "PROVISIONED":  # a provisioned table's index needs its own capacity
+            throughput = table.get("ProvisionedThroughput", {})
+            index["ProvisionedThroughput"] = {
+                "ReadCapacityUnits": throughput.get("ReadCapacityUnits", 5),
+                "WriteCapacityUnits": throughput.get("WriteCapacityUnits", 5),
+            }
         self.wait_until_active()
         self.call(
             "UpdateTable",
             TableName=self.table_name,
             AttributeDefinitions=attribute_definitions(keys),
-            GlobalSecondaryIndexUpdates=[
-                {"Create": {"IndexName": name, "KeySchema": key_schema(keys),
-                            "Projection": {"ProjectionType": "ALL"}}}
-            ],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
         )
         self.wait_until_active()
 
     def delete_global_index(self, name: str) -> None:
         """Drop one GSI; wait until it is gone."""
+        table = self._require_table()
+        if name not in {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}:
+            self.note(f"index {name} does not exist: nothing to drop")
+            return
         self.wait_until_active()
         self.call(
             "UpdateTable",
@@ -197,38 +142,79 @@ class MigrationContext:
         )
         self.wait_until_active()
 
-    def set_ttl(self, attribute: str, *, enabled: bool = True) -> None:
-        """Enable (or disable) TTL on ``attribute``."""
-        self.call(
-            "UpdateTimeToLive",
-            TableName=self.table_name,
-            TimeToLiveSpecification={"Enabled": enabled, "AttributeName": attribute},
-        )
+    # -- TTL, stream, PITR, billing -------------------------------------------------------------
+    def get_item(self, key: Mapping[str, AttributeValue]) -> Item | None:
+        """One item by its key (wire format), read consistently; ``None`` if absent."""
+        item: Item | None = self.client.get_item(
+            TableName=self.table_name, Key=dict(key), ConsistentRead=True
+        ).get("Item")
+        return item
 
-    def enable_point_in_time_recovery(self, *, enabled: bool = True) -> None:
-        """Enable PITR; where the endpoint does not support it (DynamoDB Local), warn and go on."""
-        try:
-            self.call(
-                "UpdateContinuousBackups",
-                TableName=self.table_name,
-                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": enabled},
+    def backfill(
+        self,
+        name: str,
+        transform: Transform,
+        *,
+        segments: int = 4,
+        page_size: int = 100,
+        where: Mapping[str, AttributeValue] | None = None,
+        mark: bool = True,
+        max_failures: int = 100,
+    ) -> BackfillStats | None:
+        """Run ``transform`` over every item (those matching ``where``); see ``migrations.backfill``."""
+        if self.dry_run:
+            self.calls.append(
+                PlannedCall(
+                    "Scan",
+                    {
+                        "TableName": self.table_name,
+                        "TotalSegments": segments,
+                        "Segment": f"0..{segments - 1} in parallel",
+                        "Limit": page_size,
+                        "ConsistentRead": True,
+                        "where": dict(where or {}),
+                    },
+                )
             )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            self.out(f"  warning: point-in-time recovery not supported by this endpoint ({code}); skipped")
-
-
-def _not_ready(table: dict[str, Any]) -> list[str]:
-    pending = []
-    if table.get("TableStatus") != "ACTIVE":
-        pending.append(f"table {table.get('TableStatus')}")
-    for index in table.get("GlobalSecondaryIndexes", []):
-        if index.get("IndexStatus") != "ACTIVE":
-            pending.append(f"{index['IndexName']} {index.get('IndexStatus')}")
-        elif index.get("Backfilling"):
-            pending.append(f"{index['IndexName']} backfilling")
-    return pending
-
-
-def _snake(operation: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
+            self.calls.append(
+                PlannedCall(
+                    "UpdateItem",
+                    {
+                        "TableName": self.table_name,
+                        "per": "item the transform changes (TransactWriteItems when it also puts items)",
+                        "condition": "MigrationRun <> run id" if mark else "the values it expects",
+                    },
+                )
+            )
+            self.calls.append(
+                PlannedCall(
+                    "PutItem",
+                    {
+                        "TableName": f"{self.table_name}-migrations",
+                        "per": "page",
+                        "what": f"checkpoint of backfill {name}",
+                    },
+                )
+            )
+            return None
+        if self.ledger is None:
+            raise MigrationError("a backfill needs the ledger for its checkpoints")
+        key_names = [k["AttributeName"] for k in self._require_table()["KeySchema"]]
+        job = Backfill(
+            client=self.client,
+            table_name=self.table_name,
+            key_names=key_names,
+            ledger=self.ledger,
+            revision=self.revision,
+            name=name,
+            transform=transform,
+            segments=segments,
+            page_size=page_size,
+            where=dict(where or {}),
+            mark=mark,
+            max_failures=max_failures,
+            out=self.out,
+            progress=self.progress,
+            lease=self.lease,
+        )
+        return job.run()

@@ -1,185 +1,302 @@
-"""The ledger of applied revisions and the runner's lock, kept in DynamoDB itself.
+"""The ledger: which revisions were applied, what happened when, TTL changes, backfill checkpoints.
 
-They live in their own small table, ``<TABLE_NAME>-migrations`` (hash key ``PK``), because the
-first revision creates the application table and the ledger must exist before it:
-
-- ``PK = REVISION#<id>``: ``Revision``, ``Status`` (``applied`` or ``failed``), ``AppliedAt``,
-  ``Message``, ``Error`` (for a failed one);
-- ``PK = LOCK``: ``Owner``, ``ExpiresAt`` (epoch seconds). The lock is a lease: its holder
-  renews it from a heartbeat thread, and a crashed holder's lease runs out so another runner can
-  take it over.
+It lives in its own small table, ``<TABLE_NAME>-migrations`` (hash key ``PK``), because the first
+revision creates the application table and the ledger must exist before it. The item layout is
+drawn in the package docstring (``migrations/__init__.py``); the lock is in ``lock.py``.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
+import json
 import uuid
+from base64 import b64decode, b64encode
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from migrations.context import Key, MigrationContext, MigrationError
+from migrations.calls import Caller, error_code
+from migrations.lock import Lock
 
-LOCK_KEY = "LOCK"
 REVISION_PREFIX = "REVISION#"
+EVENT_PREFIX = "EVENT#"
+TTL_PREFIX = "TTL#"
+BACKFILL_PREFIX = "BACKFILL#"
 
 
-class LockHeld(MigrationError):
-    """Another runner holds the migrations lock."""
+@dataclass(frozen=True)
+class TTLChange:
+    """The last TTL change this runner made on a table."""
+
+    at: datetime
+    enabled: bool
+    attribute: str
+    revision: str
+
+
+@dataclass
+class SegmentCheckpoint:
+    """Where one scan segment of a backfill stands, and what it counted so far."""
+
+    segment: int
+    position: dict[str, Any] | None = None  # the scan's LastEvaluatedKey; None: from the start
+    done: bool = False
+    scanned: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)  # {"key": json, "reason": text}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
+def encode_key(key: dict[str, Any]) -> str:
+    """A DynamoDB key (wire format) as JSON text; binary values are base64-encoded."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, bytes | bytearray):
+            return {"__base64__": b64encode(value).decode()}
+        raise TypeError(f"cannot store {type(value).__name__} in a checkpoint")
+
+    return json.dumps(key, default=default, sort_keys=True)
+
+
+def decode_key(text: str) -> dict[str, Any]:
+    """The inverse of ``encode_key``."""
+
+    def hook(obj: dict[str, Any]) -> Any:
+        return b64decode(obj["__base64__"]) if set(obj) == {"__base64__"} else obj
+
+    decoded: dict[str, Any] = json.loads(text, object_hook=hook)
+    return decoded
 
 
 class Ledger:
-    """Read and write the ledger table."""
+    """Read and write the ledger table (and, through ``lock``, its lease)."""
 
     def __init__(self, client: Any, table_name: str) -> None:
         self.client = client
         self.table_name = table_name
+        self.lock = Lock(client, table_name)
+
+    # -- the table ------------------------------------------------------------------------------
 
     def exists(self) -> bool:
         """True if the ledger table exists."""
-        return MigrationContext(self.client, self.table_name).describe() is not None
+        return Caller(self.client, self.table_name).describe() is not None
 
     def ensure(self) -> None:
         """Create the ledger table if it does not exist yet."""
-        ctx = MigrationContext(self.client, self.table_name, out=lambda _: None)
-        if ctx.describe() is None:
+        caller = Caller(self.client, self.table_name, out=lambda _: None)
+        if caller.describe() is None:
             try:
-                ctx.create_table([Key("PK")])
+                caller.call(
+                    "CreateTable",
+                    TableName=self.table_name,
+                    KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
             except ClientError as exc:  # another runner created it first
-                if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                if error_code(exc) != "ResourceInUseException":
                     raise
-                ctx.wait_until_active()
+        caller.wait_until_active()
+
+    def _items(self, prefix: str) -> Iterator[dict[str, Any]]:
+        if not self.exists():
+            return
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "ConsistentRead": True,
+            "FilterExpression": "begins_with(PK, :prefix)",
+            "ExpressionAttributeValues": {":prefix": {"S": prefix}},
+        }
+        while True:
+            page = self.client.scan(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _get(self, pk: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.client.get_item(
+            TableName=self.table_name, Key={"PK": {"S": pk}}, ConsistentRead=True
+        ).get("Item")
+        return item
+
+    # -- revisions and events -------------------------------------------------------------------
 
     def records(self) -> dict[str, dict[str, Any]]:
         """Revision id -> its ledger record (plain values), for every recorded revision."""
-        if not self.exists():
-            return {}
-        out: dict[str, dict[str, Any]] = {}
-        kwargs: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
-        while True:
-            page = self.client.scan(**kwargs)
-            for item in page.get("Items", []):
-                pk = item["PK"]["S"]
-                if pk.startswith(REVISION_PREFIX):
-                    out[pk[len(REVISION_PREFIX):]] = {k: next(iter(v.values())) for k, v in item.items()}
-            if "LastEvaluatedKey" not in page:
-                return out
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return {_plain(i)["Revision"]: _plain(i) for i in self._items(REVISION_PREFIX)}
 
     def applied(self) -> set[str]:
         """Ids of the revisions recorded as applied."""
         return {rev for rev, rec in self.records().items() if rec.get("Status") == "applied"}
 
-    def record(self, revision: str, status: str, message: str, error: str | None = None) -> None:
-        """Record a revision's outcome (overwriting an earlier failure)."""
+    def record(
+        self,
+        revision: str,
+        status: str,
+        message: str,
+        *,
+        by: str = "",
+        error: str | None = None,
+        action: str = "upgrade",
+    ) -> None:
+        """Record a revision's state (``running``, ``applied``, ``failed``) and log the event."""
         item = {
             "PK": {"S": REVISION_PREFIX + revision},
             "Revision": {"S": revision},
             "Status": {"S": status},
-            "AppliedAt": {"S": datetime.now(UTC).isoformat()},
             "Message": {"S": message},
+            "At": {"S": _now()},
+            "By": {"S": by},
         }
         if error:
-            item["Error"] = {"S": error[:2000]}
+            item["Error"] = {"S": error[-4000:]}
+        self.client.put_item(TableName=self.table_name, Item=item)
+        if status != "running":
+            self.log(revision, action, status, by=by, error=error)
+
+    def forget(self, revision: str, *, by: str = "", outcome: str = "reverted") -> None:
+        """Remove a revision's record (it was reverted, or an unfinished run was abandoned by a
+        downgrade below it) with its backfill checkpoints, and log the event."""
+        self.client.delete_item(TableName=self.table_name, Key={"PK": {"S": REVISION_PREFIX + revision}})
+        self.clear_backfills(revision)
+        self.log(revision, "downgrade", outcome, by=by)
+
+    def log(
+        self, revision: str, action: str, outcome: str, *, by: str = "", error: str | None = None
+    ) -> None:
+        """Append one event to the history (never overwritten)."""
+        at = _now()
+        item = {
+            "PK": {"S": f"{EVENT_PREFIX}{at}#{uuid.uuid4().hex[:8]}"},
+            "Revision": {"S": revision},
+            "Action": {"S": action},
+            "Outcome": {"S": outcome},
+            "At": {"S": at},
+            "By": {"S": by},
+        }
+        if error:
+            item["Error"] = {"S": error.strip().splitlines()[-1][:500]}
         self.client.put_item(TableName=self.table_name, Item=item)
 
-    def forget(self, revision: str) -> None:
-        """Remove a revision's record (after it was downgraded)."""
-        self.client.delete_item(TableName=self.table_name, Key={"PK": {"S": REVISION_PREFIX + revision}})
+    def events(self) -> list[dict[str, Any]]:
+        """Every logged event, oldest first."""
+        return sorted((_plain(i) for i in self._items(EVENT_PREFIX)), key=lambda e: str(e["PK"]))
 
-    # -- lock -----------------------------------------------------------------------------------
+    # -- TTL changes ----------------------------------------------------------------------------
 
-    def acquire(self, owner: str, lease_seconds: float) -> bool:
-        """Take the lock if it is free or its lease has run out; True on success."""
-        now = time.time()
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item={"PK": {"S": LOCK_KEY}, "Owner": {"S": owner},
-                      "ExpiresAt": {"N": repr(now + lease_seconds)}},
-                ConditionExpression="attribute_not_exists(PK) OR ExpiresAt < :now",
-                ExpressionAttributeValues={":now": {"N": repr(now)}},
-            )
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
+    def record_ttl_change(
+        self, table: str, created: str, *, enabled: bool, attribute: str, revision: str
+    ) -> None:
+        """Remember when TTL changed on ``table`` (one incarnation of it, named by its creation)."""
+        self.client.put_item(
+            TableName=self.table_name,
+            Item={
+                "PK": {"S": TTL_PREFIX + table},
+                "TableCreatedAt": {"S": created},
+                "ChangedAt": {"S": _now()},
+                "Enabled": {"BOOL": enabled},
+                "AttributeName": {"S": attribute},
+                "Revision": {"S": revision},
+            },
+        )
 
-    def renew(self, owner: str, lease_seconds: float) -> bool:
-        """Extend our lease; False if we lost the lock."""
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"PK": {"S": LOCK_KEY}},
-                UpdateExpression="SET ExpiresAt = :exp",
-                ConditionExpression="#owner = :me",
-                ExpressionAttributeNames={"#owner": "Owner"},
-                ExpressionAttributeValues={":exp": {"N": repr(time.time() + lease_seconds)},
-                                           ":me": {"S": owner}},
-            )
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-
-    def release(self, owner: str) -> None:
-        """Give the lock back if we still hold it."""
-        try:
-            self.client.delete_item(
-                TableName=self.table_name,
-                Key={"PK": {"S": LOCK_KEY}},
-                ConditionExpression="#owner = :me",
-                ExpressionAttributeNames={"#owner": "Owner"},
-                ExpressionAttributeValues={":me": {"S": owner}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-
-    def holder(self) -> tuple[str, float] | None:
-        """(owner, lease expiry) of the current lock, if any."""
-        item = self.client.get_item(
-            TableName=self.table_name, Key={"PK": {"S": LOCK_KEY}}, ConsistentRead=True
-        ).get("Item")
-        if not item:
+    def last_ttl_change(self, table: str, created: str) -> TTLChange | None:
+        """The last TTL change recorded for this incarnation of ``table``."""
+        item = self._get(TTL_PREFIX + table) if self.exists() else None
+        if item is None or item["TableCreatedAt"]["S"] != created:
             return None
-        return item["Owner"]["S"], float(item["ExpiresAt"]["N"])
+        return TTLChange(
+            datetime.fromisoformat(item["ChangedAt"]["S"]),
+            item["Enabled"]["BOOL"],
+            item["AttributeName"]["S"],
+            item["Revision"]["S"],
+        )
 
-    @contextmanager
-    def lock(self, *, lease_seconds: float = 30.0, wait_seconds: float = 0.0) -> Iterator[str]:
-        """Hold the lock for the block, renewing the lease from a heartbeat thread.
+    # -- backfill checkpoints -------------------------------------------------------------------
 
-        Waits up to ``wait_seconds`` for another runner to finish, then raises ``LockHeld``.
-        """
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        deadline = time.monotonic() + wait_seconds
-        while not self.acquire(owner, lease_seconds):
-            if time.monotonic() >= deadline:
-                held = self.holder()
-                who = f"{held[0]} (lease until {datetime.fromtimestamp(held[1], UTC):%H:%M:%S} UTC)" \
-                    if held else "another runner"
-                raise LockHeld(f"migrations are locked by {who}; try again when it has finished")
-            time.sleep(min(1.0, lease_seconds / 4))
-        stop = threading.Event()
+    def start_backfill(self, revision: str, name: str, segments: int) -> tuple[str, int, bool]:
+        """(run id, segment count, resumed) of a backfill: a new run, or the one to resume."""
+        pk = f"{BACKFILL_PREFIX}{revision}#{name}"
+        existing = self._get(pk)
+        if existing is not None:
+            return existing["RunId"]["S"], int(existing["Segments"]["N"]), True
+        run_id = f"{revision}:{name}:{uuid.uuid4().hex[:12]}"
+        self.client.put_item(
+            TableName=self.table_name,
+            Item={
+                "PK": {"S": pk},
+                "Revision": {"S": revision},
+                "Name": {"S": name},
+                "RunId": {"S": run_id},
+                "Segments": {"N": str(segments)},
+                "StartedAt": {"S": _now()},
+                "Status": {"S": "running"},
+            },
+        )
+        return run_id, segments, False
 
-        def heartbeat() -> None:
-            while not stop.wait(lease_seconds / 3):
-                if not self.renew(owner, lease_seconds):
-                    return
+    def finish_backfill(self, revision: str, name: str, status: str = "done") -> None:
+        """Mark a backfill run as finished (``done``) or ``failed``."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"PK": {"S": f"{BACKFILL_PREFIX}{revision}#{name}"}},
+            UpdateExpression="SET #s = :s, FinishedAt = :at",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":s": {"S": status}, ":at": {"S": _now()}},
+        )
 
-        thread = threading.Thread(target=heartbeat, name="migrations-lock-heartbeat", daemon=True)
-        thread.start()
-        try:
-            yield owner
-        finally:
-            stop.set()
-            thread.join()
-            self.release(owner)
+    def load_segment(self, revision: str, name: str, segment: int) -> SegmentCheckpoint:
+        """The checkpoint of one segment (a fresh one if it never saved any)."""
+        item = self._get(f"{BACKFILL_PREFIX}{revision}#{name}#{segment}")
+        if item is None:
+            return SegmentCheckpoint(segment)
+        return SegmentCheckpoint(
+            segment=segment,
+            position=decode_key(item["Position"]["S"]) if "Position" in item else None,
+            done=item["Done"]["BOOL"],
+            scanned=int(item["Scanned"]["N"]),
+            updated=int(item["Updated"]["N"]),
+            unchanged=int(item["Unchanged"]["N"]),
+            failures=[json.loads(f["S"]) for f in item.get("Failures", {}).get("L", [])],
+        )
+
+    def save_segment(self, revision: str, name: str, checkpoint: SegmentCheckpoint) -> None:
+        """Save one segment's position and counts (after every page it finished)."""
+        item: dict[str, Any] = {
+            "PK": {"S": f"{BACKFILL_PREFIX}{revision}#{name}#{checkpoint.segment}"},
+            "Revision": {"S": revision},
+            "Name": {"S": name},
+            "Segment": {"N": str(checkpoint.segment)},
+            "Done": {"BOOL": checkpoint.done},
+            "Scanned": {"N": str(checkpoint.scanned)},
+            "Updated": {"N": str(checkpoint.updated)},
+            "Unchanged": {"N": str(checkpoint.unchanged)},
+            "Failed": {"N": str(len(checkpoint.failures))},
+            "SavedAt": {"S": _now()},
+            "Failures": {"L": [{"S": json.dumps(f, sort_keys=True)} for f in checkpoint.failures]},
+        }
+        if checkpoint.position is not None:
+            item["Position"] = {"S": encode_key(checkpoint.position)}
+        self.client.put_item(TableName=self.table_name, Item=item)
+
+    def backfills(self, revision: str | None = None) -> list[dict[str, Any]]:
+        """Every backfill header and segment checkpoint (plain values), optionally of one revision."""
+        prefix = BACKFILL_PREFIX + (f"{revision}#" if revision else "")
+        return sorted((_plain(i) for i in self._items(prefix)), key=lambda i: str(i["PK"]))
+
+    def clear_backfills(self, revision: str) -> None:
+        """Delete the checkpoints of ``revision``'s backfills (it was reverted: a new run starts over)."""
+        for item in self.backfills(revision):
+            self.client.delete_item(TableName=self.table_name, Key={"PK": {"S": item["PK"]}})

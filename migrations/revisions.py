@@ -1,4 +1,7 @@
-"""Revision files: ``migrations/versions/NNNN_slug.py``, loaded and ordered into a chain."""
+"""Revision files: ``NNNN_slug.py`` in a versions directory, loaded and ordered into a chain.
+
+The directory is ``migrations/versions`` unless a caller names another (``--versions-dir``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from migrations.context import MigrationError
+from migrations.calls import MigrationError
 
 VERSIONS_DIR = Path(__file__).parent / "versions"
 FILE_PATTERN = re.compile(r"^(\d{4})_[a-z0-9_]+\.py$")
@@ -41,8 +44,11 @@ def _load(path: Path) -> Revision:
     return Revision(module.revision, module.down_revision, message, path, module.upgrade, module.downgrade)
 
 
-def load_revisions(directory: Path = VERSIONS_DIR) -> list[Revision]:
+def load_revisions(directory: Path | None = None) -> list[Revision]:
     """Every revision in ``directory``, base first; the chain must be linear and unbroken."""
+    directory = directory or VERSIONS_DIR
+    if not directory.is_dir():
+        raise MigrationError(f"no versions directory at {directory}")
     found = [_load(p) for p in sorted(directory.glob("*.py")) if FILE_PATTERN.match(p.name)]
     by_parent: dict[str | None, Revision] = {}
     for rev in found:
@@ -71,3 +77,53 @@ def resolve(chain: list[Revision], target: str) -> int:
         if rev.revision == target:
             return i
     raise MigrationError(f"unknown revision {target!r}")
+
+
+def slugify(message: str) -> str:
+    """A file-name slug for ``message``: lower-case words joined by ``_``, at most 40 characters."""
+    words = re.findall(r"[a-z0-9]+", message.lower())
+    slug = "_".join(words)[:40].strip("_")
+    return slug or "revision"
+
+
+def write_revision(
+    directory: Path, chain: list[Revision], message: str, upgrade_body: list[str], downgrade_body: list[str]
+) -> Path:
+    """Write the next numbered revision after ``chain``'s head; return its path."""
+    if not message.strip() or '"""' in message:
+        raise MigrationError("a revision needs a message (without triple quotes)")
+    number = int(chain[-1].revision) + 1 if chain else 1
+    revision = f"{number:04d}"
+    uses_key = any("Key(" in line for line in upgrade_body + downgrade_body)
+    imports = [
+        "from migrations.context import Key, MigrationContext"
+        if uses_key
+        else "from migrations.context import MigrationContext"
+    ]
+    parent = repr(chain[-1].revision) if chain else "None"
+    text = "\n".join(
+        [
+            f'"""{message.strip()}"""',
+            "",
+            "from __future__ import annotations",
+            "",
+            *imports,
+            "",
+            f'revision = "{revision}"',
+            f"down_revision = {parent}".replace("'", '"'),
+            "",
+            "",
+            "def upgrade(ctx: MigrationContext) -> None:",
+            *[f"    {line}" for line in (upgrade_body or ["pass"])],
+            "",
+            "",
+            "def downgrade(ctx: MigrationContext) -> None:",
+            *[f"    {line}" for line in (downgrade_body or ["pass"])],
+            "",
+        ]
+    )
+    path = directory / f"{revision}_{slugify(message)}.py"
+    if path.exists():
+        raise MigrationError(f"{path} exists already")
+    path.write_text(text)
+    return path

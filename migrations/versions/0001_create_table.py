@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from migrations.context import Key
+from migrations.context import Key, MigrationContext
 
 revision = "0001"
 down_revision = None
 
 
-def upgrade(ctx: Any) -> None:
+def upgrade(ctx: MigrationContext) -> None:
     ctx.create_table(
         [Key("PK", "S", "HASH"), Key("SK", "S", "RANGE")],
         global_indexes=[("GSI1", [Key("GSI1PK", "S", "HASH"), Key("SK", "S", "RANGE")])],
@@ -19,5 +17,5 @@ def upgrade(ctx: Any) -> None:
     )
 
 
-def downgrade(ctx: Any) -> None:
+def downgrade(ctx: MigrationContext) -> None:
     ctx.delete_table()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from migrations.context import Key
+from migrations.context import Key, MigrationContext
 
 revision = "0002"
 down_revision = "0001"
 
 
-def upgrade(ctx: Any) -> None:
+def upgrade(ctx: MigrationContext) -> None:
     ctx.create_global_index("Email-Index", [Key("Email", "S", "HASH")])
 
 
-def downgrade(ctx: Any) -> None:
+def downgrade(ctx: MigrationContext) -> None:
     ctx.delete_global_index("Email-Index")

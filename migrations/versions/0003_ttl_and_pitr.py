@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from migrations.context import MigrationContext
 
 revision = "0003"
 down_revision = "0002"
 
 
-def upgrade(ctx: Any) -> None:
+def upgrade(ctx: MigrationContext) -> None:
     ctx.set_ttl("ExpiresAt", enabled=True)
     ctx.enable_point_in_time_recovery()
 
 
-def downgrade(ctx: Any) -> None:
+def downgrade(ctx: MigrationContext) -> None:
+    ctx.enable_point_in_time_recovery(enabled=False)
     ctx.set_ttl("ExpiresAt", enabled=False)

@@ -1,0 +1,231 @@
+"""Data migrations: resumable after SIGKILL, each item processed once, failures reported and retried."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import Settings
+from migrations import runner
+from migrations.ledger import Ledger
+from migrations.runner import RevisionFailed
+from tests.migrations.helpers import REPO, FakeClient, client_error, quiet, scan_all, seed
+
+THINGS = 800
+
+
+def _things(count: int) -> list[dict[str, Any]]:
+    return [
+        {"PK": {"S": f"THING#{n:05d}"}, "SK": {"S": "THING"}, "EntityType": {"S": "THING"}}
+        for n in range(count)
+    ]
+
+
+def _segments(ledger: Ledger, revision: str) -> list[dict[str, Any]]:
+    return [b for b in ledger.backfills(revision) if "Segment" in b]
+
+
+def _cli(local: Settings, versions: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "migrations",
+        "--versions-dir",
+        str(versions),
+        "--lease-seconds",
+        "2",
+        "--lock-wait",
+        "30",
+        "upgrade",
+    ]
+    environment = {
+        **os.environ,
+        "AWS_ENDPOINT_URL_DYNAMODB": str(local.endpoint_url),
+        "TABLE_NAME": local.table_name,
+        **env,
+    }
+    with log.open("wb") as sink:
+        return subprocess.Popen(command, cwd=REPO, env=environment, stdout=sink, stderr=subprocess.STDOUT)
+
+
+def test_a_backfill_killed_halfway_resumes_from_its_checkpoints_and_processes_every_item_once(
+    local: Settings, client: Any, make_versions: Callable[..., Path], tmp_path: Path
+) -> None:
+    versions = make_versions("test:0001_plain_table", "test:0002_count_things")
+    runner.upgrade("0001", out=quiet, client=client, versions_dir=versions)
+    seed(client, local.table_name, _things(THINGS))
+    ledger = Ledger(client, local.ledger_table_name)
+    hung = tmp_path / "hung"
+
+    first = _cli(
+        local,
+        versions,
+        tmp_path / "first.log",
+        TEST_HANG_AFTER_ITEMS=str(THINGS // 2),
+        TEST_HUNG_FLAG=str(hung),
+    )
+    deadline = time.monotonic() + 60
+    while not (hung.exists() and sum(int(s["Scanned"]) for s in _segments(ledger, "0002")) > 0):
+        assert first.poll() is None, (tmp_path / "first.log").read_text()
+        assert time.monotonic() < deadline, "the backfill never got going"
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    checkpointed = sum(int(s["Scanned"]) for s in _segments(ledger, "0002"))
+    assert 0 < checkpointed < THINGS
+    assert ledger.records()["0002"]["Status"] == "running"
+
+    second = _cli(local, versions, tmp_path / "second.log")
+    assert second.wait(timeout=120) == 0, (tmp_path / "second.log").read_text()
+
+    output = (tmp_path / "second.log").read_text()
+    assert "resuming backfill count-things" in output
+    counts = Counter(item.get("Processed", {}).get("N") for item in scan_all(client, local.table_name))
+    assert counts == Counter({"1": THINGS})
+    segments = _segments(ledger, "0002")
+    assert sum(int(s["Scanned"]) for s in segments) == THINGS  # resumed, not started over
+    assert all(s["Done"] for s in segments)
+    assert ledger.records()["0002"]["Status"] == "applied"
+
+
+def _user(user_id: str, email: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "PK": {"S": f"USER#{user_id}"},
+        "SK": {"S": "PROFILE"},
+        "EntityType": {"S": "USER"},
+        "UserId": {"S": user_id},
+        "Email": {"S": email},
+        "Version": {"N": "1"},
+        **extra,
+    }
+
+
+def _claim(email: str, user_id: str) -> dict[str, Any]:
+    return {
+        "PK": {"S": f"EMAIL#{email}"},
+        "SK": {"S": "EMAIL"},
+        "EntityType": {"S": "EMAIL"},
+        "ClaimedEmail": {"S": email},
+        "UserId": {"S": user_id},
+        "Version": {"N": "1"},
+    }
+
+
+def _get(client: Any, table: str, pk: str, sk: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = client.get_item(
+        TableName=table, Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True
+    ).get("Item")
+    return item
+
+
+def test_revision_0004_lower_cases_emails_claims_them_and_retries_only_the_item_that_failed(
+    local: Settings, client: Any
+) -> None:
+    runner.upgrade("0003", out=quiet, client=client)
+    table = local.table_name
+    seed(
+        client,
+        table,
+        [
+            _user("alice", "Alice@Example.COM"),  # no claim yet
+            _user("bob", "bob@example.com"),
+            _claim("bob@example.com", "bob"),  # already right
+            _user("carol", "Carol@Example.com"),
+            _claim("carol@example.com", "mallory"),  # taken
+            {
+                "PK": {"S": "USER#alice"},
+                "SK": {"S": "ORDER#1"},
+                "EntityType": {"S": "ORDER"},
+                "Email": {"S": "Not@A.User"},
+            },  # not a user: left alone
+        ],
+    )
+    lines: list[str] = []
+
+    with pytest.raises(RevisionFailed) as failed:
+        runner.upgrade(out=lines.append, client=client)
+
+    assert failed.value.revision == "0004"
+    assert any('"USER#carol"' in line and "claimed by another user" in line for line in lines)
+    assert runner.status(client=client)["failed"] == ["0004"]
+    alice = _get(client, table, "USER#alice", "PROFILE")
+    assert (
+        alice is not None and alice["Email"] == {"S": "alice@example.com"} and alice["Version"] == {"N": "2"}
+    )
+    assert _get(client, table, "EMAIL#alice@example.com", "EMAIL")["UserId"] == {"S": "alice"}  # type: ignore[index]
+    assert _get(client, table, "USER#bob", "PROFILE")["Version"] == {"N": "1"}  # type: ignore[index]
+    assert _get(client, table, "USER#alice", "ORDER#1")["Email"] == {"S": "Not@A.User"}  # type: ignore[index]
+
+    client.delete_item(TableName=table, Key={"PK": {"S": "EMAIL#carol@example.com"}, "SK": {"S": "EMAIL"}})
+    lines.clear()
+    assert runner.upgrade(out=lines.append, client=client) == ["0004"]
+
+    assert any("resuming backfill lower-case-emails" in line for line in lines)
+    carol = _get(client, table, "USER#carol", "PROFILE")
+    assert carol is not None and carol["Email"] == {"S": "carol@example.com"}
+    assert _get(client, table, "EMAIL#carol@example.com", "EMAIL")["UserId"] == {"S": "carol"}  # type: ignore[index]
+    assert _get(client, table, "USER#alice", "PROFILE")["Version"] == {"N": "2"}  # type: ignore[index]
+    assert runner.check(client=client) == []
+
+
+def test_throttled_writes_are_retried_with_backoff_and_applied_once(
+    local: Settings, client: Any, make_versions: Callable[..., Path]
+) -> None:
+    versions = make_versions("test:0001_plain_table", "test:0002_count_things")
+    runner.upgrade("0001", out=quiet, client=client, versions_dir=versions)
+    seed(client, local.table_name, _things(60))
+    refusals = iter(range(5))
+
+    def update_item(**params: Any) -> Any:
+        if params["TableName"] == local.table_name and next(refusals, None) is not None:
+            raise client_error(
+                "ProvisionedThroughputExceededException", "Rate of requests exceeds", "UpdateItem"
+            )
+        return client.update_item(**params)
+
+    lines: list[str] = []
+    runner.upgrade(
+        out=lines.append, client=FakeClient(client, update_item=update_item), versions_dir=versions
+    )
+
+    counts = Counter(item.get("Processed", {}).get("N") for item in scan_all(client, local.table_name))
+    assert counts == Counter({"1": 60})
+    assert any("5 throttled requests" in line for line in lines)
+
+
+def test_a_transform_that_raises_fails_the_revision_and_the_current_revision_stays_before_it(
+    local: Settings, client: Any, make_versions: Callable[..., Path]
+) -> None:
+    versions = make_versions("test:0001_plain_table", "test:0002_count_things")
+    runner.upgrade("0001", out=quiet, client=client, versions_dir=versions)
+    seed(client, local.table_name, _things(3))
+
+    def update_item(**params: Any) -> Any:
+        if params["TableName"] != local.table_name:  # the ledger's own writes go through
+            return client.update_item(**params)
+        raise client_error(
+            "ValidationException", "Item size has exceeded the maximum allowed size", "UpdateItem"
+        )
+
+    lines: list[str] = []
+    with pytest.raises(RevisionFailed, match="3 item"):
+        runner.upgrade(
+            out=lines.append, client=FakeClient(client, update_item=update_item), versions_dir=versions
+        )
+
+    assert sum("failed: " in line and "ValidationException" in line for line in lines) == 3
+    status = runner.status(client=client, versions_dir=versions)
+    assert status["current"].startswith("0001")
+    assert status["failed"] == ["0002"]
+    assert runner.upgrade(out=quiet, client=client, versions_dir=versions) == ["0002"]
+    counts = Counter(item.get("Processed", {}).get("N") for item in scan_all(client, local.table_name))
+    assert counts == Counter({"1": 3})

@@ -1,0 +1,168 @@
+"""``check`` finds drift between models/ and the live table; ``new --autogenerate`` removes it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import Settings
+from migrations import __main__ as cli
+from migrations import autogenerate, declared, runner
+from migrations.calls import Key, MigrationError
+from migrations.revisions import load_revisions, write_revision
+from migrations.schema import IndexSpec, TableSpec, diff
+from tests.migrations.helpers import quiet
+
+STATUS_INDEX = IndexSpec("Status-Index", (Key("Status", "S", "HASH"), Key("CreatedAt", "S", "RANGE")))
+
+
+def _with(spec: TableSpec, **changes: Any) -> TableSpec:
+    return dataclasses.replace(spec, **changes)
+
+
+def test_the_models_declare_the_physical_table_of_the_design() -> None:
+    spec = declared.declared_spec()
+
+    assert spec.keys == (Key("PK", "S", "HASH"), Key("SK", "S", "RANGE"))
+    assert spec.indexes == (
+        IndexSpec("Email-Index", (Key("Email", "S", "HASH"),)),
+        IndexSpec("GSI1", (Key("GSI1PK", "S", "HASH"), Key("SK", "S", "RANGE"))),
+    )
+    assert (spec.ttl_attribute, spec.stream_view_type, spec.billing_mode) == (
+        "ExpiresAt",
+        "NEW_AND_OLD_IMAGES",
+        "PAY_PER_REQUEST",
+    )
+
+
+def test_check_exits_1_naming_a_declared_index_the_table_lacks_and_autogenerate_brings_it_back_to_0(
+    local: Settings,
+    client: Any,
+    make_versions: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    versions = make_versions()
+    runner.upgrade(out=quiet, client=client, versions_dir=versions)
+    assert cli.main(["check"]) == 0
+    changed = _with(declared.declared_spec(), indexes=(*declared.declared_spec().indexes, STATUS_INDEX))
+    monkeypatch.setattr(declared, "declared_spec", lambda: changed)
+    capsys.readouterr()
+
+    assert cli.main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "drift: index Status-Index: declared (Status S HASH, CreatedAt S RANGE; projection ALL), missing"
+        in out
+    )
+
+    assert cli.main(["--versions-dir", str(versions), "new", "Add Status-Index", "--autogenerate"]) == 0
+    written = sorted(versions.glob("0005_*.py"))
+    assert [p.name for p in written] == ["0005_add_status_index.py"]
+    keys = '[Key("Status", "S", "HASH"), Key("CreatedAt", "S", "RANGE")]'
+    assert f'ctx.create_global_index("Status-Index", {keys})' in written[0].read_text()
+    assert runner.upgrade(out=quiet, client=client, versions_dir=versions) == ["0005"]
+    capsys.readouterr()
+    assert cli.main(["check"]) == 0
+    assert "in sync" in capsys.readouterr().out
+
+    runner.downgrade("0004", out=quiet, client=client, versions_dir=versions)
+    assert [d.subject for d in runner.check(declared=changed, client=client)] == ["Status-Index"]
+
+
+def test_autogenerate_refuses_when_the_table_is_not_at_head(
+    local: Settings, client: Any, make_versions: Callable[..., Path]
+) -> None:
+    versions = make_versions()
+    runner.upgrade("0002", out=quiet, client=client, versions_dir=versions)
+
+    with pytest.raises(MigrationError, match="not at head"):
+        runner.new("x", autogenerate_ops=True, versions_dir=versions, client=client, out=quiet)
+    assert sorted(p.name for p in versions.glob("*.py"))[-1].startswith("0004")
+
+
+def test_new_without_autogenerate_writes_an_empty_revision_after_head(
+    make_versions: Callable[..., Path],
+) -> None:
+    versions = make_versions()
+
+    assert cli.main(["--versions-dir", str(versions), "new", "Tidy up: nothing yet!"]) == 0
+
+    chain = load_revisions(versions)
+    assert [r.revision for r in chain][-2:] == ["0004", "0005"]
+    assert chain[-1].down_revision == "0004"
+    assert chain[-1].message == "Tidy up: nothing yet!"
+    assert chain[-1].path.name == "0005_tidy_up_nothing_yet.py"
+
+
+def test_each_kind_of_drift_is_named() -> None:
+    want = declared.declared_spec()
+    live = _with(
+        want,
+        indexes=(*want.indexes[:1], IndexSpec("Old", (Key("X", "N", "HASH"),), "KEYS_ONLY")),
+        ttl_attribute=None,
+        stream_view_type="KEYS_ONLY",
+        billing_mode="PROVISIONED",
+        keys=(Key("PK", "S", "HASH"),),
+    )
+
+    messages = [str(d) for d in diff(want, live, "T")]
+
+    assert messages == [
+        "keys: declared PK (S, HASH), SK (S, RANGE); live PK (S, HASH)",
+        "index GSI1: declared (GSI1PK S HASH, SK S RANGE; projection ALL), missing from the live table",
+        "index Old: on the live table (X N HASH; projection KEYS_ONLY), not declared",
+        "TTL: declared on ExpiresAt, live disabled",
+        "stream: declared NEW_AND_OLD_IMAGES, live KEYS_ONLY",
+        "billing: declared PAY_PER_REQUEST, live PROVISIONED",
+    ]
+    assert diff(want, want) == []
+    assert [d.kind for d in diff(want, None)] == ["table"]
+
+
+def test_autogenerate_puts_one_index_change_in_each_revision_and_downgrades_in_reverse(
+    tmp_path: Path,
+) -> None:
+    want = declared.declared_spec()
+    gsi1 = want.index("GSI1")
+    assert gsi1 is not None
+    live = _with(
+        want,
+        indexes=(_with(gsi1, projection="KEYS_ONLY"),),
+        stream_view_type=None,
+        billing_mode="PROVISIONED",
+        provisioned={"ReadCapacityUnits": 3, "WriteCapacityUnits": 4},
+    )
+
+    groups = autogenerate.group(autogenerate.steps(diff(want, live), want, live))
+
+    assert [[s.kind for s in g] for g in groups] == [["index", "table", "table"], ["index"], ["index"]]
+    up, down = autogenerate.bodies(groups[0])
+    assert up == [
+        'ctx.create_global_index("Email-Index", [Key("Email", "S", "HASH")])',
+        'ctx.set_stream("NEW_AND_OLD_IMAGES")',
+        'ctx.set_billing("PAY_PER_REQUEST")',
+    ]
+    assert down == [
+        'ctx.set_billing("PROVISIONED", read_capacity=3, write_capacity=4)',
+        "ctx.set_stream(None)",
+        'ctx.delete_global_index("Email-Index")',
+    ]
+    assert [autogenerate.bodies(g)[0] for g in groups[1:]] == [
+        ['ctx.delete_global_index("GSI1")'],
+        ['ctx.create_global_index("GSI1", [Key("GSI1PK", "S", "HASH"), Key("SK", "S", "RANGE")])'],
+    ]
+    path = write_revision(tmp_path, [], "generated", up, down)
+    compile(path.read_text(), str(path), "exec")
+
+
+def test_keys_cannot_be_autogenerated() -> None:
+    want = declared.declared_spec()
+    live = _with(want, keys=(Key("PK", "S", "HASH"),))
+
+    with pytest.raises(MigrationError, match="cannot change this on a live table"):
+        autogenerate.steps(diff(want, live), want, live)
