@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
         help="the longest wait for the table or an index to become ACTIVE (default 900)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar for backfills")
+    parser.add_argument("--verbose", action="store_true",
+                        help="log every DynamoDB call (one structured event each); same as LOG_LEVEL=INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upgrade", help="apply pending revisions up to TARGET (default head)")
     up.add_argument("target", nargs="?", default="head")
@@ -138,6 +140,10 @@ def _command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one command; return the exit status."""
     args = _parser().parse_args(argv)
+    # The command prints what it does; per-call events are for --verbose (or an explicit LOG_LEVEL).
+    if args.verbose:
+        os.environ["LOG_LEVEL"] = "INFO"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
     try:
         if args.command == "history":
             chain = runner.history(args.versions_dir)
