@@ -4,15 +4,28 @@ Endpoint, region and credentials follow botocore's conventions. botocore reads
 ``AWS_ENDPOINT_URL_DYNAMODB`` and ``AWS_DEFAULT_REGION`` itself; it does not read ``AWS_REGION``
 (set by Lambda and the AWS CLI v2), so that one is honoured here. Settings are read on every call,
 not cached at import, so a process (or a test) that changes its environment is obeyed.
+
+The data layer's own settings: ``TABLE_NAME``, ``DYNAMODB_MAX_RETRY_ATTEMPTS``,
+``DYNAMODB_CONNECT_TIMEOUT_SECONDS``, ``DYNAMODB_READ_TIMEOUT_SECONDS`` (``get_settings``),
+``DATALAYER_CURSOR_SECRET`` (``cursor_secret``; kept out of ``Settings`` so that it never shows in
+a repr or a log) and ``DATALAYER_CACHE_TTL_SECONDS`` (``cache_ttl_seconds``). A malformed value
+raises ``ConfigurationError``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from core.errors import ConfigurationError
 
 DEFAULT_TABLE_NAME = "ApplicationData"
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+# Hostnames as urlsplit gives them (an IPv6 address without its brackets).
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+CURSOR_SECRET_ENV = "DATALAYER_CURSOR_SECRET"  # noqa: S105 (the variable's name, not a secret)
+CACHE_TTL_ENV = "DATALAYER_CACHE_TTL_SECONDS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +46,40 @@ class Settings:
 
     @property
     def is_local(self) -> bool:
-        """True when the endpoint is a DynamoDB on this machine."""
+        """True when the endpoint's host is this machine's loopback (the whole host, not a prefix)."""
         if self.endpoint_url is None:
             return False
-        rest = self.endpoint_url.split("://", 1)[-1]
-        return rest.startswith(LOCAL_HOSTS)
+        try:
+            parts = urlsplit(self.endpoint_url)
+            host, port = parts.hostname, parts.port
+        except ValueError:  # a malformed URL: an unclosed IPv6 bracket, a port that is no number
+            return False
+        if host not in LOCAL_HOSTS:
+            return False
+        # urlsplit reads "[::1].attacker.example" as host "::1": the written host must be the
+        # whole of it, bracketed if it is IPv6.
+        written = parts.netloc.rpartition("@")[2].lower()
+        bare = f"[{host}]" if ":" in host else host
+        return written in (bare, f"{bare}:{port}")
+
+
+def cursor_secret() -> str | None:
+    """``DATALAYER_CURSOR_SECRET``, the key that signs paging cursors (``None`` when unset or empty)."""
+    return os.environ.get(CURSOR_SECRET_ENV) or None
+
+
+def cache_ttl_seconds() -> float | None:
+    """``DATALAYER_CACHE_TTL_SECONDS``: the read-through cache's TTL (``None``, unset, empty or 0: off)."""
+    raw = os.environ.get(CACHE_TTL_ENV)
+    if not raw:
+        return None
+    try:
+        ttl = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{CACHE_TTL_ENV} must be a number of seconds, got {raw!r}") from None
+    if not math.isfinite(ttl) or ttl < 0:
+        raise ConfigurationError(f"{CACHE_TTL_ENV} must be a finite number >= 0, got {raw!r}")
+    return ttl or None
 
 
 def _int(name: str, default: int) -> int:
@@ -47,7 +89,7 @@ def _int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
 
 
 def get_settings() -> Settings:

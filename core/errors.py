@@ -9,6 +9,10 @@
     +-- ConflictError               optimistic lock: the entity changed since it was read
     +-- InsufficientFunds           a debit would take a balance below zero
     +-- RetriesExhausted            bounded retries ran out; ``unprocessed`` says what is left
+    +-- TransferOutcomeUnknown      a transfer may or may not have committed; ``transfer_id`` says
+    |                               which one to look up with ``get_transfer``
+    +-- ConfigurationError          a setting in the environment is missing or malformed
+    |   +-- CursorSecretMissing     no usable cursor secret off a local endpoint (``repositories.paging``)
     +-- InvalidInput (ValueError)   refused before any request was sent
         +-- InvalidKey              a key part is empty, holds the delimiter, or is too long
         +-- InvalidCursor           a cursor was tampered with or belongs to another query
@@ -46,6 +50,23 @@ class RetriesExhausted(DataLayerError):
     def __init__(self, message: str, unprocessed: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.unprocessed: list[Any] = list(unprocessed)
+
+
+class TransferOutcomeUnknown(DataLayerError):
+    """A transfer's request failed in a way that does not say whether it committed.
+
+    ``transfer_id`` names it: ``get_transfer(transfer_id)`` tells (``NotFound``: not committed,
+    unless a request still in flight commits later); calling ``transfer_funds`` again with the same
+    ``idempotency_key`` moves the money at most once.
+    """
+
+    def __init__(self, message: str, transfer_id: str) -> None:
+        super().__init__(f"{message} (transfer_id={transfer_id})")
+        self.transfer_id = transfer_id
+
+
+class ConfigurationError(DataLayerError):
+    """A setting read from the environment is missing or malformed (see ``core.config``)."""
 
 
 class InvalidInput(DataLayerError, ValueError):

@@ -18,6 +18,13 @@ a repeated request is answered by DynamoDB itself (``IdempotentParameterMismatch
 timestamps differ); after it, the record's ``attribute_not_exists`` condition fails. Either way
 the first ``Transfer`` is returned and no money moves a second time, or ``AlreadyExists`` is
 raised when the key was used for another transfer.
+
+Retries (``core.retry``): botocore re-sends the same request on throttling, 5xx, transport errors
+and ``TransactionInProgressException``; this module retries only what botocore cannot see, a
+cancellation for ``TransactionConflict`` or item-level throttling (``retry=``, default
+``CONTENTION_RETRY``). When botocore's attempts end without saying whether the transaction
+committed, ``TransferOutcomeUnknown.transfer_id`` names the transfer to look up with
+``get_transfer`` (with an idempotency key, calling again is also safe).
 """
 
 from __future__ import annotations
@@ -25,30 +32,39 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from core.config import get_settings
 from core.errors import (
     AlreadyExists,
     ConflictError,
-    DataLayerError,
     InsufficientFunds,
     InvalidInput,
-    InvalidKey,
     NotFound,
     RetriesExhausted,
+    TransferOutcomeUnknown,
 )
+from core.retry import RetryPolicy, retried_by_botocore
 from models.account import Account
-from models.attributes import MAX_SIGNIFICANT_DIGITS, to_decimal
+from models.attributes import to_money
 from models.transfer import Transfer
-from repositories._common import error_code
+from repositories._common import (
+    CONDITION_FAILED,
+    CONDITIONAL_CHECK_FAILED_EXCEPTION,
+    IDEMPOTENT_PARAMETER_MISMATCH_EXCEPTION,
+    THROTTLING_CODES,
+    THROTTLING_REASONS,
+    TRANSACTION_CANCELED_EXCEPTION,
+    TRANSACTION_CONFLICT,
+    error_code,
+    key_part,
+    raise_unexpected,
+)
 
 __all__ = [
     "get_account",
@@ -61,53 +77,49 @@ __all__ = [
 # Fixed forever: changing it would give every idempotency key a new transfer id.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("b465bfce-69c0-4724-bdd2-09d0d83d3941")
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-MAX_DECIMAL_PLACES = 2
-# Full-jitter exponential backoff between attempts that lost to a concurrent transaction.
-BACKOFF_BASE_SECONDS = 0.05
-BACKOFF_CAP_SECONDS = 2.0
+# Attempts that lost to a concurrent transaction, or were throttled item by item: botocore cannot
+# see those inside a TransactionCanceledException, so they are retried here (core.retry).
+CONTENTION_RETRY = RetryPolicy(max_attempts=6, base_delay=0.05, max_delay=2.0)
 
 _RECORD, _DEBIT, _CREDIT = 0, 1, 2
-_CHECK_FAILED = "ConditionalCheckFailed"
-_RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
-_THROTTLING = frozenset({
-    "ThrottlingError", "ProvisionedThroughputExceeded", "ThrottlingException",
-    "ProvisionedThroughputExceededException", "RequestLimitExceeded",
-})
+_CHECK_FAILED = CONDITION_FAILED
+_RETRYABLE_REASONS = frozenset({TRANSACTION_CONFLICT, *THROTTLING_REASONS})
+_THROTTLING = THROTTLING_REASONS | THROTTLING_CODES
 
 
 # --- accounts ------------------------------------------------------------------------------------
 
 def open_account(*, account_id: str | None = None, balance: Decimal | int | str = Decimal("0")) -> Account:
     """Create an account (a new uuid4 id unless given); ``AlreadyExists`` if the id is taken."""
-    account_id = str(uuid.uuid4()) if account_id is None else _require_id(account_id, "account_id")
-    opening = _money(balance, "balance", positive=False)
+    account_id = str(uuid.uuid4()) if account_id is None else key_part(account_id, "account_id")
+    opening = to_money(balance, "balance", positive=False)
     _account_keys(account_id)  # InvalidKey now, before any request
     account = Account(account_id=account_id, balance=opening)
     try:
         account.save(condition=Account.pk.does_not_exist())
     except PynamoDBException as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
+        if error_code(exc) == CONDITIONAL_CHECK_FAILED_EXCEPTION:
             raise AlreadyExists("an account with this id exists already") from exc
-        _raise_unexpected(exc, "open_account")
+        raise_unexpected(exc, "open_account")
     return account
 
 
 def get_account(account_id: str) -> Account:
     """The account, read strongly consistent; ``NotFound`` if there is none."""
-    pk, sk = _account_keys(_require_id(account_id, "account_id"))
+    pk, sk = _account_keys(key_part(account_id, "account_id"))
     try:
         return Account.get(pk, sk, consistent_read=True)
     except Account.DoesNotExist as exc:
         raise NotFound("no account with this id") from exc
     except PynamoDBException as exc:
-        _raise_unexpected(exc, "get_account")
+        raise_unexpected(exc, "get_account")
 
 
 # --- transfers -----------------------------------------------------------------------------------
 
 def get_transfer(transfer_id: str) -> Transfer:
     """The transfer record, read strongly consistent; ``NotFound`` if there is none."""
-    stored = _find_transfer(_require_id(transfer_id, "transfer_id"))
+    stored = _find_transfer(key_part(transfer_id, "transfer_id"))
     if stored is None:
         raise NotFound("no transfer with this id")
     return stored
@@ -124,18 +136,21 @@ def transfer_funds(
     amount: Decimal | int | str,
     *,
     idempotency_key: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Transfer:
     """Move ``amount`` from one account to another in one transaction; return the ``Transfer``.
 
     Raises ``InvalidInput`` (nothing sent) for a bad amount, id or key, or a self-transfer;
     ``InsufficientFunds``; ``NotFound`` for an unknown account; ``AlreadyExists`` when
     ``idempotency_key`` was used for a different transfer; ``ConflictError`` when concurrent
-    transactions kept winning through every retry. A repeated ``idempotency_key`` returns the
-    first transfer and moves no money.
+    transactions kept winning through every retry (``retry``, default ``CONTENTION_RETRY``);
+    ``TransferOutcomeUnknown`` (with the ``transfer_id``) when the request failed without saying
+    whether it committed. A repeated ``idempotency_key`` returns the first transfer and moves no
+    money.
     """
-    source = _require_id(from_account_id, "from_account_id")
-    target = _require_id(to_account_id, "to_account_id")
-    value = _money(amount, "amount", positive=True)
+    source = key_part(from_account_id, "from_account_id")
+    target = key_part(to_account_id, "to_account_id")
+    value = to_money(amount, "amount", positive=True)
     if source == target:
         raise InvalidInput("cannot transfer from an account to itself")
     key = None if idempotency_key is None else _require_idempotency_key(idempotency_key)
@@ -145,14 +160,8 @@ def transfer_funds(
     )
     # Built once, so every retry sends the very same request under the same token.
     request = _transfer_request(transfer, value)
-    retrying = Retrying(
-        retry=retry_if_exception_type(_Retryable),
-        wait=wait_random_exponential(multiplier=BACKOFF_BASE_SECONDS, max=BACKOFF_CAP_SECONDS),
-        stop=stop_after_attempt(1 + get_settings().max_retry_attempts),
-        reraise=True,
-    )
     try:
-        return retrying(_attempt_transfer, transfer, request)
+        return (retry or CONTENTION_RETRY).call(_Retryable, _attempt_transfer, transfer, request)
     except _Retryable as exc:
         if exc.code in _THROTTLING:
             raise RetriesExhausted("throttled on every attempt; nothing moved") from exc.cause
@@ -220,13 +229,16 @@ def _attempt_transfer(transfer: Transfer, request: dict[str, Any]) -> Transfer:
 def _settle_failure(transfer: Transfer, exc: TransactWriteError) -> Transfer:
     """Turn a failed transaction into the stored transfer (a replay) or a typed error."""
     code = error_code(exc)
-    if code == "IdempotentParameterMismatchException":
+    if code == IDEMPOTENT_PARAMETER_MISMATCH_EXCEPTION:
         # Same token within DynamoDB's window, different request (at least the timestamps).
         return _replay(transfer, _find_transfer(transfer.transfer_id), exc)
-    if code == "TransactionInProgressException":
-        raise _Retryable(code, exc) from exc
-    if code != "TransactionCanceledException":
-        _raise_unexpected(exc, "transfer_funds")
+    if code != TRANSACTION_CANCELED_EXCEPTION:
+        # botocore has already retried these (core.retry), re-sending the same token. Throttled
+        # requests were refused, but a transport error, a 5xx or a transaction still in progress
+        # leaves the transfer possibly committed: say which one, so the caller can look it up.
+        if retried_by_botocore(code) and code not in _THROTTLING:
+            raise _outcome_unknown(transfer, code) from exc
+        raise_unexpected(exc, "transfer_funds")
     reasons = list(exc.cancellation_reasons) + [None] * 3
     record, debit, credit = reasons[_RECORD], reasons[_DEBIT], reasons[_CREDIT]
     if record is not None and record.code == _CHECK_FAILED:
@@ -241,7 +253,19 @@ def _settle_failure(transfer: Transfer, exc: TransactWriteError) -> Transfer:
         raise NotFound("the account to credit does not exist") from exc
     if debit is not None and debit.code == _CHECK_FAILED:
         raise InsufficientFunds("the balance of the account to debit is lower than the amount") from exc
-    _raise_unexpected(exc, "transfer_funds")
+    raise_unexpected(exc, "transfer_funds")
+
+
+def _outcome_unknown(transfer: Transfer, code: str | None) -> TransferOutcomeUnknown:
+    if transfer.idempotency_key is not None:
+        advice = "call again with the same idempotency_key, or look it up with get_transfer"
+    else:
+        advice = "look it up with get_transfer before trying again"
+    return TransferOutcomeUnknown(
+        f"transfer_funds: {code or 'the request failed in transit'}, so whether the transfer "
+        f"committed is unknown; {advice}",
+        transfer.transfer_id,
+    )
 
 
 def _replay(transfer: Transfer, stored: Transfer | None, cause: Exception) -> Transfer:
@@ -268,21 +292,10 @@ def _find_transfer(transfer_id: str) -> Transfer | None:
     except Transfer.DoesNotExist:
         return None
     except PynamoDBException as exc:
-        _raise_unexpected(exc, "get_transfer")
+        raise_unexpected(exc, "get_transfer")
 
 
 # --- validation ----------------------------------------------------------------------------------
-
-def _require_id(value: Any, what: str) -> str:
-    """An id usable as a key part: a non-empty string without surrounding whitespace."""
-    if not isinstance(value, str):
-        raise InvalidKey(f"{what} must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise InvalidKey(f"{what} must not be empty")
-    if value != value.strip():
-        raise InvalidKey(f"{what} must not start or end with whitespace")
-    return value
-
 
 def _require_idempotency_key(value: Any) -> str:
     if not isinstance(value, str):
@@ -292,34 +305,6 @@ def _require_idempotency_key(value: Any) -> str:
     if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidInput(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
     return value
-
-
-def _money(value: Any, what: str, *, positive: bool) -> Decimal:
-    """An exact amount with at most two decimal places (``> 0`` or ``>= 0``); floats refused."""
-    amount = to_decimal(value, what=what)
-    if positive and amount <= 0:
-        raise InvalidInput(f"{what} must be greater than zero")
-    if amount < 0:
-        raise InvalidInput(f"{what} must not be negative")
-    if _decimal_places(amount) > MAX_DECIMAL_PLACES:
-        raise InvalidInput(f"{what} has more than {MAX_DECIMAL_PLACES} decimal places")
-    # The same value in plain notation (1E+2 -> 100, -0 -> 0): what every reader of the table parses.
-    plain = Decimal(format(amount.copy_abs(), "f"))
-    if len(plain.as_tuple().digits) > MAX_SIGNIFICANT_DIGITS:
-        raise InvalidInput(f"{what} has more than {MAX_SIGNIFICANT_DIGITS} digits")
-    return plain
-
-
-def _decimal_places(amount: Decimal) -> int:
-    """Significant digits after the point (``1.500`` has one), without rounding."""
-    _, digits, exponent = amount.as_tuple()
-    assert isinstance(exponent, int)  # finite, checked by to_decimal
-    places = max(0, -exponent)
-    for digit in reversed(digits):
-        if places == 0 or digit != 0:
-            break
-        places -= 1
-    return places
 
 
 def _account_keys(account_id: str) -> tuple[str, str]:
@@ -334,16 +319,3 @@ def _transfer_keys(transfer_id: str) -> tuple[str, str]:
         Transfer.key_template("pk").compose(transfer_id=transfer_id),
         Transfer.key_template("sk").compose(transfer_id=transfer_id),
     )
-
-
-def _raise_unexpected(exc: PynamoDBException, what: str) -> NoReturn:
-    """Map an error no access pattern expects: throttling that outlived retries, or anything else."""
-    code = error_code(exc)
-    if code in _THROTTLING:
-        raise RetriesExhausted(f"{what}: DynamoDB kept throttling after retries") from exc
-    if code is None and what == "transfer_funds":
-        raise DataLayerError(
-            "transfer_funds: the request failed in transit, so its outcome is unknown; "
-            "call again with the same idempotency_key"
-        ) from exc
-    raise DataLayerError(f"{what} failed: {code or type(exc).__name__}") from exc

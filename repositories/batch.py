@@ -2,127 +2,139 @@
 
 DynamoDB may answer a batch with ``UnprocessedItems``/``UnprocessedKeys`` (throttling, or a read
 response over 16 MB). Those are sent again with exponential backoff and full jitter, a bounded
-number of times (``RetryPolicy``); when the bound is reached ``RetriesExhausted.unprocessed`` holds
-what was not written (the entities) or not read (the ``(PK, SK)`` pairs).
+number of times (``core.retry.RetryPolicy``); when the bound is reached
+``RetriesExhausted.unprocessed`` holds what was not written (the entities) or not read (the
+``(PK, SK)`` pairs).
 
-Versions. ``BatchWriteItem`` cannot carry a condition, so a batch cannot check a version, and
-PynamoDB's own ``BatchWrite`` stores an entity's version without the increment ``save()`` makes.
-``batch_write`` therefore:
+What ``batch_write`` refuses. Entities whose writes carry rules of their own are refused with
+``InvalidInput`` naming the function to use: ``User`` and ``EmailClaim`` (a user's email claim
+must move with the user), ``Account`` (balances move only by transfers) and ``Transfer``
+(written once, by ``transfer_funds``).
 
-- writes an entity that was never written (``version is None``) with ``Version`` 1, as ``save()``
-  would, and sets its local version to 1;
-- refuses an entity that has a version (it was read from, or written to, the table) with
-  ``InvalidInput``, unless ``overwrite=True``: the batch could not notice that someone updated
-  the stored item since, and their update would be lost without a ``ConflictError``. With
-  ``overwrite=True`` it is written with its version + 1 (last writer wins) and its local version
-  goes up by one, so an older copy held elsewhere still gets ``ConflictError`` on ``save()``.
-  (If the stored version had moved further on, it goes back to this one: that is what
-  overwriting means here.)
+Versions. ``BatchWriteItem`` cannot carry a condition, so before writing, ``batch_write`` reads
+the stored ``Version`` of every key (``BatchGetItem``, strongly consistent, keys and ``Version``
+only) and never sets a stored version back:
 
-Every entity is checked before the first request (a ``TableModel`` entity, its keys valid, no two
-with the same key, each at most 400 KB as DynamoDB counts it): bad input writes nothing.
+- an entity never written (``version is None``) whose key holds nothing is written with
+  ``Version`` 1, as ``save()`` would;
+- one whose key holds an item already raises ``AlreadyExists``, unless ``overwrite=True``;
+- one whose version differs from the stored one (someone updated it since it was read, or it was
+  deleted) raises ``ConflictError``, unless ``overwrite=True``;
+- everything else, and every overwrite, is written with the stored version + 1 (at least its own
+  version + 1), keeping the stored ``CreatedAt`` when the entity has none; its local version
+  becomes that.
+
+Either error refuses the whole call: nothing is written. The read and the write are separate
+requests, though, and that gap stays open: a writer that updates an item between them is
+overwritten without a ``ConflictError`` (its update is lost, and the version may come out equal to
+the one it stored). ``batch_write`` is for loading and bulk-replacing data; for items that other
+writers update concurrently use the entity's own conditioned writes (``save()``/``update()``, or
+the repository functions), which check the version in the same request.
+
+Every write through ``batch_write`` invalidates the read-through cache of the entities it caches
+(products). Every entity is checked before the first request (a ``TableModel`` entity of an
+allowed type, its keys valid, no two with the same key, each at most 400 KB as DynamoDB counts
+it): bad input sends nothing.
+
+``batch_get`` takes keys as mappings of the model's key fields (``{"product_id": "p1"}``),
+composed through its key templates, or ``(PK, SK)`` pairs only if they parse with those
+templates: a hand-built key for another entity is ``InvalidKey``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
+from datetime import datetime
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_result,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
-from core.errors import DataLayerError, InvalidInput, InvalidKey, RetriesExhausted
-from models.keys import MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES
+from core.errors import (
+    AlreadyExists,
+    ConflictError,
+    DataLayerError,
+    InvalidInput,
+    InvalidKey,
+    RetriesExhausted,
+)
+from core.retry import RetryPolicy
+from models.account import Account
+from models.email_claim import EmailClaim
+from models.keys import KeyTemplate
+from models.product import Product
 from models.table import PK, SK, TableModel
+from models.transfer import Transfer
+from models.user import User
+from repositories import cache
+from repositories._item_size import MAX_ITEM_BYTES, item_size
+
+__all__ = ["MAX_ITEM_BYTES", "RetryPolicy", "batch_get", "batch_write", "item_size"]
 
 M = TypeVar("M", bound=TableModel)
 P = TypeVar("P")
 
 MAX_WRITE_BATCH = 25  # DynamoDB's limit of items in one BatchWriteItem
 MAX_GET_BATCH = 100  # and of keys in one BatchGetItem
-MAX_ITEM_BYTES = 400 * 1024
 _VERSION = TableModel.version.attr_name
+_CREATED = TableModel.created_at.attr_name
 
 Key = tuple[str, str]
 
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded retries, exponential backoff with full jitter (AWS's recommended policy).
-
-    After attempt ``n`` the wait is uniform in ``[0, min(max_delay, base_delay * 2 ** (n - 1))]``
-    seconds. ``sleep`` is injectable so tests need not wait.
-    """
-
-    max_attempts: int = 8
-    base_delay: float = 0.05
-    max_delay: float = 5.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise InvalidInput("max_attempts must be an int")
-        if self.max_attempts < 1:
-            raise InvalidInput("max_attempts must be at least 1")
-        if not (self.base_delay >= 0 and self.max_delay >= 0):
-            raise InvalidInput("delays must be >= 0")
-
-    def retrying(self, **kwargs: Any) -> Retrying:
-        """A ``tenacity.Retrying`` with this policy's stop, wait and sleep (``kwargs`` add the rest)."""
-        return Retrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=wait_random_exponential(multiplier=self.base_delay, max=self.max_delay),
-            sleep=self.sleep,
-            **kwargs,
-        )
-
-    def until_done(self, step: Callable[[list[P]], list[P]], pending: list[P]) -> list[P]:
-        """Call ``step`` with what is pending until nothing is, or attempts run out; return what is left.
-
-        An exception from ``step`` is not retried here (botocore retries throttling and 5xx itself).
-        """
-        left = pending
-
-        def attempt() -> list[P]:
-            nonlocal left
-            left = step(left)
-            return left
-
-        def give_up(_: RetryCallState) -> list[P]:
-            return left
-
-        result: list[P] = self.retrying(retry=retry_if_result(bool), retry_error_callback=give_up)(attempt)
-        return result
-
-
 DEFAULT_RETRY = RetryPolicy()
+
+# Entities whose writes keep rules a blind put would break, and what to call instead.
+REFUSED_ENTITIES: dict[type[TableModel], str] = {
+    User: "repositories.users.create_user or update_user (the email claim moves with the user)",
+    EmailClaim: "repositories.users.create_user or update_user (a claim moves only with its user)",
+    Account: "repositories.accounts.open_account or transfer_funds (balances move only by transfers)",
+    Transfer: "repositories.accounts.transfer_funds (a transfer is written once, with its balances)",
+}
+# The read-through cache key of each cached entity type, as its repository builds it.
+_CACHE_KEYS: dict[type[TableModel], Callable[[Any], tuple[str, ...]]] = {
+    Product: lambda product: ("product", product.product_id),
+}
 
 
 def batch_write(
     entities: Iterable[TableModel], *, overwrite: bool = False, retry: RetryPolicy | None = None
 ) -> None:
-    """Put ``entities``, 25 a request; see the module docstring for versions and retries.
+    """Put ``entities``, 25 a request; see the module docstring for refusals, versions and retries.
 
-    Raises ``InvalidInput`` (nothing written) for bad input and ``RetriesExhausted`` (with the
-    entities not written) when unprocessed items remain after the last attempt.
+    Nothing is written when it raises ``InvalidInput`` (bad input, or an entity type it refuses),
+    ``AlreadyExists`` (a new entity's key is taken) or ``ConflictError`` (an entity's version is not
+    the stored one); ``overwrite=True`` replaces instead of the last two. ``RetriesExhausted`` holds
+    the entities not written when unprocessed items remain after the last attempt.
     """
     policy = retry or DEFAULT_RETRY
     batch = _entities(entities)
-    items = _prepare(batch, overwrite=overwrite)
-    table = TableModel.Meta.table_name
-    pending = list(zip(batch, items, strict=True))
-    if not pending:
+    if not batch:
         return
-    client = _client()
+    stamps = [(e.created_at, e.updated_at) for e in batch]
+    try:
+        items = _prepare(batch)
+        client = _client()
+        try:
+            stored = _stored_versions(client, [_key_of(item) for item in items], policy)
+        except RetriesExhausted as exc:
+            message = f"the stored versions could not be read ({exc}); nothing written"
+            raise RetriesExhausted(message, batch) from exc
+        _set_versions(batch, items, stored, [created for created, _ in stamps], overwrite=overwrite)
+    except DataLayerError:
+        for entity, (created, updated) in zip(batch, stamps, strict=True):  # nothing was written
+            entity.created_at, entity.updated_at = created, updated
+        raise
+    pending = list(zip(batch, items, strict=True))
+    try:
+        _send(client, pending, policy)
+    finally:  # also when the outcome is unknown
+        for entity in batch:
+            cache_key = _CACHE_KEYS.get(type(entity))
+            if cache_key is not None:
+                cache.invalidate(cache_key(entity))
+
+
+def _send(client: Any, pending: list[tuple[TableModel, dict[str, Any]]], policy: RetryPolicy) -> None:
+    table = TableModel.Meta.table_name
 
     def send(chunk: list[tuple[TableModel, dict[str, Any]]]) -> list[tuple[TableModel, dict[str, Any]]]:
         request = {table: [{"PutRequest": {"Item": item}} for _, item in chunk]}
@@ -153,28 +165,31 @@ def batch_get(
 ) -> list[M]:
     """Read the ``model`` entities at ``keys``, 100 a request; found ones in the order of ``keys``.
 
-    A key is a ``(PK, SK)`` pair or a mapping of the model's key fields (``{"product_id": "p1"}``),
-    composed through its key templates. Repeated keys are read once; missing items, and items of
-    another entity type, are left out. ``RetriesExhausted.unprocessed`` lists the ``(PK, SK)``
-    pairs not read when the retries run out.
+    A key is a mapping of the model's key fields (``{"product_id": "p1"}``), composed through its
+    key templates, or a ``(PK, SK)`` pair that parses with them (``InvalidKey`` otherwise).
+    Repeated keys are read once; missing items, and items of another entity type, are left out.
+    ``RetriesExhausted.unprocessed`` lists the ``(PK, SK)`` pairs not read when the retries run out.
     """
     policy = retry or DEFAULT_RETRY
     if not (isinstance(model, type) and issubclass(model, TableModel) and model.keys is not None):
         raise InvalidInput("model must be an entity class (a TableModel subclass with keys)")
     wanted = list(dict.fromkeys(_key(model, key) for key in _iterable(keys, "keys")))
-    table = TableModel.Meta.table_name
-    found: dict[Key, dict[str, Any]] = {}
     if not wanted:
         return []
-    client = _client()
+    found = _read(_client(), wanted, policy, consistent_read=consistent_read)
+    return [model.from_raw_data(dict(found[k])) for k in wanted if k in found and _is_a(model, found[k])]
+
+
+def _read(
+    client: Any, wanted: list[Key], policy: RetryPolicy, *, consistent_read: bool, **options: Any
+) -> dict[Key, Mapping[str, Any]]:
+    """The items at ``wanted`` (``BatchGetItem``, 100 a request, unprocessed keys retried)."""
+    table = TableModel.Meta.table_name
+    found: dict[Key, Mapping[str, Any]] = {}
 
     def send(chunk: list[Key]) -> list[Key]:
-        request = {
-            table: {
-                "Keys": [{PK: {"S": pk}, SK: {"S": sk}} for pk, sk in chunk],
-                "ConsistentRead": consistent_read,
-            }
-        }
+        keys = [{PK: {"S": pk}, SK: {"S": sk}} for pk, sk in chunk]
+        request = {table: {"Keys": keys, "ConsistentRead": consistent_read, **options}}
         response = _call(client.batch_get_item, "BatchGetItem", RequestItems=request)
         for item in response.get("Responses", {}).get(table, []):
             found[_key_of(item)] = item
@@ -188,45 +203,7 @@ def batch_get(
                 f"{len(not_read)} of {len(wanted)} keys not read after {policy.max_attempts} attempts",
                 not_read,
             )
-    return [model.from_raw_data(found[key]) for key in wanted if key in found and _is_a(model, found[key])]
-
-
-def item_size(item: Mapping[str, Any]) -> int:
-    """The size of a wire-format item as DynamoDB counts it against its 400 KB limit."""
-    return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
-
-
-def _value_size(value: Mapping[str, Any]) -> int:
-    ((kind, inner),) = value.items()
-    if kind == "L":
-        return 3 + sum(1 + _value_size(v) for v in inner)
-    if kind == "M":
-        return 3 + sum(1 + _text_size(k) + _value_size(v) for k, v in inner.items())
-    if kind not in _SCALAR_SIZES:
-        raise InvalidInput(f"unknown DynamoDB type {kind!r}")
-    return _SCALAR_SIZES[kind](inner)
-
-
-def _text_size(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
-def _number_size(text: str) -> int:
-    # 1 byte per two significant digits, plus 1 (AWS's documented approximation, up to 21 bytes).
-    digits = Decimal(text).normalize().as_tuple().digits
-    return min(21, (len(digits) + 1) // 2 + 1)
-
-
-_SCALAR_SIZES: dict[str, Callable[[Any], int]] = {
-    "S": _text_size,
-    "N": _number_size,
-    "B": len,
-    "BOOL": lambda _: 1,
-    "NULL": lambda _: 1,
-    "SS": lambda values: sum(map(_text_size, values)),
-    "NS": lambda values: sum(map(_number_size, values)),
-    "BS": lambda values: sum(map(len, values)),
-}
+    return found
 
 
 def _client() -> Any:
@@ -252,33 +229,28 @@ def _entities(entities: Iterable[TableModel]) -> list[TableModel]:
     for entity in batch:
         if not isinstance(entity, TableModel) or type(entity).keys is None:
             raise InvalidInput(f"batch_write takes entities (TableModel), got {type(entity).__name__}")
+        for refused, instead in REFUSED_ENTITIES.items():
+            if isinstance(entity, refused):
+                raise InvalidInput(f"batch_write does not write {refused.__name__} entities; use {instead}")
     return batch
 
 
-def _prepare(batch: Sequence[TableModel], *, overwrite: bool) -> list[dict[str, Any]]:
-    """Serialize every entity with its next version; check keys, duplicates and sizes first."""
-    stale = [e for e in batch if e.version is not None]
-    if stale and not overwrite:
-        raise InvalidInput(
-            f"{len(stale)} entities already have a Version; a batch cannot check it, so it would "
-            "overwrite concurrent updates silently. Pass overwrite=True to replace them anyway."
-        )
-    stamps = [(e.created_at, e.updated_at) for e in batch]
-    try:
-        items = [_serialize(entity) for entity in batch]
-        seen: set[Key] = set()
-        for item in items:
-            key = _key_of(item)
-            if key in seen:
-                raise InvalidInput("two entities in one batch have the same key")
-            seen.add(key)
-            if item_size(item) > MAX_ITEM_BYTES:
-                raise InvalidInput(f"an entity is larger than DynamoDB's {MAX_ITEM_BYTES}-byte item limit")
-    except InvalidInput:
-        for entity, (created, updated) in zip(batch, stamps, strict=True):  # nothing was written
-            entity.created_at, entity.updated_at = created, updated
-        raise
+def _prepare(batch: Sequence[TableModel]) -> list[dict[str, Any]]:
+    """Serialize every entity with its next local version; check keys, duplicates and sizes."""
+    items = [_serialize(entity) for entity in batch]
+    seen: set[Key] = set()
+    for item in items:
+        key = _key_of(item)
+        if key in seen:
+            raise InvalidInput("two entities in one batch have the same key")
+        seen.add(key)
+        _check_size(item)
     return items
+
+
+def _check_size(item: Mapping[str, Any]) -> None:
+    if item_size(item) > MAX_ITEM_BYTES:
+        raise InvalidInput(f"an entity is larger than DynamoDB's {MAX_ITEM_BYTES}-byte item limit")
 
 
 def _serialize(entity: TableModel) -> dict[str, Any]:
@@ -292,8 +264,51 @@ def _serialize(entity: TableModel) -> dict[str, Any]:
     return item
 
 
+def _stored_versions(client: Any, keys: list[Key], policy: RetryPolicy) -> dict[Key, Mapping[str, Any]]:
+    """What is stored at ``keys``: the key, ``Version`` and ``CreatedAt`` of each existing item."""
+    projection = {
+        "ProjectionExpression": "#pk, #sk, #version, #created",
+        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK, "#version": _VERSION, "#created": _CREATED},
+    }
+    return _read(client, keys, policy, consistent_read=True, **projection)
+
+
+def _set_versions(
+    batch: Sequence[TableModel],
+    items: Sequence[dict[str, Any]],
+    stored: Mapping[Key, Mapping[str, Any]],
+    created: Sequence[datetime | None],
+    *,
+    overwrite: bool,
+) -> None:
+    """Give each item the version it is written with (never below the stored one), or refuse."""
+    taken, conflicts = 0, 0
+    for entity, item, created_before in zip(batch, items, created, strict=True):
+        old = stored.get(_key_of(item))
+        old_version = int(old[_VERSION]["N"]) if old is not None and _VERSION in old else None
+        if entity.version is None and old is not None:
+            taken += 1
+        elif entity.version is not None and (old is None or entity.version != old_version):
+            conflicts += 1
+        item[_VERSION] = {"N": str(max(old_version or 0, entity.version or 0) + 1)}
+        if old is not None and created_before is None and _CREATED in old:
+            item[_CREATED] = old[_CREATED]  # a replaced item keeps its creation time
+        _check_size(item)
+    if taken and not overwrite:
+        raise AlreadyExists(
+            f"{taken} new entities have keys that hold an item already; pass overwrite=True to replace them"
+        )
+    if conflicts and not overwrite:
+        raise ConflictError(
+            f"{conflicts} entities have a version other than the stored one (changed or deleted since "
+            "read); pass overwrite=True to replace them anyway"
+        )
+
+
 def _written(entity: TableModel, item: Mapping[str, Any]) -> None:
     entity.version = int(item[_VERSION]["N"])
+    if _CREATED in item:
+        entity.created_at = type(entity).created_at.deserialize(item[_CREATED]["S"])
 
 
 def _key_of(item: Mapping[str, Any]) -> Key:
@@ -301,16 +316,42 @@ def _key_of(item: Mapping[str, Any]) -> Key:
 
 
 def _key(model: type[TableModel], key: Key | Mapping[str, Any]) -> Key:
+    """``(PK, SK)`` composed by ``model``'s templates from key fields, or a pair that parses with them."""
+    pk_templates = [model.key_template("pk"), *_sharded_pk(model)]
+    sk_template = model.key_template("sk")
     if isinstance(key, Mapping):
-        return model.key_template("pk").compose(**key), model.key_template("sk").compose(**key)
-    if not (isinstance(key, tuple) and len(key) == 2):
-        raise InvalidInput("a key is a (PK, SK) pair or a mapping of key fields")
-    for part, limit in zip(key, (MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES), strict=True):
-        if not isinstance(part, str) or not part:
-            raise InvalidKey("PK and SK must be non-empty strings")
-        if len(part.encode("utf-8")) > limit:
-            raise InvalidKey(f"a key is longer than DynamoDB's {limit}-byte limit")
-    return key
+        known = {name for template in (*pk_templates, sk_template) for name in template.fields}
+        unknown = sorted(str(name) for name in key if name not in known)
+        if unknown:
+            raise InvalidKey(f"{model.__name__} has no key fields {unknown}")
+        fields = dict(key)
+    elif isinstance(key, tuple) and len(key) == 2 and all(isinstance(part, str) for part in key):
+        fields = _parse_pk(pk_templates, key[0])
+        for name, value in sk_template.parse(key[1]).items():
+            if fields.setdefault(name, value) != value:
+                raise InvalidKey(f"PK and SK give {name!r} different values")
+    else:
+        raise InvalidInput("a key is a mapping of the model's key fields or a (PK, SK) pair of strings")
+    sharded = len(pk_templates) > 1 and fields.get("shard") is not None
+    pk_template = pk_templates[-1] if sharded else pk_templates[0]
+    composed = pk_template.compose(**fields), sk_template.compose(**fields)
+    if not isinstance(key, Mapping) and composed != key:
+        raise InvalidKey(f"key does not match {model.__name__}'s key templates")
+    return composed
+
+
+def _sharded_pk(model: type[TableModel]) -> list[KeyTemplate]:
+    sharded = getattr(model, "sharded_pk", None)  # write-sharded entities (metrics)
+    return [sharded] if isinstance(sharded, KeyTemplate) else []
+
+
+def _parse_pk(templates: list[KeyTemplate], pk: str) -> dict[str, Any]:
+    for template in templates[:-1]:
+        try:
+            return dict(template.parse(pk))
+        except InvalidKey:
+            continue
+    return dict(templates[-1].parse(pk))
 
 
 def _is_a(model: type[TableModel], item: Mapping[str, Any]) -> bool:

@@ -1,19 +1,22 @@
 """An optional read-through cache with a TTL, invalidated by writes made through this layer.
 
 Off by default. ``configure(ttl_seconds=30, maxsize=10_000)`` (or the environment variable
-``DATALAYER_CACHE_TTL_SECONDS``) turns it on. Only point reads of whole entities go through it
-(``get_user``, ``get_product``); every write of those entities through the repositories
-invalidates the key. Writes made elsewhere (another service, the console) are seen after the TTL.
+``DATALAYER_CACHE_TTL_SECONDS``, read by ``core.config.cache_ttl_seconds``) turns it on. Only
+point reads of whole entities go through it (``get_user``, ``get_product``), and their loaders
+read strongly consistent: a load right after an invalidation must not cache an old replica's copy
+for a whole TTL. Every write of those entities through the repositories invalidates the key.
+Writes made elsewhere (another service, the console) are seen after the TTL.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from cachetools import TTLCache
+
+from core.config import cache_ttl_seconds
 
 T = TypeVar("T")
 
@@ -35,8 +38,7 @@ def configure(*, ttl_seconds: float | None, maxsize: int = 10_000) -> None:
 
 def _active() -> TTLCache[tuple[str, ...], Any] | None:
     if not _configured_from_env:
-        raw = os.environ.get("DATALAYER_CACHE_TTL_SECONDS")
-        configure(ttl_seconds=float(raw) if raw else None)
+        configure(ttl_seconds=cache_ttl_seconds())
     return _cache
 
 

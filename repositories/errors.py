@@ -1,25 +1,15 @@
-"""The data layer's errors: one tree; each keeps its botocore/PynamoDB cause as ``__cause__``.
+"""The data layer's errors, for callers of the repositories: one tree, drawn in ``core/errors.py``.
 
-::
-
-    DataLayerError
-    +-- NotFound                    get_* found nothing
-    +-- AlreadyExists               a unique thing (an email, an id) is taken
-    +-- ConflictError               stale version, or a concurrent write won
-    +-- InsufficientFunds           a debit would take a balance below zero
-    +-- RetriesExhausted            bounded retries ran out; ``unprocessed`` says what is left
-    +-- InvalidInput (ValueError)   refused before any request was sent
-        +-- InvalidKey              a key part is empty, holds ``#``, or makes a key too long
-        +-- InvalidCursor           a cursor was tampered with or belongs to another query
-
-They are defined in ``core.errors`` so that ``models`` (which must not import repositories) raises
-the same classes.
+Every error is a ``DataLayerError`` and keeps its botocore/PynamoDB cause as ``__cause__``. The
+classes are defined in ``core.errors`` so that ``models`` (which must not import repositories)
+raises the same ones; ``CursorSecretMissing`` lives with the cursors in ``repositories.paging``.
 """
 
 from __future__ import annotations
 
 from core.errors import (
     AlreadyExists,
+    ConfigurationError,
     ConflictError,
     DataLayerError,
     InsufficientFunds,
@@ -28,11 +18,15 @@ from core.errors import (
     InvalidKey,
     NotFound,
     RetriesExhausted,
+    TransferOutcomeUnknown,
 )
+from repositories.paging import CursorSecretMissing
 
 __all__ = [
     "AlreadyExists",
+    "ConfigurationError",
     "ConflictError",
+    "CursorSecretMissing",
     "DataLayerError",
     "InsufficientFunds",
     "InvalidCursor",
@@ -40,4 +34,5 @@ __all__ = [
     "InvalidKey",
     "NotFound",
     "RetriesExhausted",
+    "TransferOutcomeUnknown",
 ]

@@ -27,11 +27,18 @@ to its last page, and merges them in time order. The name is the sort key's last
 ``name=`` is a filter (it saves transfer, not read capacity).
 
 Write sharding is opt-in: ``shards=N`` (or ``configure_sharding(N)``) spreads a device's writes
-over ``DEVICE#{device_id}#{day}#{shard}``, the shard a stable hash of timestamp and name (so a
+over ``DEVICE#{device_id}#{day}#{shard}``, the shard ``crc32(timestamp#name) % N`` (so a
 repeated reading still meets its duplicate). Aggregates are sharded alike, one per shard, so no
 item stays hot; reads fan out over the N shards and the unsharded partition (points written
 before sharding) and merge: points in time order, aggregates summed per hour and name. N may be
 raised over time; after lowering it, read with the largest N ever used.
+
+Caveat when N changes: the duplicate check (``AlreadyExists``) only sees the point's own shard.
+A reading recorded under one N and sent again under another usually hashes to another shard
+(or to the unsharded partition), so it is stored a second time and counted twice in the
+aggregates. Change N only when no reading recorded before the change can be sent again (retries
+and replays drained), or deduplicate upstream; a check across every shard would cost N reads per
+write.
 """
 
 from __future__ import annotations
@@ -52,16 +59,24 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
-from tenacity import retry_if_exception_type
 
-from core.errors import AlreadyExists, DataLayerError, InvalidInput, RetriesExhausted
+from core.errors import AlreadyExists, InvalidInput, RetriesExhausted
+from core.retry import RetryPolicy
 from models.attributes import to_decimal
 from models.keys import KeyTemplate, format_part
 from models.metric import Metric
 from models.metric_aggregate import MetricAggregate
 from models.table import TableModel, utcnow
-from repositories._common import cancellation_codes, error_code
-from repositories.batch import RetryPolicy
+from repositories._common import (
+    CONDITION_FAILED,
+    TRANSACTION_CONFLICT,
+    TRANSACTION_CONFLICT_EXCEPTION,
+    aware_utc,
+    cancellation_codes,
+    error_code,
+    key_part,
+    raise_unexpected,
+)
 
 T = TypeVar("T", bound=TableModel)
 
@@ -73,7 +88,9 @@ CONTENTION_RETRY = RetryPolicy(max_attempts=10, base_delay=0.01, max_delay=1.0)
 _PAGE_SIZE: int | None = None  # DynamoDB's 1 MB pages; tests shrink it to prove the paging
 _TICK = timedelta(microseconds=1)  # timestamps in keys have microsecond resolution
 _EXPONENTS = range(-130, 126)  # the magnitudes a DynamoDB number can hold: 1E-130 .. 9.99E+125
-_CONTENDED_CODES = {"TransactionConflictException", "TransactionInProgressException"}
+# Not TransactionInProgressException: botocore retries that one itself (core.retry); when it still
+# reaches us the attempt's outcome is unknown, and a fresh attempt would store the point twice.
+_CONTENDED_CODES = {TRANSACTION_CONFLICT_EXCEPTION}
 
 _default_shards = 1
 
@@ -104,9 +121,9 @@ def record_metric(
     ``AlreadyExists`` if this metric has a reading at this exact timestamp; ``RetriesExhausted``
     if concurrent writers kept winning; nothing is written in either case.
     """
-    device_id, name = _part(device_id, "device_id"), _part(name, "name")
+    device_id, name = key_part(device_id, "device_id"), key_part(name, "name")
     number = _number(value)
-    when = utcnow() if at is None else _aware(at, "at")
+    when = utcnow() if at is None else aware_utc(at, "at")
     if not isinstance(retention, timedelta) or retention <= timedelta(0):
         raise InvalidInput("retention must be a positive timedelta")
     count = _shard_count(shards)
@@ -120,9 +137,8 @@ def record_metric(
     aggregate = MetricAggregate(device_id=device_id, metric_name=name, hour=_hour(when), shard=shard)
     point.fill_keys()  # every key part checked before any request
     aggregate.fill_keys()
-    retrying = (retry or CONTENTION_RETRY).retrying(retry=retry_if_exception_type(_Contended), reraise=True)
     try:
-        retrying(_record_once, point, aggregate, number)
+        (retry or CONTENTION_RETRY).call(_Contended, _record_once, point, aggregate, number)
     except _Contended as exc:
         message = "concurrent writers kept winning; the reading was not recorded"
         raise RetriesExhausted(message, [point]) from exc.__cause__
@@ -133,11 +149,11 @@ def get_metrics(
     device_id: str, start: datetime, end: datetime, *, name: str | None = None, shards: int | None = None
 ) -> list[Metric]:
     """The device's readings with ``start <= timestamp <= end``, in time order, across day buckets."""
-    device_id = _part(device_id, "device_id")
+    device_id = key_part(device_id, "device_id")
     start, end = _range(start, end)
     template = Metric.key_template("sk")
     condition = Metric.sk.between(template.prefix(timestamp=start), template.prefix(timestamp=end + _TICK))
-    flt = None if name is None else Metric.metric_name == _part(name, "name")
+    flt = None if name is None else Metric.metric_name == key_part(name, "name")
     partitions = _partitions(Metric, device_id, start, end, _shard_count(shards))
     found = _fan_out(Metric, partitions, condition, flt)
     return list(heapq.merge(*found, key=lambda metric: metric.sk))
@@ -150,14 +166,14 @@ def get_hourly_aggregates(
 
     With sharding, the shards' aggregates of one hour and name are summed into one (not saved).
     """
-    device_id = _part(device_id, "device_id")
+    device_id = key_part(device_id, "device_id")
     start, end = _range(start, end)
     template = MetricAggregate.key_template("sk")
     last_hour = end.replace(minute=0, second=0, microsecond=0)
     condition = MetricAggregate.sk.between(
         template.prefix(hour=_hour(start)), template.prefix(hour=_hour(last_hour + timedelta(hours=1)))
     )
-    flt = None if name is None else MetricAggregate.metric_name == _part(name, "name")
+    flt = None if name is None else MetricAggregate.metric_name == key_part(name, "name")
     partitions = _partitions(MetricAggregate, device_id, start, end, _shard_count(shards))
     groups: dict[tuple[str, str], list[MetricAggregate]] = {}
     for aggregate in (a for part in _fan_out(MetricAggregate, partitions, condition, flt) for a in part):
@@ -198,13 +214,13 @@ def _record_once(point: Metric, aggregate: MetricAggregate, number: Decimal) -> 
             transaction.update(aggregate, actions, condition=_all(conditions), add_version_condition=False)
     except TransactWriteError as exc:
         codes = [*cancellation_codes(exc), None, None]
-        if codes[0] == "ConditionalCheckFailed":
+        if codes[0] == CONDITION_FAILED:
             raise AlreadyExists("this metric has a reading at this timestamp already") from exc
-        if "TransactionConflict" in codes or codes[1] == "ConditionalCheckFailed":
+        if TRANSACTION_CONFLICT in codes or codes[1] == CONDITION_FAILED:
             raise _Contended() from exc
         if error_code(exc) in _CONTENDED_CODES:
             raise _Contended() from exc
-        raise DataLayerError(f"recording the metric failed: {error_code(exc)}") from exc
+        raise_unexpected(exc, "record_metric")
 
 
 def _extremes(aggregate: MetricAggregate) -> tuple[Decimal | None, Decimal | None]:
@@ -215,7 +231,7 @@ def _extremes(aggregate: MetricAggregate) -> tuple[Decimal | None, Decimal | Non
     except MetricAggregate.DoesNotExist:
         return None, None
     except PynamoDBException as exc:
-        raise DataLayerError(f"reading the aggregate failed: {error_code(exc)}") from exc
+        raise_unexpected(exc, "record_metric (reading the aggregate)")
     return stored.minimum, stored.maximum
 
 
@@ -228,7 +244,7 @@ def _fan_out(
         try:
             return list(model.query(pk, condition, filter_condition=flt, page_size=_PAGE_SIZE))
         except PynamoDBException as exc:
-            raise DataLayerError(f"querying {model.__name__} failed: {error_code(exc)}") from exc
+            raise_unexpected(exc, f"querying {model.__name__}")
 
     model._get_connection()  # build the cached connection here, not racing in the workers
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(partitions))) as pool:
@@ -275,12 +291,6 @@ def _hour(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
-def _part(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a string, got {type(value).__name__}")
-    return KeyTemplate.compose_part(what, value)
-
-
 def _number(value: Any) -> Decimal:
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -292,16 +302,8 @@ def _number(value: Any) -> Decimal:
     return number
 
 
-def _aware(value: Any, what: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise InvalidInput(f"{what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput(f"{what} must be timezone-aware")
-    return value.astimezone(UTC)
-
-
 def _range(start: Any, end: Any) -> tuple[datetime, datetime]:
-    start, end = _aware(start, "start"), _aware(end, "end")
+    start, end = aware_utc(start, "start"), aware_utc(end, "end")
     if start > end:
         raise InvalidInput("start is after end")
     if end - start > MAX_RANGE:

@@ -9,11 +9,11 @@ user has. Status changes are optimistic (``Version``) and move the order in GSI1
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.pagination import ResultIterator
@@ -21,15 +21,19 @@ from ulid import ULID
 
 from core.config import get_settings
 from core.errors import AlreadyExists, ConflictError, InvalidInput, NotFound
-from models.attributes import to_decimal
+from models.attributes import to_money
 from models.order import Order, OrderStatus, new_order_id, order_id_bounds
 from models.table import utcnow
-from repositories._common import error_code
+from repositories._common import (
+    CONDITIONAL_CHECK_FAILED_EXCEPTION,
+    aware_utc,
+    error_code,
+    key_part,
+    raise_unexpected,
+)
 from repositories.paging import Page, RawKey, check_limit, paginate
 
-MAX_DECIMAL_PLACES = 2
-MAX_AMOUNT_EXPONENT = 125  # DynamoDB numbers stop below 1E+126
-_CONDITION_FAILED = "ConditionalCheckFailedException"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def place_order(
@@ -43,41 +47,42 @@ def place_order(
     """Store a new order; ``AlreadyExists`` if ``order_id`` is taken in this user's partition.
 
     ``amount``: a ``Decimal``, ``int`` or numeric string, above zero, at most two decimal places
-    (floats are refused). ``order_id`` defaults to a ULID of ``created_at`` (default: now); one
-    given must be a ULID in canonical form, since listing by date relies on it.
+    (floats are refused). ``order_id`` defaults to a ULID of ``created_at`` (default: now). One
+    given must be a ULID in canonical form whose time is ``created_at`` to the millisecond (else
+    ``InvalidInput``), since listing by date reads the time from the id; without ``created_at``
+    the order's ``created_at`` is the id's time.
     """
-    user_id = _check_id(user_id, "user_id")
-    value = check_amount(amount)
+    user_id = key_part(user_id, "user_id")
+    value = to_money(amount, "amount", positive=True)
     order_status = check_status(status)
-    if created_at is not None:
-        _check_datetime(created_at, "created_at")
+    when = None if created_at is None else aware_utc(created_at, "created_at")
     if order_id is None:
-        try:
-            order_id = new_order_id(created_at)
-        except (ValueError, OverflowError) as exc:  # python-ulid's errors for times it cannot hold
-            raise InvalidInput("created_at is outside the range of a ULID (1970 onwards)") from exc
+        when = utcnow() if when is None else when
+        order_id = _ulid_at(when)
     else:
-        order_id = _check_order_id(order_id)
-    order = Order(user_id=user_id, order_id=order_id, amount=value, status=order_status,
-                  created_at=created_at)
+        order_id, when = _check_order_id(order_id, when)
+    order = Order(user_id=user_id, order_id=order_id, amount=value, status=order_status, created_at=when)
     try:
         order.save(condition=Order.pk.does_not_exist())
-    except PutError as exc:
-        if error_code(exc) == _CONDITION_FAILED:
+    except PynamoDBException as exc:
+        if error_code(exc) == CONDITIONAL_CHECK_FAILED_EXCEPTION:
             raise AlreadyExists("an order with this id exists already for this user") from exc
-        raise
+        raise_unexpected(exc, "place_order")
     return order
 
 
 def get_order(user_id: str, order_id: str) -> Order:
     """The order; ``NotFound`` if this user has no order with this id."""
-    user_id = _check_id(user_id, "user_id")
-    order_id = _check_id(order_id, "order_id")
+    user_id = key_part(user_id, "user_id")
+    order_id = key_part(order_id, "order_id")
+    pk = Order.key_template("pk").compose(user_id=user_id)
+    sk = Order.key_template("sk").compose(order_id=order_id)
     try:
-        return Order.get(Order.key_template("pk").compose(user_id=user_id),
-                         Order.key_template("sk").compose(order_id=order_id))
+        return Order.get(pk, sk)
     except DoesNotExist as exc:
         raise NotFound("no order with this id for this user") from exc
+    except PynamoDBException as exc:
+        raise_unexpected(exc, "get_order")
 
 
 def get_user_orders(
@@ -96,12 +101,11 @@ def get_user_orders(
     of the previous page of the same query (same user, range, limit and direction), else
     ``InvalidCursor``.
     """
-    user_id = _check_id(user_id, "user_id")
+    user_id = key_part(user_id, "user_id")
     limit = check_limit(limit)
     forward = not _check_bool(newest_first, "newest_first")
-    for value, what in ((start, "start"), (end, "end")):
-        if value is not None:
-            _check_datetime(value, what)
+    start = None if start is None else aware_utc(start, "start")
+    end = None if end is None else aware_utc(end, "end")
     if start is not None and end is not None and start > end:
         raise InvalidInput("start is after end")
     sk = Order.key_template("sk")
@@ -125,7 +129,10 @@ def get_user_orders(
         return Order.query(pk, range_key_condition=condition, scan_index_forward=forward,
                            limit=count, last_evaluated_key=start_key)
 
-    return paginate(run, binding=binding, limit=limit, cursor=cursor)
+    try:
+        return paginate(run, binding=binding, limit=limit, cursor=cursor)
+    except PynamoDBException as exc:
+        raise_unexpected(exc, "get_user_orders")
 
 
 def orders_by_status(
@@ -155,7 +162,10 @@ def orders_by_status(
         return Order.by_status.query(gsi1pk, range_key_condition=condition, scan_index_forward=forward,
                                      limit=count, last_evaluated_key=start_key)
 
-    return paginate(run, binding=binding, limit=limit, cursor=cursor, index=Order.by_status)
+    try:
+        return paginate(run, binding=binding, limit=limit, cursor=cursor, index=Order.by_status)
+    except PynamoDBException as exc:
+        raise_unexpected(exc, "orders_by_status")
 
 
 def set_order_status(order: Order, status: OrderStatus | str) -> Order:
@@ -166,8 +176,8 @@ def set_order_status(order: Order, status: OrderStatus | str) -> Order:
     """
     if not isinstance(order, Order):
         raise InvalidInput(f"expected an Order, got {type(order).__name__}")
-    _check_id(order.user_id, "user_id")
-    _check_id(order.order_id, "order_id")
+    key_part(order.user_id, "user_id")
+    key_part(order.order_id, "order_id")
     if order.version is None:
         raise InvalidInput("this Order was never stored (it has no version): use place_order")
     order_status = check_status(status)
@@ -179,28 +189,11 @@ def set_order_status(order: Order, status: OrderStatus | str) -> Order:
     ]
     try:
         updated.update(actions)  # conditioned on the version of `order`; returns the stored item
-    except UpdateError as exc:
-        if error_code(exc) == _CONDITION_FAILED:
+    except PynamoDBException as exc:
+        if error_code(exc) == CONDITIONAL_CHECK_FAILED_EXCEPTION:
             raise ConflictError("the order changed or was deleted since it was read") from exc
-        raise
+        raise_unexpected(exc, "set_order_status")
     return updated
-
-
-def check_amount(amount: Any) -> Decimal:
-    """An order amount: exact, above zero, at most two decimal places; ``InvalidInput`` otherwise."""
-    value = to_decimal(amount, what="amount")
-    if value <= 0:
-        raise InvalidInput("amount must be greater than zero")
-    if value.adjusted() > MAX_AMOUNT_EXPONENT:
-        raise InvalidInput("amount is larger than a DynamoDB number can hold")
-    parts = value.as_tuple()
-    assert isinstance(parts.exponent, int)  # finite, checked by to_decimal
-    digits = "".join(map(str, parts.digits))
-    # 1.50 has two decimal places in form but one in value: trailing zeros do not count.
-    trailing_zeros = len(digits) - len(digits.rstrip("0"))
-    if parts.exponent + trailing_zeros < -MAX_DECIMAL_PLACES:
-        raise InvalidInput(f"amount has more than {MAX_DECIMAL_PLACES} decimal places")
-    return value
 
 
 def check_status(status: Any) -> OrderStatus:
@@ -215,33 +208,42 @@ def check_status(status: Any) -> OrderStatus:
         raise InvalidInput(f"unknown order status; expected one of {[s.value for s in OrderStatus]}") from exc
 
 
-def _check_id(value: Any, what: str) -> str:
-    """A string that is a valid key part (``InvalidKey``: empty, holds ``#``, or too long)."""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a string, got {type(value).__name__}")
-    template = Order.key_template("pk") if what == "user_id" else Order.key_template("sk")
-    template.compose(**{what: value})
-    text: str = value
-    return text
-
-
-def _check_order_id(value: Any) -> str:
-    order_id = _check_id(value, "order_id")
+def _ulid_at(when: datetime) -> str:
     try:
-        canonical = str(ULID.from_str(order_id))
+        return new_order_id(when)
+    except (ValueError, OverflowError) as exc:  # python-ulid's errors for times it cannot hold
+        raise InvalidInput("created_at is outside the range of a ULID (1970 onwards)") from exc
+
+
+def _check_order_id(value: Any, created_at: datetime | None) -> tuple[str, datetime]:
+    """A canonical ULID and the order's time: ``created_at``, which must be the ULID's millisecond."""
+    order_id = key_part(value, "order_id")
+    try:
+        ulid = ULID.from_str(order_id)
     except ValueError as exc:
         raise InvalidInput("order_id must be a ULID (26 characters of Crockford base32)") from exc
-    if canonical != order_id:
+    if str(ulid) != order_id:
         raise InvalidInput("order_id must be a ULID in canonical (upper-case) form")
-    return order_id
+    if created_at is None:
+        return order_id, _time_of(ulid)
+    # Compared the way the id of an order made at `created_at`, and a date range's bounds
+    # (order_id_bounds), are computed: the order is then found by any range that holds created_at.
+    if ULID.from_str(_ulid_at(created_at)).milliseconds != ulid.milliseconds:
+        raise InvalidInput("order_id's time is not created_at to the millisecond (date ranges would miss it)")
+    return order_id, created_at
 
 
-def _check_datetime(value: Any, what: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise InvalidInput(f"{what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput(f"{what} must be timezone-aware")
-    return value
+def _time_of(ulid: ULID) -> datetime:
+    """A time whose ULID (as ``new_order_id`` makes it) has this ULID's millisecond."""
+    try:
+        exact = _EPOCH + timedelta(milliseconds=ulid.milliseconds)
+    except OverflowError as exc:
+        raise InvalidInput("order_id's time is past the year 9999") from exc
+    if ULID.from_datetime(exact).milliseconds == ulid.milliseconds:
+        return exact
+    # ULID.from_datetime goes through a float and truncates, so an exact millisecond can land on
+    # the one before; half a millisecond later never does.
+    return exact + timedelta(microseconds=500)
 
 
 def _check_bool(value: Any, what: str) -> bool:

@@ -3,7 +3,7 @@
 A cursor is ``<payload>.<signature>``, both URL-safe base64 without padding. The payload is JSON:
 the ``LastEvaluatedKey`` to resume from and the *binding* of the query that made it (function,
 table, index, key values, direction, page size, range bounds). The signature is HMAC-SHA256 over
-the payload with the secret from ``DATALAYER_CURSOR_SECRET``. A cursor is refused with
+the payload with the secret ``DATALAYER_CURSOR_SECRET`` (``core.config``). A cursor is refused with
 ``InvalidCursor`` unless its signature checks out (``hmac.compare_digest``) and its binding equals
 the binding of the query it is handed to: a cursor cannot be edited, forged without the secret, or
 replayed against another user, status, page size, direction or date range.
@@ -28,7 +28,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -38,13 +37,14 @@ from typing import Any, Generic, TypeVar
 from pynamodb.indexes import Index
 from pynamodb.models import Model
 
-from core.config import get_settings
-from core.errors import DataLayerError, InvalidCursor, InvalidInput
+from core.config import CURSOR_SECRET_ENV, get_settings
+from core.config import cursor_secret as configured_cursor_secret
+from core.errors import ConfigurationError, InvalidCursor, InvalidInput
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
 
-SECRET_ENV = "DATALAYER_CURSOR_SECRET"  # noqa: S105 (the variable's name, not a secret)
+SECRET_ENV = CURSOR_SECRET_ENV
 MIN_SECRET_LENGTH = 16
 MAX_LIMIT = 100
 MAX_CURSOR_LENGTH = 4096
@@ -56,8 +56,8 @@ _B64 = re.compile(r"[A-Za-z0-9_-]+\Z")
 RawKey = dict[str, dict[str, str]]
 
 
-class CursorSecretMissing(DataLayerError):
-    """``DATALAYER_CURSOR_SECRET`` is unset (or too short) and the endpoint is not local."""
+class CursorSecretMissing(ConfigurationError):
+    """``DATALAYER_CURSOR_SECRET`` is too short, or unset while the endpoint is not local."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ class Page(Generic[T]):
 
 def cursor_secret() -> bytes:
     """The signing secret: ``DATALAYER_CURSOR_SECRET``, or the development secret on a local endpoint."""
-    raw = os.environ.get(SECRET_ENV)
-    if raw:
+    raw = configured_cursor_secret()
+    if raw is not None:
         if len(raw) < MIN_SECRET_LENGTH:
             raise CursorSecretMissing(f"{SECRET_ENV} must be at least {MIN_SECRET_LENGTH} characters long")
         return raw.encode("utf-8")

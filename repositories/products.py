@@ -21,13 +21,12 @@ from typing import Any
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 
-from core.errors import DataLayerError, InvalidInput, NotFound
-from models.attributes import to_decimal
-from models.keys import KeyTemplate
+from core.errors import InvalidInput, NotFound
+from models.attributes import to_money
 from models.product import Product
 from models.table import utcnow
 from repositories import cache
-from repositories._common import error_code, require_text
+from repositories._common import key_part, raise_unexpected, require_iterable, require_text
 from repositories.batch import batch_get
 
 MAX_NESTING = 32
@@ -36,14 +35,12 @@ MAX_NESTING = 32
 def put_product(product_id: str, name: str, price: Decimal, **attrs: Any) -> Product:
     """Create or replace the product; ``attrs`` become its ``Attributes`` map (replacing the old one).
 
-    ``price`` is exact money, ``>= 0``: a ``Decimal`` (or ``int``, or a numeric string), never a
-    float.
+    ``price`` is exact money, ``>= 0``, at most two decimal places: a ``Decimal`` (or ``int``, or
+    a numeric string), never a float.
     """
-    product_id = _product_id(product_id)
+    product_id = key_part(product_id, "product_id")
     name = require_text(name, "name")
-    money = to_decimal(price, what="price")
-    if money < 0:
-        raise InvalidInput("price must not be negative")
+    money = to_money(price, "price", positive=False)
     extras = {key: _json_like(value, key, 1) for key, value in attrs.items()}
     product = Product(product_id=product_id)
     product.fill_keys()
@@ -63,7 +60,7 @@ def put_product(product_id: str, name: str, price: Decimal, **attrs: Any) -> Pro
     try:
         product.update(actions, add_version_condition=False)
     except PynamoDBException as exc:
-        raise DataLayerError(f"putting the product failed: {error_code(exc)}") from exc
+        raise_unexpected(exc, "put_product")
     finally:
         cache.invalidate(_cache_key(product_id))  # also when the outcome is unknown
     return product
@@ -71,15 +68,17 @@ def put_product(product_id: str, name: str, price: Decimal, **attrs: Any) -> Pro
 
 def get_product(product_id: str) -> Product:
     """The product, through the read-through cache when it is on; ``NotFound`` if there is none."""
-    product_id = _product_id(product_id)
+    product_id = key_part(product_id, "product_id")
     probe = Product(product_id=product_id)
     probe.fill_keys()
 
     def load() -> dict[str, Any]:
+        # Strongly consistent: what a loader returns may be cached for a whole TTL, so it must
+        # not be an old replica's copy read just after a write invalidated the entry.
         try:
-            data = Product._get_connection().get_item(probe.pk, range_key=probe.sk)
+            data = Product._get_connection().get_item(probe.pk, range_key=probe.sk, consistent_read=True)
         except PynamoDBException as exc:
-            raise DataLayerError(f"reading the product failed: {error_code(exc)}") from exc
+            raise_unexpected(exc, "get_product")
         item: dict[str, Any] | None = data.get("Item")
         if item is None:
             raise NotFound("no such product")
@@ -94,9 +93,8 @@ def get_products(product_ids: Iterable[str]) -> list[Product]:
 
     Read with ``BatchGetItem``, 100 a request (not through the cache).
     """
-    if isinstance(product_ids, (str, bytes, Mapping)) or not isinstance(product_ids, Iterable):
-        raise InvalidInput("product_ids must be an iterable of ids")
-    ids = list(dict.fromkeys(_product_id(product_id) for product_id in product_ids))
+    ids = list(dict.fromkeys(key_part(product_id, "product_id")
+                             for product_id in require_iterable(product_ids, "product_ids")))
     if not ids:
         return []
     return batch_get(Product, [{"product_id": product_id} for product_id in ids])
@@ -104,12 +102,6 @@ def get_products(product_ids: Iterable[str]) -> list[Product]:
 
 def _cache_key(product_id: str) -> tuple[str, str]:
     return ("product", product_id)
-
-
-def _product_id(value: Any) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"product_id must be a string, got {type(value).__name__}")
-    return KeyTemplate.compose_part("product_id", value)
 
 
 def _json_like(value: Any, where: str, depth: int) -> Any:

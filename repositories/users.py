@@ -4,8 +4,10 @@ An email is unique through an ``EmailClaim`` (``EMAIL#{email}``) written in the 
 as its user: ``create_user`` puts both, ``update_user`` moves the claim when the email changes,
 ``delete_user`` frees it. Emails are stored lower-cased, so two spellings of one address collide.
 Updates and deletes are optimistic: they hold only if the ``User`` passed in is still the stored
-version, else ``ConflictError``. ``get_user`` reads through ``repositories.cache`` (off unless
-configured); every write here invalidates the user's entry.
+version and its email the stored email (the claim they move or free is that email's), else
+``ConflictError``. ``get_user`` reads through ``repositories.cache`` (off unless configured) with
+a strongly consistent loader; every write here invalidates the user's entry. Errors no access
+pattern expects become ``RetriesExhausted`` (throttling) or ``DataLayerError``, cause kept.
 """
 
 from __future__ import annotations
@@ -25,21 +27,31 @@ from models.email_claim import EmailClaim
 from models.table import utcnow
 from models.user import User
 from repositories import cache
-from repositories._common import cancellation_codes, error_code, require_text
+from repositories._common import (
+    CONDITION_FAILED,
+    CONDITIONAL_CHECK_FAILED_EXCEPTION,
+    TRANSACTION_CONFLICT,
+    TRANSACTION_CONFLICT_EXCEPTION,
+    cancellation_codes,
+    error_code,
+    key_part,
+    raise_unexpected,
+    require_text,
+)
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
 MAX_LOCAL_PART_LENGTH = 64
 MAX_NAME_LENGTH = 256
 # A basic shape check, not RFC 5322: one "@", no whitespace, a dot in the domain.
 _EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+\Z")
-_CONDITION_FAILED = "ConditionalCheckFailed"
+_STALE = "the user changed or was deleted since it was read (or its email was changed in memory)"
 
 
 def create_user(email: str, name: str, *, user_id: str | None = None) -> User:
     """Create a user and claim its email in one transaction; ``AlreadyExists`` if either is taken."""
     email = normalize_email(email)
     name = require_text(name, "name", max_length=MAX_NAME_LENGTH)
-    user_id = uuid.uuid4().hex if user_id is None else _check_user_id(user_id)
+    user_id = uuid.uuid4().hex if user_id is None else key_part(user_id, "user_id")
     user = User(user_id=user_id, email=email, name=name)
     claim = EmailClaim(email=email, user_id=user_id)
     try:
@@ -48,12 +60,12 @@ def create_user(email: str, name: str, *, user_id: str | None = None) -> User:
             transaction.save(claim, condition=EmailClaim.pk.does_not_exist())
     except TransactWriteError as exc:
         user_code, claim_code = _codes(exc, 2)
-        if user_code == _CONDITION_FAILED:
+        if user_code == CONDITION_FAILED:
             raise AlreadyExists("a user with this id exists already") from exc
-        if claim_code == _CONDITION_FAILED:
+        if claim_code == CONDITION_FAILED:
             raise AlreadyExists("this email is taken") from exc
         _raise_if_conflict(exc)
-        raise
+        raise_unexpected(exc, "create_user")
     finally:
         cache.invalidate(_cache_key(user_id))
     return user
@@ -61,7 +73,7 @@ def create_user(email: str, name: str, *, user_id: str | None = None) -> User:
 
 def get_user(user_id: str) -> User:
     """The user with this id; ``NotFound`` if there is none. Reads through the cache when it is on."""
-    user_id = _check_user_id(user_id)
+    user_id = key_part(user_id, "user_id")
     return copy.deepcopy(cache.read_through(_cache_key(user_id), lambda: _load_user(user_id)))
 
 
@@ -71,17 +83,21 @@ def find_user_by_email(email: str) -> User | None:
     The index is eventually consistent: a user created or changed a moment ago may not be seen yet.
     """
     email = normalize_email(email)
-    for user in User.by_email.query(email, limit=1):
-        return user
+    try:
+        for user in User.by_email.query(email, limit=1):
+            return user
+    except PynamoDBException as exc:
+        raise_unexpected(exc, "find_user_by_email")
     return None
 
 
 def update_user(user: User, *, name: str | None = None, email: str | None = None) -> User:
     """Change the name and/or email of ``user``; return the updated user (``user`` is left as it was).
 
-    ``ConflictError`` if the stored user is no longer the version of ``user`` (or was deleted);
-    ``AlreadyExists`` if the new email belongs to someone else. A new email moves the claim in
-    the same transaction as the user.
+    ``ConflictError`` if the stored user is no longer the version of ``user`` (or was deleted),
+    or if its stored email is not ``user.email`` (changed in memory: the claim to move is the
+    stored email's, and no claim may be left behind); ``AlreadyExists`` if the new email belongs
+    to someone else. A new email moves the claim in the same transaction as the user.
     """
     current = _check_stored_user(user)
     if name is None and email is None:
@@ -97,7 +113,7 @@ def update_user(user: User, *, name: str | None = None, email: str | None = None
         actions.append(User.name.set(name))
     try:
         if email is None or email == current.email:
-            _update_in_place(updated, actions)
+            _update_in_place(updated, actions, stored_email=current.email)
         else:
             actions.append(User.email.set(email))
             _update_with_new_email(updated, actions, old_email=current.email, new_email=email)
@@ -111,22 +127,26 @@ def update_user(user: User, *, name: str | None = None, email: str | None = None
 
 
 def delete_user(user: User) -> None:
-    """Delete ``user`` and free its email in one transaction; ``ConflictError`` if ``user`` is stale."""
+    """Delete ``user`` and free its email in one transaction.
+
+    ``ConflictError`` if ``user`` is stale, or if its email is not the stored one.
+    """
     current = _check_stored_user(user)
     claim = EmailClaim(email=current.email, user_id=current.user_id)
     try:
         with _transaction() as transaction:
-            transaction.delete(user)  # conditioned on the version of `user`
+            # Conditioned on the version of `user` and on its stored email being the claim's.
+            transaction.delete(user, condition=User.email == current.email)
             transaction.delete(claim, condition=_claim_is_free_or_owned_by(current.user_id),
                                add_version_condition=False)
     except TransactWriteError as exc:
         user_code, claim_code = _codes(exc, 2)
-        if user_code == _CONDITION_FAILED:
-            raise ConflictError("the user changed or was deleted since it was read") from exc
-        if claim_code == _CONDITION_FAILED:
+        if user_code == CONDITION_FAILED:
+            raise ConflictError(_STALE) from exc
+        if claim_code == CONDITION_FAILED:
             raise ConflictError("the user's email is claimed by another user") from exc
         _raise_if_conflict(exc)
-        raise
+        raise_unexpected(exc, "delete_user")
     finally:
         cache.invalidate(_cache_key(current.user_id))
 
@@ -144,18 +164,10 @@ def normalize_email(email: Any) -> str:
     return text
 
 
-def _check_user_id(user_id: Any) -> str:
-    if not isinstance(user_id, str):
-        raise InvalidInput(f"user_id must be a string, got {type(user_id).__name__}")
-    User.key_template("pk").compose(user_id=user_id)  # InvalidKey if empty, with "#", or too long
-    text: str = user_id
-    return text
-
-
 def _check_stored_user(user: Any) -> User:
     if not isinstance(user, User):
         raise InvalidInput(f"expected a User, got {type(user).__name__}")
-    _check_user_id(user.user_id)
+    key_part(user.user_id, "user_id")
     if user.version is None:
         raise InvalidInput("this User was never stored (it has no version): use create_user")
     if not isinstance(user.email, str):
@@ -164,19 +176,25 @@ def _check_stored_user(user: Any) -> User:
 
 
 def _load_user(user_id: str) -> User:
+    # Strongly consistent: what a loader returns may be cached for a whole TTL, so it must not be
+    # an old replica's copy read just after a write invalidated the entry.
     try:
-        return User.get(User.key_template("pk").compose(user_id=user_id), User.key_template("sk").compose())
+        return User.get(User.key_template("pk").compose(user_id=user_id), User.key_template("sk").compose(),
+                        consistent_read=True)
     except DoesNotExist as exc:
         raise NotFound("no user with this id") from exc
-
-
-def _update_in_place(updated: User, actions: list[Action]) -> None:
-    try:
-        updated.update(actions)  # conditioned on the version of `updated`
     except PynamoDBException as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            raise ConflictError("the user changed or was deleted since it was read") from exc
-        raise
+        raise_unexpected(exc, "get_user")
+
+
+def _update_in_place(updated: User, actions: list[Action], *, stored_email: str) -> None:
+    try:
+        # Conditioned on the version of `updated`, and on the email it believes is stored.
+        updated.update(actions, condition=User.email == stored_email)
+    except PynamoDBException as exc:
+        if error_code(exc) == CONDITIONAL_CHECK_FAILED_EXCEPTION:
+            raise ConflictError(_STALE) from exc
+        raise_unexpected(exc, "update_user")
 
 
 def _update_with_new_email(updated: User, actions: list[Action], *, old_email: str, new_email: str) -> None:
@@ -188,17 +206,19 @@ def _update_with_new_email(updated: User, actions: list[Action], *, old_email: s
             transaction.delete(old_claim, condition=_claim_is_free_or_owned_by(updated.user_id),
                                add_version_condition=False)
             transaction.save(new_claim, condition=EmailClaim.pk.does_not_exist())
-            transaction.update(updated, actions)  # conditioned on the version of `updated`
+            # Conditioned on the version of `updated`, and on `old_email` being the stored email:
+            # else the claim deleted above is not the user's and its real claim would stay behind.
+            transaction.update(updated, actions, condition=User.email == old_email)
     except TransactWriteError as exc:
         old_code, new_code, user_code = _codes(exc, 3)
-        if user_code == _CONDITION_FAILED:
-            raise ConflictError("the user changed or was deleted since it was read") from exc
-        if new_code == _CONDITION_FAILED:
+        if user_code == CONDITION_FAILED:
+            raise ConflictError(_STALE) from exc
+        if new_code == CONDITION_FAILED:
             raise AlreadyExists("this email is taken") from exc
-        if old_code == _CONDITION_FAILED:
+        if old_code == CONDITION_FAILED:
             raise ConflictError("the user's old email is claimed by another user") from exc
         _raise_if_conflict(exc)
-        raise
+        raise_unexpected(exc, "update_user")
 
 
 def _claim_is_free_or_owned_by(user_id: str) -> Any:
@@ -217,7 +237,7 @@ def _codes(exc: TransactWriteError, count: int) -> list[str | None]:
 
 
 def _raise_if_conflict(exc: TransactWriteError) -> None:
-    if "TransactionConflict" in cancellation_codes(exc) or error_code(exc) == "TransactionConflictException":
+    if TRANSACTION_CONFLICT in cancellation_codes(exc) or error_code(exc) == TRANSACTION_CONFLICT_EXCEPTION:
         raise ConflictError("a concurrent transaction changed the same items") from exc
 
 

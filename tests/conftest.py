@@ -8,10 +8,13 @@ each other's data.
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
 
 from core.config import Settings, get_settings
@@ -81,3 +84,57 @@ def local_table(local_endpoint: Settings) -> Iterator[Settings]:
     for name in (local_endpoint.table_name, local_endpoint.ledger_table_name):
         with contextlib.suppress(client.exceptions.ResourceNotFoundException):
             client.delete_table(TableName=name)
+
+
+class ClientHooks:
+    """Hooks on the botocore client the models share: see what is sent, or answer with an error."""
+
+    def __init__(self) -> None:
+        self._hooks: list[tuple[Any, str, Callable[..., Any]]] = []
+
+    def record(self, model: type[TableModel], operation: str) -> list[dict[str, Any]]:
+        """The request of every ``operation`` sent through ``model``'s client from now on."""
+        sent: list[dict[str, Any]] = []
+
+        def handler(params: dict[str, Any], **_: Any) -> None:
+            sent.append(json.loads(params["body"]))
+
+        self._register(model, operation, handler)
+        return sent
+
+    def fail(
+        self, model: type[TableModel], operation: str, code: str, *, reasons: Sequence[str] = ()
+    ) -> None:
+        """Answer every ``operation`` through ``model``'s client with the DynamoDB error ``code``.
+
+        Nothing reaches the table, and botocore does not retry (its retries happen on the wire).
+        ``reasons``: the cancellation reasons' codes, for a ``TransactionCanceledException``.
+        """
+        parsed: dict[str, Any] = {"Error": {"Code": code, "Message": "injected by the test"}}
+        if reasons:
+            parsed["CancellationReasons"] = [{"Code": reason} for reason in reasons]
+
+        def handler(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+            return AWSResponse("https://dynamodb.invalid", 400, HTTPHeaders(), None), parsed
+
+        self._register(model, operation, handler)
+
+    def _register(self, model: type[TableModel], operation: str, handler: Callable[..., Any]) -> None:
+        client = model._get_connection().connection.client  # the client of the current settings
+        event = f"before-call.dynamodb.{operation}"
+        client.meta.events.register(event, handler)
+        self._hooks.append((client, event, handler))
+
+    def remove_all(self) -> None:
+        """Unregister every hook (the client is shared, so hooks must not outlive their test)."""
+        for client, event, handler in self._hooks:
+            client.meta.events.unregister(event, handler)
+        self._hooks.clear()
+
+
+@pytest.fixture
+def client_hooks() -> Iterator[ClientHooks]:
+    """Record requests or inject DynamoDB errors on the models' client; removed after the test."""
+    hooks = ClientHooks()
+    yield hooks
+    hooks.remove_all()

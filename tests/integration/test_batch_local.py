@@ -1,5 +1,6 @@
 """Batches on DynamoDB Local, which enforces what moto does not: 25 items a request, one request
-per key, 400 KB an item. The raw calls show each limit is real; batch.py keeps within them."""
+per key, 400 KB an item. The raw calls show each limit is real; batch.py keeps within them. The
+version read that guards batch_write runs here against a real engine too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from core.client import new_client
 from core.config import Settings
-from core.errors import InvalidInput
+from core.errors import AlreadyExists, InvalidInput
 from models import Product
 from repositories.batch import MAX_ITEM_BYTES, batch_get, batch_write, item_size
 
@@ -95,3 +96,21 @@ def test_an_item_just_under_the_limit_is_written(local_table: Settings) -> None:
     assert found[0].attributes is not None and len(found[0].attributes["blob"]) == len(
         near.attributes["blob"]
     )
+
+
+def test_batch_write_over_stored_versions_refuses_or_moves_them_on_never_back(local_table: Settings) -> None:
+    client = new_client(local_table)
+    existing = [product() for _ in range(120)]  # more than one BatchGetItem of versions
+    for entity in existing:
+        item = {**entity.serialize(), "Version": {"N": "7"}}
+        client.put_item(TableName=local_table.table_name, Item=item)
+    fresh = [product(e.product_id) for e in existing]  # no versions: they would reset 7 to 1
+
+    with pytest.raises(AlreadyExists):
+        batch_write([product(), *fresh])
+    assert count_items(client, local_table) == 120
+
+    batch_write(fresh, overwrite=True)
+    found = batch_get(Product, [{"product_id": e.product_id} for e in existing], consistent_read=True)
+    assert {p.version for p in found} == {8} and len(found) == 120
+    assert all(e.version == 8 for e in fresh)

@@ -13,9 +13,7 @@ from core.errors import ConflictError, InvalidCursor
 from models import Order, OrderStatus
 from repositories.orders import get_order, get_user_orders, orders_by_status, place_order, set_order_status
 from repositories.paging import SECRET_ENV, Page
-from tests.integration.test_users_local import race
-from tests.unit.test_orders import BASE, all_pages, new_user_id, seed_orders
-from tests.unit.test_users import count_calls, raw_client
+from tests.helpers import BASE, all_pages, count_calls, new_user_id, race, raw_client, seed_orders
 
 
 @pytest.mark.parametrize("newest_first", [True, False])

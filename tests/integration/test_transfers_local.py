@@ -1,7 +1,8 @@
 """Transfers on DynamoDB Local: what moto cannot show (ClientRequestToken, exact big numbers).
 
-Every test compares a full raw scan of its own table before and after, so "nothing written"
-means nothing at all: no balance, no version, no transfer record.
+The tests assert the contract (the same ``Transfer`` back, money moved exactly once, nothing
+written on a refusal), which must hold on AWS DynamoDB too. What DynamoDB Local itself answers
+to a repeated token is pinned in one test only, ``test_what_dynamodb_local_does_with_client_request_tokens``.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from models import Transfer
 from repositories.accounts import get_transfer, open_account, transfer_funds, transfer_id_for_key
 from repositories.errors import (
     AlreadyExists,
-    DataLayerError,
+    ConflictError,
     InsufficientFunds,
     InvalidInput,
     InvalidKey,
     NotFound,
+    TransferOutcomeUnknown,
 )
-from tests.unit.test_accounts import RawTable
+from tests.helpers import RawTable
 
 AFTER_TRANSACT = "after-call.dynamodb.TransactWriteItems"
 
@@ -99,7 +101,7 @@ def test_each_bad_input_raises_its_typed_error_and_leaves_the_table_unchanged(
 
 
 def test_repeated_key_within_the_token_window_returns_the_first_transfer_and_moves_money_once(
-    raw: RawTable, outcomes: list[str]
+    raw: RawTable,
 ) -> None:
     source, target = raw.seed_account("50"), raw.seed_account("0")
     key = f"invoice-{uuid.uuid4()}"
@@ -109,8 +111,28 @@ def test_repeated_key_within_the_token_window_returns_the_first_transfer_and_mov
     assert raw.balance(source) == Decimal("30")
     assert raw.balance(target) == Decimal("20")
     assert len(raw.transfers()) == 1
-    # DynamoDB itself recognised the token (the retry's timestamps differ from the first request's).
+
+
+def test_what_dynamodb_local_does_with_client_request_tokens(raw: RawTable, outcomes: list[str]) -> None:
+    """Observes the engine, not our contract (the tests above hold whichever way it answers).
+
+    DynamoDB Local 3.3.0: a repeated token with other parameters (a retry's timestamps differ)
+    within the window is ``IdempotentParameterMismatchException``, as AWS documents; and a
+    cancelled transaction does not consume its token, so the same token can commit later.
+    AWS does not document the second point, so production DynamoDB may answer otherwise.
+    """
+    source, target = raw.seed_account("50"), raw.seed_account("0")
+    key = f"engine-{uuid.uuid4()}"
+    transfer_funds(source, target, "20", idempotency_key=key)
+    transfer_funds(source, target, "20", idempotency_key=key)
     assert outcomes == ["ok", "IdempotentParameterMismatchException"]
+
+    refused_key = f"refused-{uuid.uuid4()}"
+    with pytest.raises(InsufficientFunds):
+        transfer_funds(source, target, "40", idempotency_key=refused_key)
+    raw.seed_account("40", account_id=source)
+    transfer_funds(source, target, "40", idempotency_key=refused_key)
+    assert outcomes[2:] == ["TransactionCanceledException", "ok"]
 
 
 def test_a_lost_response_then_the_same_key_returns_the_committed_transfer_and_moves_money_once(
@@ -126,10 +148,11 @@ def test_a_lost_response_then_the_same_key_returns_the_committed_transfer_and_mo
     client = Transfer._get_connection().connection.client
     client.meta.events.register_first(AFTER_TRANSACT, lose_the_response)
     try:
-        with pytest.raises(DataLayerError, match="same idempotency_key"):
+        with pytest.raises(TransferOutcomeUnknown, match="same idempotency_key") as raised:
             transfer_funds(source, target, "12.50", idempotency_key=key)
     finally:
         client.meta.events.unregister(AFTER_TRANSACT, lose_the_response)
+    assert raised.value.transfer_id == transfer_id_for_key(key)
     assert raw.balance(source) == Decimal("37.50")  # it did commit
 
     transfer = transfer_funds(source, target, "12.50", idempotency_key=key)
@@ -150,16 +173,23 @@ def test_same_key_with_a_different_amount_raises_and_moves_no_money(raw: RawTabl
     assert raw.scan() == before
 
 
-def test_a_key_whose_first_attempt_was_refused_can_be_used_again_once_funds_arrive(raw: RawTable) -> None:
+def test_a_key_whose_first_attempt_was_refused_never_moves_money_twice(raw: RawTable) -> None:
     source, target = raw.seed_account("1"), raw.seed_account("0")
     key = f"retry-{uuid.uuid4()}"
     with pytest.raises(InsufficientFunds):
         transfer_funds(source, target, "5", idempotency_key=key)
+    assert raw.transfers() == []
     raw.seed_account("5", account_id=source)
-    transfer = transfer_funds(source, target, "5", idempotency_key=key)
-    assert transfer.transfer_id == transfer_id_for_key(key)
-    assert raw.balance(source) == 0
-    assert raw.balance(target) == Decimal("5")
+    # Whether a cancelled transaction consumed its token is the engine's business (see
+    # test_what_dynamodb_local_does_with_client_request_tokens): either way, money moves at most once.
+    try:
+        transfer = transfer_funds(source, target, "5", idempotency_key=key)
+    except ConflictError:
+        assert (raw.balance(source), raw.balance(target), raw.transfers()) == (5, 0, [])
+    else:
+        assert transfer.transfer_id == transfer_id_for_key(key)
+        assert get_transfer(transfer.transfer_id).amount == 5
+        assert (raw.balance(source), raw.balance(target), len(raw.transfers())) == (0, 5, 1)
 
 
 def test_big_amounts_are_moved_exactly(raw: RawTable) -> None:

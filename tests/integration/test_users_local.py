@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -14,25 +11,9 @@ from core.config import Settings
 from core.errors import AlreadyExists, ConflictError
 from models import EmailClaim, User
 from repositories.users import create_user, delete_user, find_user_by_email, get_user, update_user
-from tests.unit.test_users import claims, random_email, raw_get, raw_scan, seed_user
+from tests.helpers import claims, race, random_email, raw_get, raw_scan, seed_user
 
-T = TypeVar("T")
 ROUNDS = 5
-
-
-def race(*calls: Callable[[], T]) -> list[T | BaseException]:
-    """Run ``calls`` in threads released together; each one's result or exception, in order."""
-    barrier = threading.Barrier(len(calls), timeout=30)
-
-    def run(call: Callable[[], T]) -> T | BaseException:
-        barrier.wait()
-        try:
-            return call()
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def _winners(outcomes: list[Any], loser: type[BaseException] | tuple[type[BaseException], ...]) -> list[Any]:
@@ -95,6 +76,22 @@ def test_a_user_lives_and_dies_with_its_email_claim(local_table: Settings) -> No
     delete_user(moved)
     assert raw_get(local_table, User, user_id=user.user_id) is None
     assert [c["UserId"]["S"] for c in claims(local_table)] == [other.user_id]
+
+
+def test_an_email_changed_in_memory_never_leaves_the_stored_claim_behind(local_table: Settings) -> None:
+    user_id, stored_email = seed_user(local_table)
+    user = get_user(user_id)
+    user.email = random_email("mutated")
+    before = raw_scan(local_table)
+    with pytest.raises(ConflictError):
+        update_user(user, email=random_email("new"))
+    with pytest.raises(ConflictError):
+        delete_user(user)
+    assert raw_scan(local_table) == before
+    claim = raw_get(local_table, EmailClaim, email=stored_email)
+    assert claim is not None and claim["UserId"] == {"S": user_id}
+    moved = update_user(get_user(user_id), email=random_email("moved"))
+    assert [c["ClaimedEmail"]["S"] for c in claims(local_table)] == [moved.email]
 
 
 def test_a_stale_delete_and_an_update_race_one_wins(local_table: Settings) -> None:

@@ -19,7 +19,7 @@ from core.config import Settings
 from models import Transfer
 from repositories.accounts import transfer_funds
 from repositories.errors import ConflictError, InsufficientFunds
-from tests.unit.test_accounts import RawTable
+from tests.helpers import RawTable
 
 THREADS = 8
 ITERATIONS = 40

@@ -21,9 +21,9 @@ from moto import mock_aws
 from pynamodb.connection.base import Connection
 from pynamodb.exceptions import TransactWriteError
 
-from core.client import new_client
 from core.config import Settings
-from models import Account, Transfer
+from core.retry import RetryPolicy
+from models import Transfer
 from repositories.accounts import (
     get_account,
     get_transfer,
@@ -40,10 +40,9 @@ from repositories.errors import (
     InvalidKey,
     NotFound,
     RetriesExhausted,
+    TransferOutcomeUnknown,
 )
-
-Item = dict[str, dict[str, Any]]
-
+from tests.helpers import RawTable
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -51,54 +50,9 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class RawTable:
-    """Raw botocore access to the test's table, independent of the code under test."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.client = new_client(settings)
-        self.table = settings.table_name
-
-    @staticmethod
-    def account_key(account_id: str) -> dict[str, dict[str, str]]:
-        return {
-            "PK": {"S": Account.key_template("pk").compose(account_id=account_id)},
-            "SK": {"S": Account.key_template("sk").compose(account_id=account_id)},
-        }
-
-    def seed_account(self, balance: str, account_id: str | None = None) -> str:
-        """Write an account with a raw put_item; return its id."""
-        account_id = account_id or new_id()
-        item = {
-            **self.account_key(account_id),
-            "EntityType": {"S": "ACCOUNT"},
-            "AccountId": {"S": account_id},
-            "Balance": {"N": balance},
-            "Version": {"N": "1"},
-        }
-        self.client.put_item(TableName=self.table, Item=item)
-        return account_id
-
-    def account(self, account_id: str) -> Item | None:
-        response = self.client.get_item(
-            TableName=self.table, Key=self.account_key(account_id), ConsistentRead=True
-        )
-        return response.get("Item")  # type: ignore[no-any-return]
-
-    def balance(self, account_id: str) -> Decimal:
-        item = self.account(account_id)
-        assert item is not None
-        return Decimal(item["Balance"]["N"])
-
-    def scan(self) -> list[Item]:
-        """Every item in the table, in key order."""
-        items: list[Item] = []
-        for page in self.client.get_paginator("scan").paginate(TableName=self.table, ConsistentRead=True):
-            items.extend(page["Items"])
-        return sorted(items, key=lambda item: (item["PK"]["S"], item["SK"]["S"]))
-
-    def transfers(self) -> list[Item]:
-        """The stored transfer records."""
-        return [item for item in self.scan() if item["EntityType"] == {"S": "TRANSFER"}]
+def no_wait(max_attempts: int = 6) -> RetryPolicy:
+    """A retry policy whose backoff does not really sleep."""
+    return RetryPolicy(max_attempts=max_attempts, sleep=lambda _: None)
 
 
 @pytest.fixture
@@ -133,8 +87,10 @@ def fail_transactions(moto_table: Settings) -> Iterator[Callable[..., list[dict[
     """Answer the next TransactWriteItems calls with fabricated DynamoDB errors.
 
     ``fail_transactions("TransactionConflict", None)`` cancels the next call with that reason on
-    the debit and lets the one after through; a name ending in ``Exception`` is a top-level error
-    code instead. Returns the bodies of the TransactWriteItems requests sent from then on.
+    the debit and lets the one after through; a name ending in ``Exception`` (or
+    ``InternalServerError``) is a top-level error code instead. The fabricated answers bypass
+    botocore's retry handler, as if its attempts were spent. Returns the bodies of the
+    TransactWriteItems requests sent from then on.
     """
     plan: list[str | None] = []
     seen: list[dict[str, Any]] = []
@@ -145,7 +101,7 @@ def fail_transactions(moto_table: Settings) -> Iterator[Callable[..., list[dict[
         code = plan.pop(0) if plan else None
         if code is None:
             return None
-        if code.endswith("Exception"):
+        if code.endswith("Exception") or code == "InternalServerError":
             parsed: dict[str, Any] = {"Error": {"Code": code, "Message": "injected"}}
         else:
             parsed = {
@@ -444,51 +400,54 @@ def test_transaction_conflicts_are_retried_with_the_same_request(
 ) -> None:
     source, target = raw.seed_account("10"), raw.seed_account("0")
     seen = fail_transactions("TransactionConflict", "TransactionConflict")
-    transfer = transfer_funds(source, target, "4", idempotency_key="retry-me")
+    waits: list[float] = []
+    transfer = transfer_funds(
+        source, target, "4", idempotency_key="retry-me", retry=RetryPolicy(sleep=waits.append)
+    )
     assert len(seen) == 3
     assert seen[0] == seen[1] == seen[2]
     assert seen[0]["ClientRequestToken"] == transfer.transfer_id
+    assert len(waits) == 2  # backed off before each retry, through the injected sleep
     assert raw.balance(source) == Decimal("6")
     assert len(raw.transfers()) == 1
 
 
 def test_conflicts_on_every_attempt_raise_conflict_error_and_move_nothing(
-    raw: RawTable,
-    fail_transactions: Callable[..., list[dict[str, Any]]],
-    monkeypatch: pytest.MonkeyPatch,
+    raw: RawTable, fail_transactions: Callable[..., list[dict[str, Any]]]
 ) -> None:
-    monkeypatch.setenv("DYNAMODB_MAX_RETRY_ATTEMPTS", "2")
     source, target = raw.seed_account("10"), raw.seed_account("0")
     before = raw.scan()
     seen = fail_transactions(*["TransactionConflict"] * 10)
     with pytest.raises(ConflictError) as caught:
-        transfer_funds(source, target, "4")
+        transfer_funds(source, target, "4", retry=no_wait(max_attempts=3))
     assert len(seen) == 3
     assert isinstance(caught.value.__cause__, TransactWriteError)
     assert raw.scan() == before
 
 
 def test_throttling_on_every_attempt_raises_retries_exhausted(
-    raw: RawTable,
-    fail_transactions: Callable[..., list[dict[str, Any]]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("DYNAMODB_MAX_RETRY_ATTEMPTS", "1")
-    source, target = raw.seed_account("10"), raw.seed_account("0")
-    seen = fail_transactions(*["ThrottlingError"] * 10)
-    with pytest.raises(RetriesExhausted):
-        transfer_funds(source, target, "4")
-    assert len(seen) == 2
-
-
-def test_a_transaction_in_progress_with_the_same_token_is_retried(
     raw: RawTable, fail_transactions: Callable[..., list[dict[str, Any]]]
 ) -> None:
     source, target = raw.seed_account("10"), raw.seed_account("0")
-    seen = fail_transactions("TransactionInProgressException")
-    transfer_funds(source, target, "1", idempotency_key="in-flight")
+    seen = fail_transactions(*["ThrottlingError"] * 10)
+    with pytest.raises(RetriesExhausted):
+        transfer_funds(source, target, "4", retry=no_wait(max_attempts=2))
     assert len(seen) == 2
-    assert raw.balance(target) == Decimal("1")
+
+
+@pytest.mark.parametrize("code", ["TransactionInProgressException", "InternalServerError"])
+def test_an_error_botocore_already_retried_is_not_retried_again_and_names_the_transfer(
+    raw: RawTable, fail_transactions: Callable[..., list[dict[str, Any]]], code: str
+) -> None:
+    # Fabricated after botocore's retry handler: this is what reaches us once its attempts are spent.
+    source, target = raw.seed_account("10"), raw.seed_account("0")
+    seen = fail_transactions(code)
+    with pytest.raises(TransferOutcomeUnknown) as caught:
+        transfer_funds(source, target, "1", idempotency_key="in-flight", retry=no_wait())
+    assert len(seen) == 1
+    assert caught.value.transfer_id == transfer_id_for_key("in-flight")
+    assert caught.value.transfer_id in str(caught.value)
+    assert isinstance(caught.value.__cause__, TransactWriteError)
 
 
 def test_idempotent_parameter_mismatch_returns_the_stored_transfer_of_the_same_parameters(
@@ -535,8 +494,9 @@ def test_an_unexpected_dynamodb_error_is_a_data_layer_error_with_its_cause(
     assert isinstance(caught.value.__cause__, TransactWriteError)
 
 
-def test_a_lost_response_says_call_again_and_calling_again_moves_no_more_money(raw: RawTable) -> None:
-    source, target = raw.seed_account("10"), raw.seed_account("0")
+@pytest.fixture
+def lose_responses(moto_table: Settings) -> Iterator[None]:
+    """Every TransactWriteItems that commits answers with a read timeout instead (a lost response)."""
 
     def lose_the_response(parsed: dict[str, Any], **_: Any) -> None:
         if "Error" not in parsed:
@@ -544,15 +504,40 @@ def test_a_lost_response_says_call_again_and_calling_again_moves_no_more_money(r
 
     client = Transfer._get_connection().connection.client
     client.meta.events.register_first("after-call.dynamodb.TransactWriteItems", lose_the_response)
-    with pytest.raises(DataLayerError, match="same idempotency_key") as caught:
-        transfer_funds(source, target, "4", idempotency_key="lost")
+    yield
     client.meta.events.unregister("after-call.dynamodb.TransactWriteItems", lose_the_response)
+
+
+def test_a_lost_response_says_call_again_and_calling_again_moves_no_more_money(
+    raw: RawTable, lose_responses: None
+) -> None:
+    source, target = raw.seed_account("10"), raw.seed_account("0")
+    with pytest.raises(TransferOutcomeUnknown, match="same idempotency_key") as caught:
+        transfer_funds(source, target, "4", idempotency_key="lost")
+    assert caught.value.transfer_id == transfer_id_for_key("lost")
     assert isinstance(caught.value.__cause__, TransactWriteError)
 
     again = transfer_funds(source, target, "4", idempotency_key="lost")
     assert again.transfer_id == transfer_id_for_key("lost")
     assert raw.balance(source) == Decimal("6")
     assert len(raw.transfers()) == 1
+
+
+def test_a_lost_response_without_a_key_names_the_transfer_so_it_can_be_looked_up(
+    raw: RawTable, lose_responses: None
+) -> None:
+    source, target = raw.seed_account("10"), raw.seed_account("0")
+    with pytest.raises(TransferOutcomeUnknown, match="get_transfer") as caught:
+        transfer_funds(source, target, "4")
+    transfer_id = caught.value.transfer_id
+    assert transfer_id in str(caught.value)
+    assert isinstance(caught.value, DataLayerError)
+
+    committed = get_transfer(transfer_id)  # it did commit: the caller can tell, and need not retry
+    assert (committed.from_account, committed.to_account, committed.amount) == (source, target, 4)
+    (record,) = raw.transfers()
+    assert record["TransferId"] == {"S": transfer_id}
+    assert raw.balance(source) == Decimal("6")
 
 
 def test_get_transfer_of_an_unknown_id_raises_not_found(moto_table: Settings) -> None:

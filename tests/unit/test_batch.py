@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,10 +19,19 @@ from pynamodb.exceptions import PutError
 
 from core.client import new_client
 from core.config import Settings
-from core.errors import DataLayerError, InvalidInput, InvalidKey, RetriesExhausted
-from models import Product, User
-from repositories import batch
-from repositories.batch import MAX_ITEM_BYTES, RetryPolicy, batch_get, batch_write, item_size
+from core.errors import (
+    AlreadyExists,
+    ConflictError,
+    DataLayerError,
+    InvalidInput,
+    InvalidKey,
+    RetriesExhausted,
+)
+from core.retry import RetryPolicy
+from models import Account, EmailClaim, Metric, Product, Transfer, User
+from repositories import batch, cache
+from repositories.batch import MAX_ITEM_BYTES, batch_get, batch_write, item_size
+from repositories.products import get_product
 
 Item = dict[str, Any]
 
@@ -66,10 +76,14 @@ def _raw_product(product_id: str, version: int, name: str) -> Item:
 
 class Flaky:
     """The real client, except that ``withhold(call_number, size)`` items of each batch come back
-    unprocessed (and are not sent). Records the size of every request."""
+    unprocessed (and are not sent). Records the size of every request.
+
+    ``batch_write``'s own reads of the stored versions (a ``BatchGetItem`` with a projection) go
+    straight through and are recorded in ``version_reads`` instead."""
 
     def __init__(self, real: Any, withhold: Callable[[int, int], int]) -> None:
         self.real, self.withhold, self.sizes = real, withhold, []
+        self.version_reads: list[Item] = []
 
     def batch_write_item(self, RequestItems: dict[str, list[Item]]) -> Item:
         ((table, requests),) = RequestItems.items()
@@ -81,6 +95,9 @@ class Flaky:
 
     def batch_get_item(self, RequestItems: dict[str, Item]) -> Item:
         ((table, request),) = RequestItems.items()
+        if "ProjectionExpression" in request:
+            self.version_reads.append(request)
+            return self.real.batch_get_item(RequestItems=RequestItems)  # type: ignore[no-any-return]
         keys = request["Keys"]
         self.sizes.append(len(keys))
         keep = len(keys) - self.withhold(len(self.sizes), len(keys))
@@ -148,35 +165,145 @@ def test_batch_write_of_nothing_sends_nothing(moto_table: Settings, flaky: Any) 
     assert proxy.sizes == []
 
 
-def test_batch_write_refuses_an_entity_with_a_version_and_writes_nothing(moto_table: Settings) -> None:
+def test_batch_write_of_a_new_entity_over_an_existing_item_raises_already_exists_and_writes_nothing(
+    moto_table: Settings, flaky: Any
+) -> None:
+    # The review's lost update: a fresh entity (no version) over a stored version 3 would have been
+    # written as version 1, and a stale copy read at version 1 could then win a conditioned save.
     product_id = new_id()
     seed_product(moto_table, product_id, version=3)
-    loaded = Product.get(*_keys(product_id))
-    fresh = product()
+    proxy = flaky(lambda call, size: 0)
+    before = stored(moto_table)
+    fresh_over_existing, unrelated = product(product_id), product()
 
-    with pytest.raises(InvalidInput, match="overwrite=True"):
-        batch_write([fresh, loaded])
+    with pytest.raises(AlreadyExists, match="overwrite=True"):
+        batch_write([unrelated, fresh_over_existing])
 
-    assert set(stored(moto_table)) == {_keys(product_id)}
-    assert fresh.version is None and fresh.updated_at is None
+    assert proxy.sizes == []  # no BatchWriteItem at all
+    assert stored(moto_table) == before
+    assert fresh_over_existing.version is None and unrelated.version is None
+    assert unrelated.updated_at is None and unrelated.created_at is None  # local state as before
 
 
-def test_batch_write_with_overwrite_stores_the_next_version_so_older_copies_conflict(
+def test_batch_write_with_overwrite_stores_the_stored_version_plus_one_never_resetting_it(
     moto_table: Settings,
 ) -> None:
     product_id = new_id()
     seed_product(moto_table, product_id, version=3)
-    mine, theirs = Product.get(*_keys(product_id)), Product.get(*_keys(product_id))
-    mine.name = "renamed"
+    stale = Product.get(*_keys(product_id))
+    replacement = product(product_id)  # no version
 
-    batch_write([mine], overwrite=True)
+    batch_write([replacement], overwrite=True)
+
+    item = stored(moto_table)[_keys(product_id)]
+    assert item["Version"] == {"N": "4"} and item["Name"] == {"S": "lamp"}
+    assert replacement.version == 4
+    stale.name = "stale"
+    with pytest.raises(PutError):
+        stale.save()  # the version moved on: a copy read before cannot silently win
+
+
+def test_batch_write_keeps_the_stored_created_at_when_replacing(moto_table: Settings) -> None:
+    product_id = new_id()
+    client = new_client(moto_table)
+    item = {**_raw_product(product_id, 2, "seeded"), "CreatedAt": {"S": "2020-01-02T03:04:05+00:00"}}
+    client.put_item(TableName=moto_table.table_name, Item=item)
+
+    batch_write([product(product_id)], overwrite=True)
+
+    assert stored(moto_table)[_keys(product_id)]["CreatedAt"] == {"S": "2020-01-02T03:04:05+00:00"}
+
+
+def test_batch_write_of_a_loaded_entity_stores_the_next_version(moto_table: Settings, flaky: Any) -> None:
+    product_id = new_id()
+    seed_product(moto_table, product_id, version=3)
+    proxy = flaky(lambda call, size: 0)
+    loaded = Product.get(*_keys(product_id))
+    loaded.name = "renamed"
+
+    batch_write([loaded])
 
     item = stored(moto_table)[_keys(product_id)]
     assert item["Version"] == {"N": "4"} and item["Name"] == {"S": "renamed"}
-    assert mine.version == 4
-    theirs.name = "stale"
-    with pytest.raises(PutError):
-        theirs.save()  # the version moved on: the stale copy cannot silently win
+    assert loaded.version == 4
+    (read,) = proxy.version_reads  # the stored versions, strongly consistent, keys and Version only
+    assert read["ConsistentRead"] is True
+    assert set(read["ExpressionAttributeNames"].values()) == {"PK", "SK", "Version", "CreatedAt"}
+
+
+def test_batch_write_of_a_stale_entity_raises_conflict_error_and_writes_nothing(moto_table: Settings) -> None:
+    product_id = new_id()
+    seed_product(moto_table, product_id, version=3)
+    mine, theirs = Product.get(*_keys(product_id)), Product.get(*_keys(product_id))
+    theirs.name = "theirs"
+    theirs.save()  # version 4
+    mine.name = "mine"
+    before = stored(moto_table)
+
+    with pytest.raises(ConflictError, match="overwrite=True"):
+        batch_write([product(), mine])
+
+    assert stored(moto_table) == before
+    assert mine.version == 3
+
+    batch_write([mine], overwrite=True)  # replacing on purpose: after the stored version, not mine
+
+    item = stored(moto_table)[_keys(product_id)]
+    assert item["Version"] == {"N": "5"} and item["Name"] == {"S": "mine"}
+    assert mine.version == 5
+
+
+def test_batch_write_of_an_entity_whose_item_was_deleted_raises_conflict_error(moto_table: Settings) -> None:
+    product_id = new_id()
+    seed_product(moto_table, product_id, version=3)
+    loaded = Product.get(*_keys(product_id))
+    new_client(moto_table).delete_item(
+        TableName=moto_table.table_name, Key={"PK": {"S": loaded.pk}, "SK": {"S": loaded.sk}}
+    )
+
+    with pytest.raises(ConflictError):
+        batch_write([loaded])
+
+    assert stored(moto_table) == {}
+    batch_write([loaded], overwrite=True)
+    assert stored(moto_table)[_keys(product_id)]["Version"] == {"N": "4"}  # above any copy's version
+
+
+REFUSED: dict[str, tuple[Callable[[], Any], str]] = {
+    "User": (lambda: User(user_id=new_id(), email="a@example.com", name="Ada"), "update_user"),
+    "EmailClaim": (lambda: EmailClaim(email="a@example.com", user_id=new_id()), "update_user"),
+    "Account": (lambda: Account(account_id=new_id(), balance=Decimal("1000000")), "transfer_funds"),
+    "Transfer": (
+        lambda: Transfer(transfer_id=new_id(), from_account="a", to_account="b", amount=Decimal(1)),
+        "transfer_funds",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(REFUSED))
+def test_batch_write_refuses_entities_whose_writes_keep_domain_rules_and_sends_nothing(
+    moto_table: Settings, flaky: Any, kind: str
+) -> None:
+    make, instead = REFUSED[kind]
+    proxy = flaky(lambda call, size: 0)
+    with pytest.raises(InvalidInput, match=instead):
+        batch_write([product(), make()])
+    assert proxy.sizes == [] and proxy.version_reads == []
+    assert stored(moto_table) == {}
+
+
+def test_batch_write_of_products_invalidates_their_cached_copies(moto_table: Settings) -> None:
+    cache.configure(ttl_seconds=300)
+    first, second = new_id(), new_id()
+    seed_product(moto_table, first, second, name="cached")
+    assert get_product(first).name == get_product(second).name == "cached"  # now in the cache
+
+    renamed = Product.get(*_keys(first))
+    renamed.name = "renamed"
+    batch_write([renamed, product(second)], overwrite=True)
+
+    assert get_product(first).name == "renamed"
+    assert get_product(second).name == "lamp"
 
 
 @pytest.mark.parametrize("bad", [{"PK": {"S": "x"}}, "not an entity", None])
@@ -261,9 +388,34 @@ def test_batch_write_keeps_the_client_error_as_the_cause(
     assert raised.value.__cause__ is not None
 
 
-def test_retry_policy_refuses_fewer_than_one_attempt() -> None:
-    with pytest.raises(InvalidInput):
-        RetryPolicy(max_attempts=0)
+def test_batch_write_gives_up_when_the_stored_versions_stay_unread_and_writes_nothing(
+    moto_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class VersionsNeverRead:
+        """Every BatchGetItem comes back fully unprocessed; writes are counted."""
+
+        def __init__(self, real: Any) -> None:
+            self.real, self.writes = real, 0
+
+        def batch_get_item(self, RequestItems: dict[str, Item]) -> Item:
+            ((table, _),) = RequestItems.items()
+            return {"Responses": {table: []}, "UnprocessedKeys": RequestItems}
+
+        def batch_write_item(self, **kwargs: Any) -> Item:
+            self.writes += 1
+            return self.real.batch_write_item(**kwargs)  # type: ignore[no-any-return]
+
+    proxy = VersionsNeverRead(batch._client())
+    monkeypatch.setattr(batch, "_client", lambda: proxy)
+    entities = [product() for _ in range(3)]
+
+    with pytest.raises(RetriesExhausted) as raised:
+        batch_write(entities, retry=no_sleep(max_attempts=2))
+
+    assert raised.value.unprocessed == entities
+    assert proxy.writes == 0
+    assert stored(moto_table) == {}
+    assert all(e.version is None and e.updated_at is None for e in entities)
 
 
 def test_item_size_counts_names_values_and_container_overhead() -> None:
@@ -308,17 +460,53 @@ def test_batch_get_refuses_an_invalid_key_before_sending(moto_table: Settings, f
     assert proxy.sizes == []
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        ("USER#u1", "PROFILE"),  # another entity's key
+        ("PRODUCT#p1", "METADATA#p2"),  # PK and SK disagree on product_id
+        ("PRODUCT#p1#x", "METADATA#p1#x"),  # a part holding the delimiter
+        ("PRODUCT#" + "p" * 3000, "METADATA#p"),  # too long for DynamoDB
+        ("PRODUCT#p1", 7),
+        {"product_id": "p1", "user_id": "u1"},  # a field Product's keys do not have
+        {"user_id": "u1"},
+    ],
+    ids=repr,
+)
+def test_batch_get_refuses_keys_that_do_not_fit_the_models_templates_before_sending(
+    moto_table: Settings, flaky: Any, key: Any
+) -> None:
+    proxy = flaky(lambda call, size: 0)
+    with pytest.raises(InvalidInput):
+        batch_get(Product, [_keys("ok"), key])
+    assert proxy.sizes == []
+
+
+def test_batch_get_accepts_a_raw_pair_that_parses_with_the_templates(moto_table: Settings) -> None:
+    product_id = new_id()
+    seed_product(moto_table, product_id)
+    assert [p.product_id for p in batch_get(Product, [_keys(product_id)])] == [product_id]
+
+
+def test_batch_get_reads_a_sharded_metric_by_raw_key_or_key_fields(moto_table: Settings) -> None:
+    at = datetime(2024, 3, 10, 10, 15, tzinfo=UTC)
+    point = Metric(device_id="d1", metric_name="temp", timestamp=at, value=Decimal(1), shard=3)
+    new_client(moto_table).put_item(TableName=moto_table.table_name, Item=point.serialize())
+    fields = {"device_id": "d1", "day": "2024-03-10", "shard": 3, "timestamp": at, "metric_name": "temp"}
+
+    by_pair, by_fields = batch_get(Metric, [(point.pk, point.sk)]), batch_get(Metric, [fields])
+
+    assert [m.pk for m in by_pair] == [m.pk for m in by_fields] == ["DEVICE#d1#2024-03-10#3"]
+
+
 def test_batch_get_leaves_out_an_item_of_another_entity_type(moto_table: Settings) -> None:
-    user_id = new_id()
-    user_keys = (
-        User.key_template("pk").compose(user_id=user_id),
-        User.key_template("sk").compose(user_id=user_id),
-    )
-    new_client(moto_table).put_item(
+    product_id = new_id()
+    pk, sk = _keys(product_id)
+    new_client(moto_table).put_item(  # a stray item at a product's key, of another type
         TableName=moto_table.table_name,
-        Item={"PK": {"S": user_keys[0]}, "SK": {"S": user_keys[1]}, "EntityType": {"S": "USER"}},
+        Item={"PK": {"S": pk}, "SK": {"S": sk}, "EntityType": {"S": "USER"}},
     )
-    assert batch_get(Product, [user_keys]) == []
+    assert batch_get(Product, [(pk, sk)]) == []
 
 
 def test_batch_get_refuses_a_model_that_is_not_an_entity(moto_table: Settings) -> None:

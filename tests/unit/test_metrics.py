@@ -14,13 +14,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 from core.client import new_client
 from core.config import Settings
-from core.errors import AlreadyExists, InvalidInput, InvalidKey, RetriesExhausted
+from core.errors import AlreadyExists, DataLayerError, InvalidInput, InvalidKey, RetriesExhausted
+from core.retry import RetryPolicy
 from models import Metric, MetricAggregate
 from repositories import metrics
-from repositories.batch import RetryPolicy
 from repositories.metrics import configure_sharding, get_hourly_aggregates, get_metrics, record_metric
 
 Item = dict[str, Any]
@@ -200,6 +202,27 @@ def test_when_writers_keep_winning_record_metric_gives_up_and_writes_nothing(
     assert [p.sk for p in raised.value.unprocessed] == ["METRIC#2024-03-10T10:15:00.000000Z#temp"]
     assert [i["SK"]["S"] for i in all_items(raw, moto_table)] == ["AGG#2024-03-10T10#temp"]
     assert summary(aggregate_item(raw, moto_table, device, "2024-03-10T10")) == ("2", "11", "1", "10")
+
+
+def test_a_transaction_in_progress_is_left_to_botocore_and_not_retried_again(moto_table: Settings) -> None:
+    # Fabricated after botocore's retry handler, as if its own retries of the token were spent:
+    # a fresh attempt now could store the reading twice, so record_metric reports it instead.
+    sent: list[str] = []
+
+    def in_progress(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        sent.append(params["url_path"])
+        error = {"Error": {"Code": "TransactionInProgressException", "Message": "injected"}}
+        return AWSResponse("https://dynamodb.invalid", 400, HTTPHeaders(), None), error
+
+    client = Metric._get_connection().connection.client
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", in_progress)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(DataLayerError, match="TransactionInProgressException") as raised:
+            record_metric(new_id(), "temp", 5, at=T0, retry=RetryPolicy(sleep=lambda _: None))
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", in_progress)
+    assert not isinstance(raised.value, RetriesExhausted)
+    assert len(sent) == 1
 
 
 # --- get_metrics ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from core.client import new_client
 from core.config import Settings
 from core.errors import InvalidInput
 from models import Account, Metric, Order, OrderStatus, Product, TableModel, Transfer, User
-from models.attributes import to_decimal
+from models.attributes import to_decimal, to_money
 
 
 def raw_item(settings: Settings, pk: str, sk: str) -> dict[str, dict[str, str]]:
@@ -105,6 +105,27 @@ def test_updated_at_moves_and_created_at_stays(moto_table: Settings) -> None:
 def test_money_refuses_floats_and_non_finite_numbers(bad: object) -> None:
     with pytest.raises(InvalidInput):
         to_decimal(bad)
+
+
+@pytest.mark.parametrize(("value", "positive", "expected"), [
+    ("19.90", True, Decimal("19.90")), (Decimal("1.500"), True, Decimal("1.500")), (5, True, Decimal(5)),
+    (Decimal("1E+3"), True, Decimal(1000)), (Decimal("0"), False, Decimal(0)),
+    (Decimal("-0"), False, Decimal(0)), (Decimal("0E-10"), False, Decimal(0)),
+])
+def test_to_money_accepts_exact_amounts_and_returns_plain_notation(
+    value: object, positive: bool, expected: Decimal
+) -> None:
+    money = to_money(value, "amount", positive=positive)
+    assert money == expected and "E" not in str(money) and not money.is_signed()
+
+
+@pytest.mark.parametrize(("value", "positive"), [
+    (Decimal("0.001"), False), ("1.005", True), (0, True), (Decimal("0.00"), True), (Decimal("-0.01"), False),
+    (Decimal("1E+38"), True), ("1" * 39, True), (0.5, True), (Decimal("NaN"), False),
+])
+def test_to_money_refuses_what_is_not_money(value: object, positive: bool) -> None:
+    with pytest.raises(InvalidInput):
+        to_money(value, "amount", positive=positive)
 
 
 def test_saving_a_float_amount_is_refused_and_writes_nothing(moto_table: Settings) -> None:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from pynamodb.exceptions import PynamoDBException
 from ulid import ULID
 
 from core.config import Settings
-from core.errors import AlreadyExists, ConflictError, InvalidCursor, InvalidInput, InvalidKey, NotFound
+from core.errors import (
+    AlreadyExists,
+    ConflictError,
+    DataLayerError,
+    InvalidCursor,
+    InvalidInput,
+    InvalidKey,
+    NotFound,
+    RetriesExhausted,
+)
 from models import Order, OrderStatus, new_order_id
 from repositories.orders import (
     get_order,
@@ -22,63 +31,25 @@ from repositories.orders import (
     set_order_status,
 )
 from repositories.paging import SECRET_ENV, CursorSecretMissing, Page
-from tests.unit.test_users import Item, count_calls, raw_client, raw_get, raw_scan
-
-BASE = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+from tests.conftest import ClientHooks
+from tests.helpers import (
+    BASE,
+    all_pages,
+    count_calls,
+    new_user_id,
+    order_item,
+    raw_client,
+    raw_get,
+    raw_scan,
+    seed,
+    seed_orders,
+)
 
 
 @pytest.fixture(autouse=True)
 def _cursor_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     """moto has no local endpoint, so paged queries need a real secret."""
     monkeypatch.setenv(SECRET_ENV, "orders-unit-test-secret-0123456789")
-
-
-# --- helpers shared with tests/integration/test_orders_local.py ----------------------------------
-
-
-def order_item(user_id: str, at: datetime, *, status: str = "PENDING", amount: str = "10.00") -> Item:
-    """An order in the wire format, placed at ``at``."""
-    order_id = new_order_id(at)
-    stamp = {"S": at.isoformat()}
-    return {
-        "PK": {"S": Order.key_template("pk").compose(user_id=user_id)},
-        "SK": {"S": Order.key_template("sk").compose(order_id=order_id)},
-        "GSI1PK": {"S": Order.key_template("gsi1pk").compose(status=status)},
-        "EntityType": {"S": "ORDER"}, "UserId": {"S": user_id}, "OrderId": {"S": order_id},
-        "Amount": {"N": amount}, "Status": {"S": status},
-        "CreatedAt": stamp, "UpdatedAt": stamp, "Version": {"N": "1"},
-    }
-
-
-def seed(settings: Settings, items: list[Item]) -> list[str]:
-    """Write ``items`` with raw BatchWriteItem calls; return their order ids in the given order."""
-    client = raw_client(settings)
-    for start in range(0, len(items), 25):
-        pending: dict[str, Any] = {settings.table_name: [{"PutRequest": {"Item": item}}
-                                                        for item in items[start:start + 25]]}
-        while pending:
-            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-    return [item["OrderId"]["S"] for item in items]
-
-
-def seed_orders(settings: Settings, user_id: str, count: int, *, status: str = "PENDING",
-                start: datetime = BASE, step: timedelta = timedelta(minutes=1)) -> list[str]:
-    """``count`` orders of ``user_id``, one every ``step`` from ``start``; their ids, oldest first."""
-    return seed(settings, [order_item(user_id, start + i * step, status=status) for i in range(count)])
-
-
-def all_pages(fetch: Any, limit: int) -> Iterator[Page[Order]]:
-    """Follow ``next_cursor`` from the first page to the last."""
-    page = fetch(limit=limit, cursor=None)
-    yield page
-    while page.next_cursor is not None:
-        page = fetch(limit=limit, cursor=page.next_cursor)
-        yield page
-
-
-def new_user_id() -> str:
-    """A random user id."""
-    return uuid.uuid4().hex
 
 
 # --- place_order -----------------------------------------------------------------------------------
@@ -136,6 +107,53 @@ def test_the_same_order_id_may_be_used_by_two_users(moto_table: Settings) -> Non
     place_order(new_user_id(), 1, order_id=order_id)
     place_order(new_user_id(), 1, order_id=order_id)
     assert len(raw_scan(moto_table)) == 2
+
+
+@pytest.mark.parametrize("offset", [timedelta(milliseconds=1), timedelta(milliseconds=-1), timedelta(days=3)])
+def test_place_order_with_an_order_id_made_at_another_time_than_created_at_is_refused_and_writes_nothing(
+    moto_table: Settings, offset: timedelta
+) -> None:
+    seed_orders(moto_table, new_user_id(), 2)
+    before = raw_scan(moto_table)
+    with pytest.raises(InvalidInput, match="millisecond"):
+        place_order(new_user_id(), 1, order_id=new_order_id(BASE), created_at=BASE + offset)
+    assert raw_scan(moto_table) == before
+
+
+def test_place_order_with_an_order_id_of_created_ats_millisecond_is_found_by_its_time(
+    moto_table: Settings,
+) -> None:
+    user_id = new_user_id()
+    created_at = (BASE + timedelta(microseconds=999)).astimezone(timezone(timedelta(hours=2)))
+    order = place_order(user_id, 1, order_id=new_order_id(BASE), created_at=created_at)
+    assert order.created_at == created_at
+    found = get_user_orders(user_id, start=created_at, end=created_at).items
+    assert [o.order_id for o in found] == [order.order_id]
+
+
+@pytest.mark.parametrize("at", [
+    BASE + timedelta(milliseconds=123),
+    # ULID.from_datetime turns this exact millisecond into the one before (a float truncated)
+    datetime(1970, 7, 14, 19, 21, 0, 82000, UTC),
+])
+def test_place_order_with_only_an_order_id_takes_created_at_from_the_id(
+    moto_table: Settings, at: datetime
+) -> None:
+    user_id = new_user_id()
+    order_id = str(ULID.from_timestamp(int(at.timestamp() * 1000 + 0.5)))  # exactly `at`'s millisecond
+    order = place_order(user_id, 1, order_id=order_id)
+    assert order.created_at is not None
+    assert at <= order.created_at < at + timedelta(milliseconds=1)
+    assert ULID.from_datetime(order.created_at).milliseconds == ULID.from_str(order_id).milliseconds
+    found = get_user_orders(user_id, start=order.created_at, end=order.created_at).items
+    assert [o.order_id for o in found] == [order.order_id]
+
+
+def test_place_order_without_an_order_id_makes_one_of_created_ats_millisecond(moto_table: Settings) -> None:
+    user_id = new_user_id()
+    for order in [place_order(user_id, 1) for _ in range(20)]:
+        assert order.created_at is not None
+        assert ULID.from_datetime(order.created_at).milliseconds == ULID.from_str(order.order_id).milliseconds
 
 
 BAD_ORDERS: list[tuple[dict[str, Any], type[Exception]]] = [
@@ -485,4 +503,36 @@ def test_set_order_status_refuses_bad_input_and_writes_nothing(
     before = raw_scan(moto_table)
     with pytest.raises(InvalidInput):
         set_order_status(order, status)
+    assert raw_scan(moto_table) == before
+
+
+# --- errors nobody expects ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("code", "error"), [
+    ("ProvisionedThroughputExceededException", RetriesExhausted),
+    ("RequestLimitExceeded", RetriesExhausted),
+    ("InternalServerError", DataLayerError),
+])
+def test_every_order_function_maps_an_unexpected_error_into_the_tree_with_its_cause(
+    moto_table: Settings, client_hooks: ClientHooks, code: str, error: type[DataLayerError]
+) -> None:
+    user_id = new_user_id()
+    [order_id] = seed_orders(moto_table, user_id, 1)
+    stored = get_order(user_id, order_id)
+    before = raw_scan(moto_table)
+    for operation in ("PutItem", "GetItem", "Query", "UpdateItem"):
+        client_hooks.fail(Order, operation, code)
+    calls: list[Callable[[], Any]] = [
+        lambda: place_order(user_id, 1),
+        lambda: get_order(user_id, order_id),
+        lambda: get_user_orders(user_id),
+        lambda: orders_by_status("PENDING"),
+        lambda: set_order_status(stored, "PAID"),
+    ]
+    for call in calls:
+        with pytest.raises(error) as raised:
+            call()
+        assert type(raised.value) is error
+        assert isinstance(raised.value.__cause__, PynamoDBException)
     assert raw_scan(moto_table) == before

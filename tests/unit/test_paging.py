@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import DataLayerError, InvalidCursor, InvalidInput
+from core.errors import ConfigurationError, DataLayerError, InvalidCursor, InvalidInput
 from models import Order, OrderStatus, new_order_id
 from repositories.paging import (
     MAX_CURSOR_LENGTH,
@@ -178,8 +178,24 @@ def test_without_a_secret_a_remote_endpoint_is_a_configuration_error(monkeypatch
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.eu-west-1.amazonaws.com")
     with pytest.raises(CursorSecretMissing, match=SECRET_ENV) as raised:
         cursor_secret()
-    assert isinstance(raised.value, DataLayerError)
+    assert isinstance(raised.value, ConfigurationError) and isinstance(raised.value, DataLayerError)
     assert not isinstance(raised.value, InvalidInput)
+
+
+@pytest.mark.parametrize("endpoint", [
+    "https://localhost.attacker.example",
+    "https://127.0.0.1.attacker.example:443",
+    "http://localhost@attacker.example:8000",
+    "http://[::1].attacker.example",
+])
+def test_without_a_secret_an_endpoint_that_only_looks_local_is_refused(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str
+) -> None:
+    # The development secret is public: handing it to a remote endpoint lets anyone forge cursors.
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+    with pytest.raises(CursorSecretMissing):
+        cursor_secret()
 
 
 def test_without_a_secret_or_an_endpoint_the_default_aws_endpoint_is_refused(
@@ -190,7 +206,7 @@ def test_without_a_secret_or_an_endpoint_the_default_aws_endpoint_is_refused(
         cursor_secret()
 
 
-@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:8000", "http://localhost:8123"])
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:8000", "http://localhost:8123", "http://[::1]:8000"])
 def test_without_a_secret_a_local_endpoint_uses_the_development_secret(
     monkeypatch: pytest.MonkeyPatch, endpoint: str
 ) -> None:

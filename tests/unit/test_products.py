@@ -8,13 +8,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pynamodb.exceptions import PynamoDBException
 
 from core.client import new_client
 from core.config import Settings
-from core.errors import InvalidInput, InvalidKey, NotFound
+from core.errors import DataLayerError, InvalidInput, InvalidKey, NotFound, RetriesExhausted
 from models import Product
 from repositories import batch, cache
 from repositories.products import get_product, get_products, put_product
+from tests.conftest import ClientHooks
 
 Item = dict[str, Any]
 
@@ -89,7 +91,7 @@ def test_put_product_again_replaces_the_data_keeps_created_at_and_bumps_the_vers
 
 
 @pytest.mark.parametrize(
-    "price", [1.5, Decimal("-0.01"), Decimal("NaN"), Decimal("Infinity"), "abc", None, True]
+    "price", [1.5, Decimal("-0.01"), Decimal("NaN"), Decimal("Infinity"), "abc", None, True, Decimal("0.005")]
 )
 def test_put_product_refuses_a_price_that_is_not_exact_non_negative_money(
     moto_table: Settings, price: Any
@@ -188,6 +190,37 @@ def test_get_product_from_the_cache_gives_each_caller_its_own_entity(
     first = get_product(product_id)
     first.name = "mutated by one caller"
     assert get_product(product_id).name == "seeded"
+
+
+def test_the_cache_loads_a_product_with_a_strongly_consistent_read(
+    moto_table: Settings, cached: None, client_hooks: ClientHooks
+) -> None:
+    # An eventually consistent load right after an invalidation could cache an old copy for a TTL.
+    product_id = new_id()
+    seed(moto_table, product_id)
+    sent = client_hooks.record(Product, "GetItem")
+    get_product(product_id)
+    get_product(product_id)
+    assert [request.get("ConsistentRead") for request in sent] == [True]
+
+
+@pytest.mark.parametrize(("code", "error"), [
+    ("ThrottlingException", RetriesExhausted), ("InternalServerError", DataLayerError),
+])
+def test_put_and_get_product_map_an_unexpected_error_into_the_tree_with_its_cause(
+    moto_table: Settings, client_hooks: ClientHooks, code: str, error: type[DataLayerError]
+) -> None:
+    product_id = new_id()
+    seed(moto_table, product_id)
+    client_hooks.fail(Product, "GetItem", code)
+    client_hooks.fail(Product, "UpdateItem", code)
+    for call in (lambda: get_product(product_id), lambda: put_product(product_id, "Lamp", Decimal(1))):
+        with pytest.raises(error) as raised:
+            call()
+        assert type(raised.value) is error
+        assert isinstance(raised.value.__cause__, PynamoDBException)
+    stored = raw_get(moto_table, product_id)
+    assert stored is not None and stored["Name"] == {"S": "seeded"}
 
 
 # --- get_products ---------------------------------------------------------------------------------

@@ -2,102 +2,28 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
 
-from core.client import new_client
 from core.config import Settings
-from core.errors import AlreadyExists, ConflictError, InvalidInput, InvalidKey, NotFound
-from models import EmailClaim, TableModel, User
+from core.errors import (
+    AlreadyExists,
+    ConflictError,
+    DataLayerError,
+    InvalidInput,
+    InvalidKey,
+    NotFound,
+    RetriesExhausted,
+)
+from models import EmailClaim, User
 from repositories import cache
 from repositories.users import create_user, delete_user, find_user_by_email, get_user, update_user
-
-Item = dict[str, dict[str, Any]]
-
-
-# --- helpers shared with tests/integration/test_users_local.py -----------------------------------
-
-
-@functools.lru_cache(maxsize=4)
-def raw_client(settings: Settings) -> Any:
-    """A raw botocore client for these settings (each test has its own table, so its own settings)."""
-    return new_client(settings)
-
-
-def raw_scan(settings: Settings) -> list[Item]:
-    """Every item in the table, read with a raw client, in key order."""
-    client = raw_client(settings)
-    items: list[Item] = []
-    kwargs: dict[str, Any] = {"TableName": settings.table_name, "ConsistentRead": True}
-    while True:
-        response = client.scan(**kwargs)
-        items += response["Items"]
-        if "LastEvaluatedKey" not in response:
-            break
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return sorted(items, key=lambda item: (item["PK"]["S"], item["SK"]["S"]))
-
-
-def raw_get(settings: Settings, model: type[TableModel], **parts: str) -> Item | None:
-    """One item by its key parts (composed by the model's templates), read with a raw client."""
-    pk_parts = {k: v for k, v in parts.items() if k in model.key_template("pk").fields}
-    sk_parts = {k: v for k, v in parts.items() if k in model.key_template("sk").fields}
-    response = raw_client(settings).get_item(
-        TableName=settings.table_name,
-        Key={"PK": {"S": model.key_template("pk").compose(**pk_parts)},
-             "SK": {"S": model.key_template("sk").compose(**sk_parts)}},
-        ConsistentRead=True,
-    )
-    return response.get("Item")  # type: ignore[no-any-return]
-
-
-def claims(settings: Settings) -> list[Item]:
-    """Every email claim in the table."""
-    return [item for item in raw_scan(settings) if item["EntityType"]["S"] == "EMAIL"]
-
-
-def random_email(prefix: str = "user") -> str:
-    """A fresh lower-case address."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
-
-
-def seed_user(settings: Settings, *, email: str | None = None, name: str = "Ada", version: int = 1,
-              claim: bool = True) -> tuple[str, str]:
-    """Write a user (and its claim) in the wire format with a raw client; return (user_id, email)."""
-    user_id = uuid.uuid4().hex
-    email = email or random_email()
-    client = raw_client(settings)
-    stamp = {"S": "2026-01-01T00:00:00+00:00"}
-    client.put_item(TableName=settings.table_name, Item={
-        "PK": {"S": User.key_template("pk").compose(user_id=user_id)},
-        "SK": {"S": User.key_template("sk").compose()},
-        "EntityType": {"S": "USER"}, "UserId": {"S": user_id}, "Email": {"S": email}, "Name": {"S": name},
-        "CreatedAt": stamp, "UpdatedAt": stamp, "Version": {"N": str(version)},
-    })
-    if claim:
-        client.put_item(TableName=settings.table_name, Item={
-            "PK": {"S": EmailClaim.key_template("pk").compose(email=email)},
-            "SK": {"S": EmailClaim.key_template("sk").compose()},
-            "EntityType": {"S": "EMAIL"}, "ClaimedEmail": {"S": email}, "UserId": {"S": user_id},
-            "CreatedAt": stamp, "UpdatedAt": stamp, "Version": {"N": "1"},
-        })
-    return user_id, email
-
-
-def count_calls(model: type[TableModel], operation: str) -> list[dict[str, Any]]:
-    """Record every response to ``operation`` made through ``model``'s connection from now on."""
-    responses: list[dict[str, Any]] = []
-
-    def record(parsed: dict[str, Any], **_: Any) -> None:
-        responses.append(parsed)
-
-    model._get_connection().connection.client.meta.events.register(f"after-call.dynamodb.{operation}", record)
-    return responses
-
+from tests.conftest import ClientHooks
+from tests.helpers import claims, count_calls, random_email, raw_client, raw_get, raw_scan, seed_user
 
 # --- create_user -----------------------------------------------------------------------------------
 
@@ -322,6 +248,45 @@ def test_update_user_of_a_deleted_user_raises_conflict_and_recreates_nothing(mot
     assert raw_scan(moto_table) == []
 
 
+@pytest.mark.parametrize("change", ["new email", "the email set in memory", "name only"])
+def test_update_user_whose_email_was_changed_in_memory_is_refused_and_the_claim_stays(
+    moto_table: Settings, change: str
+) -> None:
+    user_id, stored_email = seed_user(moto_table)
+    user = get_user(user_id)
+    user.email = random_email("mutated")  # not what is stored, and claimed by no one
+    arguments = {
+        "new email": {"email": random_email("new")},
+        "the email set in memory": {"email": user.email},
+        "name only": {"name": "Renamed"},
+    }[change]
+    before = raw_scan(moto_table)
+    with pytest.raises(ConflictError) as raised:
+        update_user(user, **arguments)
+    assert raised.value.__cause__ is not None
+    assert raw_scan(moto_table) == before
+    claim = raw_get(moto_table, EmailClaim, email=stored_email)
+    assert claim is not None and claim["UserId"] == {"S": user_id}
+    # Read again, the user can move its email, and the stored email's claim moves with it.
+    moved = update_user(get_user(user_id), email=random_email("after"))
+    assert [c["ClaimedEmail"]["S"] for c in claims(moto_table)] == [moved.email]
+
+
+def test_delete_user_whose_email_was_changed_in_memory_is_refused_and_deletes_nothing(
+    moto_table: Settings,
+) -> None:
+    user_id, stored_email = seed_user(moto_table)
+    user = get_user(user_id)
+    user.email = random_email("mutated")
+    before = raw_scan(moto_table)
+    with pytest.raises(ConflictError):
+        delete_user(user)
+    assert raw_scan(moto_table) == before
+    delete_user(get_user(user_id))
+    assert raw_scan(moto_table) == []
+    assert create_user(stored_email, "Next owner").email == stored_email
+
+
 def _unsaved_user() -> User:
     return User(user_id=uuid.uuid4().hex, email=random_email(), name="Never saved")
 
@@ -438,3 +403,61 @@ def test_without_configuration_the_cache_is_off(moto_table: Settings) -> None:
     get_user(user_id)
     get_user(user_id)
     assert len(calls) == 2
+
+
+def test_the_cache_loads_a_user_with_a_strongly_consistent_read(
+    moto_table: Settings, client_hooks: ClientHooks
+) -> None:
+    # An eventually consistent load right after an invalidation could cache an old copy for a TTL.
+    cache.configure(ttl_seconds=60)
+    user_id, _ = seed_user(moto_table)
+    sent = client_hooks.record(User, "GetItem")
+    get_user(user_id)
+    get_user(user_id)
+    assert [request.get("ConsistentRead") for request in sent] == [True]
+
+
+# --- errors nobody expects ---------------------------------------------------------------------------
+
+
+def test_get_user_throttled_after_botocores_retries_raises_retries_exhausted_with_the_cause(
+    moto_table: Settings, client_hooks: ClientHooks
+) -> None:
+    user_id, _ = seed_user(moto_table)
+    client_hooks.fail(User, "GetItem", "ProvisionedThroughputExceededException")
+    with pytest.raises(RetriesExhausted) as raised:
+        get_user(user_id)
+    assert isinstance(raised.value.__cause__, PynamoDBException)
+
+
+@pytest.mark.parametrize(("code", "reasons", "error"), [
+    ("ThrottlingException", (), RetriesExhausted),
+    ("TransactionCanceledException", ("None", "ThrottlingError"), RetriesExhausted),
+    ("InternalServerError", (), DataLayerError),
+])
+def test_create_user_maps_an_unexpected_transaction_error_into_the_tree_and_writes_nothing(
+    moto_table: Settings, client_hooks: ClientHooks, code: str, reasons: tuple[str, ...],
+    error: type[DataLayerError],
+) -> None:
+    client_hooks.fail(User, "TransactWriteItems", code, reasons=reasons)
+    with pytest.raises(error) as raised:
+        create_user(random_email(), "Ada")
+    assert type(raised.value) is error
+    assert isinstance(raised.value.__cause__, TransactWriteError)
+    assert raw_scan(moto_table) == []
+
+
+def test_update_and_find_map_an_unexpected_error_to_a_data_layer_error(
+    moto_table: Settings, client_hooks: ClientHooks
+) -> None:
+    user_id, email = seed_user(moto_table)
+    user = get_user(user_id)
+    client_hooks.fail(User, "UpdateItem", "InternalServerError")
+    client_hooks.fail(User, "Query", "InternalServerError")
+    with pytest.raises(DataLayerError) as updating:
+        update_user(user, name="New")
+    with pytest.raises(DataLayerError) as finding:
+        find_user_by_email(email)
+    for raised in (updating, finding):
+        assert type(raised.value) is DataLayerError
+        assert isinstance(raised.value.__cause__, PynamoDBException)

@@ -1,0 +1,125 @@
+"""The retry policy: one place that says what is retried, how often, and how long to wait.
+
+Two layers retry, and they must not retry the same thing (their attempts would multiply):
+
+1. **botocore** (standard mode, ``core.client.retry_config``: ``total_max_attempts`` = 1 +
+   ``DYNAMODB_MAX_RETRY_ATTEMPTS``) retries one HTTP request, re-sending it unchanged (same
+   ``ClientRequestToken``) with exponential backoff and full jitter. Per
+   ``botocore/retries/standard.py`` (``StandardRetryConditions``) that covers: connection errors
+   and read timeouts, HTTP 500/502/503/504 (``InternalServerError``, ``ServiceUnavailable``),
+   HTTP 429, and the error codes in ``BOTOCORE_RETRIED_CODES`` (its throttling list, which includes
+   ``TransactionInProgressException``, plus what DynamoDB's service model marks retryable).
+   ``botocore/data/_retry.json`` also lists ``TransactionInProgressException`` for DynamoDB; that
+   file drives the ``legacy`` mode, which we do not use.
+2. **RetryPolicy** (here, on tenacity) retries what botocore cannot see as retryable, because the
+   request "succeeded" as HTTP or must be rebuilt: items a batch left unprocessed, and the reasons
+   inside a ``TransactionCanceledException`` (``TransactionConflict``, ``ThrottlingError``,
+   ``ProvisionedThroughputExceeded`` per item), and a condition that failed only because a
+   concurrent writer moved on (metrics re-read before trying again).
+
+So a repository never retries a code in ``BOTOCORE_RETRIED_CODES`` itself: when one reaches it,
+botocore's attempts are spent already.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from core.errors import InvalidInput
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+# The DynamoDB error codes botocore's standard mode retries by code (its ThrottledRetryableChecker
+# and the service model's retryable shapes); 5xx and transport errors are retried by status/type.
+BOTOCORE_RETRIED_CODES = frozenset({
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TransactionInProgressException",
+    "LimitExceededException",
+    "ReplicatedWriteConflictException",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+})
+
+
+def retried_by_botocore(code: str | None) -> bool:
+    """Whether botocore already retried an error with this code (``None``: a transport error)."""
+    return code is None or code in BOTOCORE_RETRIED_CODES
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries, exponential backoff with full jitter (AWS's recommended policy).
+
+    After attempt ``n`` the wait is uniform in ``[0, min(max_delay, base_delay * 2 ** (n - 1))]``
+    seconds. ``sleep`` is injectable so tests need not wait.
+    """
+
+    max_attempts: int = 8
+    base_delay: float = 0.05
+    max_delay: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise InvalidInput("max_attempts must be an int")
+        if self.max_attempts < 1:
+            raise InvalidInput("max_attempts must be at least 1")
+        if not (self.base_delay >= 0 and self.max_delay >= 0):
+            raise InvalidInput("delays must be >= 0")
+        if not callable(self.sleep):
+            raise InvalidInput("sleep must be callable")
+
+    def retrying(self, **kwargs: Any) -> Retrying:
+        """A ``tenacity.Retrying`` with this policy's stop, wait and sleep (``kwargs`` add the rest)."""
+        return Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_random_exponential(multiplier=self.base_delay, max=self.max_delay),
+            sleep=self.sleep,
+            **kwargs,
+        )
+
+    def call(
+        self,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...],
+        fn: Callable[..., R],
+        *args: Any,
+        **kwargs: Any,
+    ) -> R:
+        """Call ``fn(*args, **kwargs)``, again while it raises ``retry_on``; re-raise the last one."""
+        result: R = self.retrying(retry=retry_if_exception_type(retry_on), reraise=True)(fn, *args, **kwargs)
+        return result
+
+    def until_done(self, step: Callable[[list[P]], list[P]], pending: list[P]) -> list[P]:
+        """Call ``step`` with what is pending until nothing is, or attempts run out; return what is left.
+
+        An exception from ``step`` is not retried here (botocore retried it already if it could).
+        """
+        left = pending
+
+        def attempt() -> list[P]:
+            nonlocal left
+            left = step(left)
+            return left
+
+        def give_up(_: RetryCallState) -> list[P]:
+            return left
+
+        result: list[P] = self.retrying(retry=retry_if_result(bool), retry_error_callback=give_up)(attempt)
+        return result

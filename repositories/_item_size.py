@@ -1,0 +1,49 @@
+"""The size of a wire-format item as DynamoDB counts it against its 400 KB limit (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from core.errors import InvalidInput
+
+MAX_ITEM_BYTES = 400 * 1024
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """The size of a wire-format item as DynamoDB counts it against its 400 KB limit."""
+    return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    ((kind, inner),) = value.items()
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in inner)
+    if kind == "M":
+        return 3 + sum(1 + _text_size(k) + _value_size(v) for k, v in inner.items())
+    if kind not in _SCALAR_SIZES:
+        raise InvalidInput(f"unknown DynamoDB type {kind!r}")
+    return _SCALAR_SIZES[kind](inner)
+
+
+def _text_size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _number_size(text: str) -> int:
+    # 1 byte per two significant digits, plus 1 (AWS's documented approximation, up to 21 bytes).
+    digits = Decimal(text).normalize().as_tuple().digits
+    return min(21, (len(digits) + 1) // 2 + 1)
+
+
+_SCALAR_SIZES: dict[str, Callable[[Any], int]] = {
+    "S": _text_size,
+    "N": _number_size,
+    "B": len,
+    "BOOL": lambda _: 1,
+    "NULL": lambda _: 1,
+    "SS": lambda values: sum(map(_text_size, values)),
+    "NS": lambda values: sum(map(_number_size, values)),
+    "BS": lambda values: sum(map(len, values)),
+}
