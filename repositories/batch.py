@@ -66,6 +66,7 @@ from models.table import PK, SK, TableModel
 from models.transfer import Transfer
 from models.user import User
 from repositories import cache
+from repositories._common import raise_unexpected, require_iterable
 from repositories._item_size import MAX_ITEM_BYTES, item_size
 
 __all__ = ["MAX_ITEM_BYTES", "RetryPolicy", "batch_get", "batch_write", "item_size"]
@@ -173,7 +174,7 @@ def batch_get(
     policy = retry or DEFAULT_RETRY
     if not (isinstance(model, type) and issubclass(model, TableModel) and model.keys is not None):
         raise InvalidInput("model must be an entity class (a TableModel subclass with keys)")
-    wanted = list(dict.fromkeys(_key(model, key) for key in _iterable(keys, "keys")))
+    wanted = list(dict.fromkeys(_key(model, key) for key in require_iterable(keys, "keys")))
     if not wanted:
         return []
     found = _read(_client(), wanted, policy, consistent_read=consistent_read)
@@ -215,17 +216,11 @@ def _call(operation: Callable[..., dict[str, Any]], name: str, **params: Any) ->
     try:
         return operation(**params)
     except (BotoCoreError, ClientError) as exc:
-        raise DataLayerError(f"{name} failed: {type(exc).__name__}") from exc
-
-
-def _iterable(values: Iterable[P], what: str) -> list[P]:
-    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
-        raise InvalidInput(f"{what} must be an iterable of items, got {type(values).__name__}")
-    return list(values)
+        raise_unexpected(exc, name)
 
 
 def _entities(entities: Iterable[TableModel]) -> list[TableModel]:
-    batch = _iterable(entities, "entities")
+    batch = require_iterable(entities, "entities")
     for entity in batch:
         if not isinstance(entity, TableModel) or type(entity).keys is None:
             raise InvalidInput(f"batch_write takes entities (TableModel), got {type(entity).__name__}")
