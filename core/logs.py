@@ -69,6 +69,7 @@ def _capacity(parsed: dict[str, Any]) -> float | None:
 
 def _before_parameter_build(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
     context["datalayer_start"] = time.perf_counter()
+    context["datalayer_operation"] = model.name
     context["datalayer_table"] = params.get("TableName") or ",".join(
         sorted(params.get("RequestItems", {}))
     ) or None
@@ -98,12 +99,15 @@ def _after_call(
     )
 
 
-def _after_call_error(exception: BaseException, model: Any, context: dict[str, Any], **_: Any) -> None:
+def _after_call_error(
+    exception: BaseException, context: dict[str, Any], model: Any = None, **_: Any
+) -> None:
+    # botocore sends this event without the operation model; the name is kept in the context.
     start = context.get("datalayer_start")
     duration_ms = round((time.perf_counter() - start) * 1000, 3) if start is not None else None
     get_logger().warning(
         "dynamodb.call",
-        operation=model.name,
+        operation=context.get("datalayer_operation"),
         table=context.get("datalayer_table"),
         index=context.get("datalayer_index"),
         duration_ms=duration_ms,

@@ -33,4 +33,10 @@ moves past a ``failed`` or ``running`` (crashed) one, and the next ``upgrade`` s
 A downgrade deletes the revision's ``REVISION#`` item and its backfill checkpoints and logs a
 ``reverted`` event. Items a backfill with ``mark=True`` changed carry ``MigrationRun`` (the run id)
 in the application table.
+
+While a runner holds the lock, every ledger write it makes is a ``TransactWriteItems`` with a
+``ConditionCheck`` on ``LOCK`` (``Owner`` is this runner, the lease has not run out): a runner
+that lost the lock writes nothing more (``lock.Lock.fenced_write``). The ledger must agree with
+the versions directory: a revision it records that the directory lacks, or an applied revision
+after one that is not (a gap), is refused rather than guessed at (``revisions.position``).
 """

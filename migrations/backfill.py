@@ -6,14 +6,17 @@ thread per segment); ``transform(item)`` gets each item in DynamoDB's wire forma
 never changed twice, even when a page is read again after a crash:
 
 - with ``mark=True`` (the default) the write also sets ``MigrationRun`` to this backfill run's id,
-  on the condition that it does not hold that id yet;
+  on the condition that it does not hold that id yet and that the item is as the transform saw
+  it (its ``Version``, or the attributes the transform read: ``items.guard``);
 - with ``mark=False`` the update must say which values it ``expect``s the item to still hold (for
   example the old email it lower-cases), which makes the write conditional on them.
 
 When a condition fails, the item is read again (consistently) and transformed once more. After
 every page, the segment's position (``LastEvaluatedKey``) and counts are checkpointed in the ledger;
-a run that was killed resumes from there. Throttling is retried with exponential backoff and
-jitter (on top of botocore's own retries). Items that cannot be migrated are reported, kept in the
+a run that was killed resumes from there. Throttling is botocore's to retry (exponential backoff,
+full jitter); a transaction cancelled by a conflict or throttling of one of its items is retried
+here (``core.retry.RetryPolicy``), and a request still throttled after all that stops the
+backfill with its checkpoints saved. Items that cannot be migrated are reported, kept in the
 ledger and retried by the next run; the revision fails until none is left.
 """
 
@@ -28,9 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import RetryCallState, retry_if_exception
 from tqdm import tqdm
 
+from core.retry import RetryPolicy, retried_by_botocore
 from migrations.calls import MigrationError, Printer, error_code
 from migrations.items import (
     MARK_ATTRIBUTE,
@@ -38,24 +42,19 @@ from migrations.items import (
     Item,
     ItemFailed,
     ItemUpdate,
+    ReadTracker,
     Transform,
     check_update,
     conditional_write,
+    guard,
 )
 from migrations.ledger import Ledger, SegmentCheckpoint, decode_key, encode_key
 from migrations.lock import Lease
 
-THROTTLING = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionConflict",
-        "TransactionInProgressException",
-    }
-)
+# What a transaction's cancellation reasons say can go again. botocore cannot see these (the
+# request failed as a whole with TransactionCanceledException), so they are retried here; the
+# error codes botocore retries itself (core.retry.BOTOCORE_RETRIED_CODES) are not retried again.
+RETRIED_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
 
 @dataclass
@@ -78,10 +77,15 @@ class _Conflict(Exception):
 
 
 def _retryable(exc: BaseException) -> bool:
-    if not isinstance(exc, ClientError):
+    """A transaction cancelled only by a conflict or throttling of one of its items."""
+    if not isinstance(exc, ClientError) or error_code(exc) != "TransactionCanceledException":
         return False
-    reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])}
-    return error_code(exc) in THROTTLING or bool(reasons & THROTTLING)
+    return bool({r.get("Code") for r in exc.response.get("CancellationReasons", [])} & RETRIED_REASONS)
+
+
+def _throttled(exc: ClientError) -> bool:
+    """Still throttled (or busy) once every retry, botocore's and ours, was spent."""
+    return _retryable(exc) or retried_by_botocore(error_code(exc))
 
 
 @dataclass
@@ -103,8 +107,7 @@ class Backfill:
     out: Printer = print
     progress: bool = False
     lease: Lease | None = None
-    backoff: float = 0.05
-    max_attempts: int = 10
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     throttled: int = 0
     _run_id: str = ""
     _total_segments: int = 0
@@ -211,7 +214,7 @@ class Backfill:
             checkpoint.unchanged += counts["unchanged"]
             checkpoint.position = page.get("LastEvaluatedKey")
             checkpoint.done = checkpoint.position is None
-            self._call(self.ledger.save_segment, self.revision, self.name, checkpoint)
+            self.ledger.save_segment(self.revision, self.name, checkpoint)
             self._advance(int(page.get("ScannedCount", 0)), counts)
         return checkpoint
 
@@ -233,7 +236,7 @@ class Backfill:
         with self._mutex:
             self._totals["failed"] -= len(checkpoint.failures) - len(remaining)
         checkpoint.failures = remaining
-        self._call(self.ledger.save_segment, self.revision, self.name, checkpoint)
+        self.ledger.save_segment(self.revision, self.name, checkpoint)
 
     def _check(self) -> None:
         if self._stop.is_set():
@@ -263,14 +266,17 @@ class Backfill:
         """``("updated" | "unchanged" | "failed", reason)`` for one item."""
         if self.mark and item.get(MARK_ATTRIBUTE) == {"S": self._run_id}:
             return "unchanged", None  # done by this run before it was interrupted
+        seen = ReadTracker(item)
         try:
-            update = self.transform(item)
+            update = self.transform(seen)
         except ItemFailed as exc:
             return "failed", str(exc)
         except Exception as exc:  # a bug in the transform: report the item, go on
             return "failed", f"the transform raised {type(exc).__name__}: {exc}"
         if update is None:
             return "unchanged", None
+        if self.mark:  # the mark alone would let a stale result overwrite a live write
+            update = guard(update, item, seen.read, self.key_names)
         return self._apply(item, update, again=again)
 
     def _apply(self, item: Item, update: ItemUpdate, *, again: bool) -> tuple[str, str | None]:
@@ -284,10 +290,10 @@ class Backfill:
                 self.client.get_item, TableName=self.table_name, Key=self._key(item), ConsistentRead=True
             ).get("Item")
         except ClientError as exc:
-            if _retryable(exc):
+            if _throttled(exc):
                 raise MigrationError(
-                    f"backfill {self.name}: still throttled after {self.max_attempts} "
-                    "attempts; its checkpoints are saved: run upgrade again"
+                    f"backfill {self.name}: still throttled after every retry ({error_code(exc)}); "
+                    "its checkpoints are saved: run upgrade again"
                 ) from exc
             return "failed", f"{error_code(exc)}: the write was refused"
         if fresh is None:
@@ -331,15 +337,12 @@ class Backfill:
         }
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        def throttled(_: Any) -> None:
+        """``method(...)``, again (``self.retry``) while a transaction is cancelled by a conflict or
+        throttling; everything else botocore retried already."""
+
+        def count(_: RetryCallState) -> None:
             with self._mutex:
                 self.throttled += 1
 
-        retrying = Retrying(
-            retry=retry_if_exception(_retryable),
-            reraise=True,
-            before_sleep=throttled,
-            wait=wait_random_exponential(multiplier=self.backoff, max=20),
-            stop=stop_after_attempt(self.max_attempts),
-        )
+        retrying = self.retry.retrying(retry=retry_if_exception(_retryable), reraise=True, before_sleep=count)
         return retrying(method, *args, **kwargs)

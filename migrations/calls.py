@@ -1,8 +1,10 @@
 """Control-plane calls made by DynamoDB's rules, so revision files do not have to know them.
 
 ``Caller`` makes one call at a time: ``ResourceInUseException`` (the table is busy) waits until
-the table is ready and retries, ``LimitExceededException`` backs off and retries, both until a
-timeout. ``wait_until_active`` waits until the table and every index are ACTIVE and no index is
+the table is ready and retries; a ``LimitExceededException`` about simultaneous changes and a
+``ContinuousBackupsUnavailableException`` (PITR asked for soon after ``CreateTable``) back off and
+retry, all until a timeout (``wait_and_retry``); a hard limit (e.g. the number of GSIs) fails at
+once. ``wait_until_active`` waits until the table and every index are ACTIVE and no index is
 backfilling (a table is ACTIVE while a new index is still CREATING), reports progress, and gives
 up with a clear error after ``wait_timeout``. With ``dry_run`` nothing is called: each call is
 recorded (``plan``) and applied to a simulated copy of the table, so later operations see the
@@ -12,17 +14,22 @@ state the earlier ones would have left.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
+from tenacity import RetryCallState, retry_if_exception
+
+from core.retry import RetryPolicy
+from migrations.planned import PlannedCall
+from migrations.simulate import ABSENT, simulate
 
 Printer = Callable[[str], None]
-RETRY_WHEN_BUSY = ("ResourceInUseException", "LimitExceededException")
-_ABSENT: dict[str, Any] = {}  # marker: the simulated table does not exist
+# Words of a LimitExceededException that lifts by itself (too many changes at once), unlike a hard
+# limit (e.g. "There is a limit of 20 global secondary indexes per table"), which fails at once.
+TRANSIENT_LIMIT_WORDS = ("simultaneous", "concurrent", "at a time", "at the same time", "in progress")
 
 
 class MigrationError(Exception):
@@ -40,60 +47,6 @@ class Key:
     name: str
     type: str = "S"
     role: str = "HASH"
-
-
-@dataclass(frozen=True)
-class PlannedCall:
-    """A call made (or, in a dry run, that would be made), a wait, or a note."""
-
-    operation: str
-    params: dict[str, Any]
-
-    def describe(self) -> str:
-        """One line: the operation and its key parameters."""
-        if self.operation in ("wait", "note"):
-            return f"    {self.operation}: {self.params['what']}"
-        if self.operation == "revision":
-            return f"{self.params['what']}"
-        shown = ", ".join(f"{k}={_compact(k, v)}" for k, v in self.params.items())
-        return f"  {self.operation}({shown})"
-
-
-def _keys(schema: list[dict[str, str]]) -> str:
-    return ", ".join(f"{k['AttributeName']} {k['KeyType']}" for k in schema)
-
-
-def _index(index: dict[str, Any]) -> str:
-    projection = index.get("Projection", {})
-    extra = projection.get("NonKeyAttributes")
-    return (
-        f"{index['IndexName']} ({_keys(index['KeySchema'])}; {projection.get('ProjectionType')}"
-        + (f" {', '.join(extra)}" if extra else "")
-        + ")"
-    )
-
-
-def _compact(name: str, value: Any) -> str:
-    """Render a parameter the way a reader scans it: key schemas as ``PK HASH, SK RANGE``."""
-    if name in ("KeySchema",):
-        return f"[{_keys(value)}]"
-    if name == "AttributeDefinitions":
-        return "[" + ", ".join(f"{v['AttributeName']} {v['AttributeType']}" for v in value) + "]"
-    if name == "GlobalSecondaryIndexes":
-        return "[" + "; ".join(_index(i) for i in value) + "]"
-    if name == "GlobalSecondaryIndexUpdates":
-        parts = [
-            f"Create {_index(u['Create'])}"
-            if "Create" in u
-            else f"Delete {u['Delete']['IndexName']}"
-            if "Delete" in u
-            else json.dumps(u, default=str)
-            for u in value
-        ]
-        return "[" + "; ".join(parts) + "]"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"), default=str)
-    return str(value)
 
 
 def error_code(exc: ClientError) -> str:
@@ -131,6 +84,7 @@ class Caller:
     poll_interval: float = 0.2
     max_poll_interval: float = 5.0
     progress_every: float = 10.0
+    not_found_grace: float = 30.0
     calls: list[PlannedCall] = field(default_factory=list)
     _simulated: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -141,30 +95,59 @@ class Caller:
         _check_one_index_change(operation, params)
         self.calls.append(PlannedCall(operation, params))
         if self.dry_run:
-            self._simulated = _simulate(self.table(), operation, params)
+            self._simulated = simulate(self.table(), operation, params)
             return {}
         method = getattr(self.client, _snake(operation))
         started = time.monotonic()
-        deadline, attempt = started + self.wait_timeout, 0
-        while True:
+        deadline = started + self.wait_timeout
+
+        def attempt() -> dict[str, Any]:
+            self.keep_going()
             try:
                 result: dict[str, Any] = method(**params)
                 return result
             except ClientError as exc:
-                code = error_code(exc)
-                exists = operation == "CreateTable" and code == "ResourceInUseException"
-                if code not in RETRY_WHEN_BUSY or exists:  # for CreateTable it means "exists"
-                    raise
-                if time.monotonic() >= deadline:
+                if error_code(exc) == "LimitExceededException" and not wait_and_retry(operation, exc):
                     raise MigrationError(
-                        f"{operation} on {self.table_name} still refused after "
-                        f"{time.monotonic() - started:.0f}s: {code}: {error_message(exc)}"
+                        f"{operation} on {self.table_name} refused: {error_code(exc)}: "
+                        f"{error_message(exc)} (a limit that waiting does not lift)"
                     ) from exc
-                attempt += 1
-                self.out(f"  {code}: {error_message(exc)}; waiting, then retrying {operation}")
-                if code == "ResourceInUseException":
-                    self._wait_ready(deadline, time.monotonic())
-                time.sleep(min(self.max_poll_interval, self.poll_interval * 2**attempt))
+                raise
+
+        def again(exc: BaseException) -> bool:
+            return (
+                isinstance(exc, ClientError)
+                and wait_and_retry(operation, exc)
+                and time.monotonic() < deadline
+            )
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            assert isinstance(exc, ClientError)
+            self.out(f"  {error_code(exc)}: {error_message(exc)}; waiting, then retrying {operation}")
+            if error_code(exc) == "ResourceInUseException":
+                self._wait_ready(deadline, time.monotonic())
+
+        # Bounded by the deadline (the predicate), not by a number of attempts.
+        policy = RetryPolicy(
+            max_attempts=1_000_000, base_delay=self.poll_interval, max_delay=self.max_poll_interval
+        )
+        try:
+            done: dict[str, Any] = policy.retrying(
+                retry=retry_if_exception(again), reraise=True, before_sleep=before_sleep
+            )(attempt)
+            return done
+        except ClientError as exc:
+            if not wait_and_retry(operation, exc):
+                raise
+            raise MigrationError(
+                f"{operation} on {self.table_name} still refused after "
+                f"{time.monotonic() - started:.0f}s: {error_code(exc)}: {error_message(exc)}"
+            ) from exc
+
+    def keep_going(self) -> None:
+        """Raise if this runner may no longer act (``MigrationContext``: the lock was lost); called
+        before every call and in every wait."""
 
     def note(self, text: str) -> None:
         """Tell the operator something (recorded as a note in a dry run)."""
@@ -189,10 +172,10 @@ class Caller:
             return self.describe()
         if self._simulated is None:
             live = self.describe()
-            self._simulated = copy.deepcopy(live) if live is not None else _ABSENT
+            self._simulated = copy.deepcopy(live) if live is not None else ABSENT
             if live is not None:
                 self._simulated["_TimeToLive"] = self._describe_ttl()
-        return None if self._simulated is _ABSENT else self._simulated
+        return None if self._simulated is ABSENT else self._simulated
 
     def ttl(self) -> dict[str, Any] | None:
         """``TimeToLiveDescription`` (simulated in a dry run); ``None`` if the table does not exist."""
@@ -209,12 +192,18 @@ class Caller:
 
     # -- waits ----------------------------------------------------------------------------------
 
-    def wait_until_active(self) -> None:
-        """Wait until the table and every index are ACTIVE and nothing is backfilling."""
-        self.calls.append(PlannedCall("wait", {"what": "table and every index ACTIVE, none backfilling"}))
+    def wait_until_active(self, *, index: str | None = None, without_index: str | None = None) -> None:
+        """Wait until the table and every index are ACTIVE and nothing is backfilling; also until
+        ``index`` is listed, or ``without_index`` no longer is. ``DescribeTable`` is eventually
+        consistent: right after a change it may not show it yet (a new table may even be not found
+        for a moment, which counts as "not yet" for ``not_found_grace`` seconds)."""
+        what = "table and every index ACTIVE, none backfilling"
+        what += f", {index} listed" if index else ""
+        what += f", {without_index} gone" if without_index else ""
+        self.calls.append(PlannedCall("wait", {"what": what}))
         if not self.dry_run:
             started = time.monotonic()
-            self._wait_ready(started + self.wait_timeout, started)
+            self._wait_ready(started + self.wait_timeout, started, index=index, without_index=without_index)
 
     def wait_until_deleted(self) -> None:
         """Wait until the table is gone."""
@@ -223,20 +212,28 @@ class Caller:
             return
         started = time.monotonic()
         while self.describe() is not None:
+            self.keep_going()
             if time.monotonic() - started >= self.wait_timeout:
                 raise WaitTimeout(
                     f"timed out after {self.wait_timeout:.0f}s waiting for {self.table_name} to be deleted"
                 )
             time.sleep(self.poll_interval)
 
-    def _wait_ready(self, deadline: float, started: float) -> None:
+    def _wait_ready(
+        self, deadline: float, started: float, *, index: str | None = None, without_index: str | None = None
+    ) -> None:
         last, last_report, delay = "", 0.0, self.poll_interval
+        grace_end = time.monotonic() + self.not_found_grace
         while True:
+            self.keep_going()
             table = self.describe()
-            if table is None:
-                raise MigrationError(f"table {self.table_name} disappeared while waiting for it")
-            state = ", ".join(not_ready(table))
             now = time.monotonic()
+            if table is None:
+                if now >= grace_end:
+                    raise MigrationError(f"table {self.table_name} disappeared while waiting for it")
+                state = f"table {self.table_name} not found yet"
+            else:
+                state = ", ".join(not_ready(table, index=index, without_index=without_index))
             if not state:
                 if last:
                     self.out(f"  ready after {now - started:.1f}s")
@@ -254,19 +251,39 @@ class Caller:
             delay = min(delay * 1.5, self.max_poll_interval)
 
 
-def not_ready(table: dict[str, Any]) -> list[str]:
-    """What keeps ``table`` from being usable: its status, indexes not ACTIVE or backfilling."""
+def wait_and_retry(operation: str, exc: ClientError) -> bool:
+    """Whether DynamoDB refused ``operation`` only for now: the table is busy
+    (``ResourceInUseException``; for ``CreateTable`` it means the table exists), too many changes
+    at once (a ``LimitExceededException`` saying so, not a hard limit), or continuous backups are
+    still being set up on a new table (``ContinuousBackupsUnavailableException``)."""
+    code = error_code(exc)
+    if code == "ResourceInUseException":
+        return operation != "CreateTable"
+    if code == "LimitExceededException":
+        return any(word in error_message(exc).lower() for word in TRANSIENT_LIMIT_WORDS)
+    return code == "ContinuousBackupsUnavailableException" and operation == "UpdateContinuousBackups"
+
+
+def not_ready(
+    table: dict[str, Any], *, index: str | None = None, without_index: str | None = None
+) -> list[str]:
+    """What keeps ``table`` from being usable: its status, indexes not ACTIVE or backfilling,
+    ``index`` not listed yet, ``without_index`` still listed."""
     pending = []
     if table.get("TableStatus") != "ACTIVE":
         pending.append(f"table {table.get('TableStatus')}")
-    for index in table.get("GlobalSecondaryIndexes", []):
-        status = index.get("IndexStatus")
+    names = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
+    if index is not None and index not in names:
+        pending.append(f"{index} not listed yet")
+    for gsi in table.get("GlobalSecondaryIndexes", []):
+        status = gsi.get("IndexStatus")
         if status != "ACTIVE":
-            pending.append(
-                f"{index['IndexName']} {status}" + (" (backfilling)" if index.get("Backfilling") else "")
-            )
-        elif index.get("Backfilling"):
-            pending.append(f"{index['IndexName']} backfilling")
+            backfilling = " (backfilling)" if gsi.get("Backfilling") else ""
+            pending.append(f"{gsi['IndexName']} {status}{backfilling}")
+        elif gsi.get("Backfilling"):
+            pending.append(f"{gsi['IndexName']} backfilling")
+    if without_index is not None and without_index in names:
+        pending.append(f"{without_index} still listed")
     return pending
 
 
@@ -276,51 +293,6 @@ def _check_one_index_change(operation: str, params: dict[str, Any]) -> None:
     changes = [u for u in params.get("GlobalSecondaryIndexUpdates", []) if "Create" in u or "Delete" in u]
     if len(changes) > 1:
         raise MigrationError("DynamoDB accepts one index creation or deletion per UpdateTable: split them")
-
-
-def _simulate(table: dict[str, Any] | None, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The table as ``operation`` would leave it (``_ABSENT`` once deleted)."""
-    if operation == "DeleteTable":
-        return _ABSENT
-    if operation == "CreateTable":
-        table = {
-            "TableName": params["TableName"],
-            "TableStatus": "ACTIVE",
-            "KeySchema": params["KeySchema"],
-            "AttributeDefinitions": params["AttributeDefinitions"],
-            "BillingModeSummary": {"BillingMode": params.get("BillingMode", "PROVISIONED")},
-            "GlobalSecondaryIndexes": [
-                dict(i, IndexStatus="ACTIVE") for i in params.get("GlobalSecondaryIndexes", [])
-            ],
-            "_TimeToLive": {"TimeToLiveStatus": "DISABLED"},
-        }
-        if params.get("StreamSpecification", {}).get("StreamEnabled"):
-            table["StreamSpecification"] = params["StreamSpecification"]
-        return table
-    table = copy.deepcopy(table) if table is not None else {}
-    if operation == "UpdateTimeToLive":
-        spec = params["TimeToLiveSpecification"]
-        table["_TimeToLive"] = (
-            {"TimeToLiveStatus": "ENABLED", "AttributeName": spec["AttributeName"]}
-            if spec["Enabled"]
-            else {"TimeToLiveStatus": "DISABLED"}
-        )
-    elif operation == "UpdateTable":
-        indexes = table.setdefault("GlobalSecondaryIndexes", [])
-        for update in params.get("GlobalSecondaryIndexUpdates", []):
-            if "Create" in update:
-                indexes.append(dict(update["Create"], IndexStatus="ACTIVE"))
-            elif "Delete" in update:
-                table["GlobalSecondaryIndexes"] = indexes = [
-                    i for i in indexes if i["IndexName"] != update["Delete"]["IndexName"]
-                ]
-        if "StreamSpecification" in params:
-            table["StreamSpecification"] = params["StreamSpecification"]
-        if "BillingMode" in params:
-            table["BillingModeSummary"] = {"BillingMode": params["BillingMode"]}
-            if "ProvisionedThroughput" in params:
-                table["ProvisionedThroughput"] = params["ProvisionedThroughput"]
-    return table
 
 
 def _snake(operation: str) -> str:

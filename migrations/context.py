@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrations.backfill import Backfill, BackfillStats
-from migrations.calls import Key, MigrationError, PlannedCall, Printer, attribute_definitions, key_schema
-from migrations.items import AttributeValue, Item, ItemFailed, ItemUpdate, Put, Transform
+from migrations.calls import Key, MigrationError, Printer, attribute_definitions, key_schema
+from migrations.items import AttributeValue, Delete, Item, ItemFailed, ItemUpdate, Put, Transform
 from migrations.lock import Lease
+from migrations.planned import PlannedCall
 from migrations.table_settings import TableSettings, TTLCooldown, billing_mode
 
 __all__ = [
     "AttributeValue",
     "BackfillStats",
+    "Delete",
     "Item",
     "ItemFailed",
     "ItemUpdate",
@@ -43,6 +45,11 @@ class MigrationContext(TableSettings):
 
     lease: Lease | None = None
     progress: bool = False
+
+    def keep_going(self) -> None:
+        """Raise ``LockLost`` if this runner's lease ran out or was taken over."""
+        if self.lease is not None:
+            self.lease.check()
 
     # -- the table ------------------------------------------------------------------------------
 
@@ -100,12 +107,6 @@ class MigrationContext(TableSettings):
         """Add one GSI to the live table; wait until it is ACTIVE and backfilled."""
         table = self._require_table()
         existing = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
-        if name in existing:
-            if existing[name]["KeySchema"] != key_schema(keys):
-                raise MigrationError(f"index {name} exists already with other keys: drop it first")
-            self.note(f"index {name} exists already: waiting until it is ACTIVE")
-            self.wait_until_active()
-            return
         index: dict[str, Any] = {
             "IndexName": name,
             "KeySchema": key_schema(keys),
@@ -113,6 +114,16 @@ class MigrationContext(TableSettings):
         }
         if non_key_attributes:
             index["Projection"]["NonKeyAttributes"] = list(non_key_attributes)
+        if name in existing:
+            if existing[name].get("IndexStatus") == "DELETING":
+                self.note(f"index {name} is being deleted: waiting until it is gone, then creating it")
+                self.wait_until_active(without_index=name)
+                table = self._require_table()
+            else:
+                _same_index(existing[name], index)
+                self.note(f"index {name} exists already: waiting until it is ACTIVE")
+                self.wait_until_active(index=name)
+                return
         if billing_mode(table) == "PROVISIONED":  # a provisioned table's index needs its own capacity
             throughput = table.get("ProvisionedThroughput", {})
             index["ProvisionedThroughput"] = {
@@ -126,13 +137,18 @@ class MigrationContext(TableSettings):
             AttributeDefinitions=attribute_definitions(keys),
             GlobalSecondaryIndexUpdates=[{"Create": index}],
         )
-        self.wait_until_active()
+        self.wait_until_active(index=name)
 
     def delete_global_index(self, name: str) -> None:
         """Drop one GSI; wait until it is gone."""
         table = self._require_table()
-        if name not in {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}:
+        existing = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
+        if name not in existing:
             self.note(f"index {name} does not exist: nothing to drop")
+            return
+        if existing[name].get("IndexStatus") == "DELETING":
+            self.note(f"index {name} is being deleted already: waiting until it is gone")
+            self.wait_until_active(without_index=name)
             return
         self.wait_until_active()
         self.call(
@@ -140,7 +156,7 @@ class MigrationContext(TableSettings):
             TableName=self.table_name,
             GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": name}}],
         )
-        self.wait_until_active()
+        self.wait_until_active(without_index=name)
 
     # -- TTL, stream, PITR, billing -------------------------------------------------------------
     def get_item(self, key: Mapping[str, AttributeValue]) -> Item | None:
@@ -218,3 +234,19 @@ class MigrationContext(TableSettings):
             lease=self.lease,
         )
         return job.run()
+
+
+def _same_index(live: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Raise unless the live index has the keys and projection asked for."""
+    name = wanted["IndexName"]
+    if live.get("KeySchema") != wanted["KeySchema"]:
+        raise MigrationError(f"index {name} exists already with other keys: drop it first")
+
+    def shape(projection: dict[str, Any]) -> tuple[str, list[str]]:
+        return projection.get("ProjectionType", "ALL"), sorted(projection.get("NonKeyAttributes", []))
+
+    if shape(live.get("Projection", {})) != shape(wanted["Projection"]):
+        raise MigrationError(
+            f"index {name} exists already with another projection ({shape(live.get('Projection', {}))}, "
+            f"not {shape(wanted['Projection'])}): drop it first"
+        )

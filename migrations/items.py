@@ -4,16 +4,19 @@ becomes.
 Items travel in DynamoDB's wire format (``{"Email": {"S": "a@b.c"}}``), exactly as revision files
 write them out. Every write is conditional: the item must still exist, and either still hold the
 values the update ``expect``s, or (``mark``) not carry this backfill run's id in
-``MigrationRun`` yet, which the write sets.
+``MigrationRun`` yet, which the write sets, and still be as the transform saw it (``guard``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from _collections_abc import dict_items, dict_keys, dict_values
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 MARK_ATTRIBUTE = "MigrationRun"
+VERSION_ATTRIBUTE = "Version"  # the models' optimistic-lock counter (models/table.py)
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
 
@@ -30,6 +33,15 @@ class Put:
 
 
 @dataclass(frozen=True)
+class Delete:
+    """Another item deleted with the scanned one, in the same transaction, on the condition that it
+    still holds the values it ``expect``s (so it is deleted only while it is what the transform saw)."""
+
+    key: Item
+    expect: Mapping[str, AttributeValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ItemUpdate:
     """How a backfill changes one item (attribute names and wire-format values)."""
 
@@ -38,9 +50,64 @@ class ItemUpdate:
     remove: Sequence[str] = ()
     expect: Mapping[str, AttributeValue | None] = field(default_factory=dict)  # None: must be absent
     puts: Sequence[Put] = ()
+    deletes: Sequence[Delete] = ()
 
 
 Transform = Callable[[Item], ItemUpdate | None]
+
+
+class ReadTracker(dict[str, Any]):
+    """An item (wire format) that remembers which attributes its reader looked at; iterating over
+    it counts as reading every attribute."""
+
+    def __init__(self, item: Item) -> None:
+        super().__init__(item)
+        self.read: set[str] = set()
+
+    def _all(self) -> None:
+        self.read.update(super().keys())
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read.add(key)
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._all()
+        return super().__iter__()
+
+    def keys(self) -> dict_keys[str, Any]:
+        self._all()
+        return super().keys()
+
+    def values(self) -> dict_values[str, Any]:
+        self._all()
+        return super().values()
+
+    def items(self) -> dict_items[str, Any]:
+        self._all()
+        return super().items()
+
+
+def guard(update: ItemUpdate, item: Item, read: set[str], key_names: Sequence[str]) -> ItemUpdate:
+    """``update`` made conditional on the item still being as the transform saw it: on its
+    ``Version`` when it has one (every writer bumps it), else on every attribute the transform
+    read (absent ones must still be absent), so a live write between the scan and this write
+    fails the condition and the item is read and transformed again instead of being overwritten
+    with a stale result."""
+    watched = {VERSION_ATTRIBUTE} if VERSION_ATTRIBUTE in item else read - {*key_names, MARK_ATTRIBUTE}
+    expect = dict(update.expect)
+    for attribute in sorted(watched):
+        expect.setdefault(attribute, item.get(attribute))
+    return dataclasses.replace(update, expect=expect)
 
 
 def check_update(update: ItemUpdate, key_names: Sequence[str], *, marked: bool) -> str | None:
@@ -98,7 +165,7 @@ def conditional_write(
     }
     if values:
         write["ExpressionAttributeValues"] = values
-    if not update.puts:
+    if not update.puts and not update.deletes:
         return ("update_item", {**write, "UpdateExpression": expression}) if expression else None
     first = {"Update": {**write, "UpdateExpression": expression}} if expression else {"ConditionCheck": write}
     puts = [
@@ -112,4 +179,15 @@ def conditional_write(
         }
         for put in update.puts
     ]
-    return "transact_write_items", {"TransactItems": [first, *puts]}
+    deletes = [{"Delete": _delete(table, delete)} for delete in update.deletes]
+    return "transact_write_items", {"TransactItems": [first, *puts, *deletes]}
+
+
+def _delete(table: str, delete: Delete) -> dict[str, Any]:
+    request: dict[str, Any] = {"TableName": table, "Key": delete.key}
+    if delete.expect:
+        names = {f"#d{i}": attribute for i, attribute in enumerate(delete.expect)}
+        request["ConditionExpression"] = " AND ".join(f"#d{i} = :d{i}" for i in range(len(names)))
+        request["ExpressionAttributeNames"] = names
+        request["ExpressionAttributeValues"] = {f":d{i}": v for i, v in enumerate(delete.expect.values())}
+    return request

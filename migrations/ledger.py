@@ -18,7 +18,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from migrations.calls import Caller, error_code
-from migrations.lock import Lock
+from migrations.lock import Lease, Lock
+
+_METHODS = {"Put": "put_item", "Delete": "delete_item", "Update": "update_item"}
 
 REVISION_PREFIX = "REVISION#"
 EVENT_PREFIX = "EVENT#"
@@ -85,6 +87,23 @@ class Ledger:
         self.client = client
         self.table_name = table_name
         self.lock = Lock(client, table_name)
+        self.lease: Lease | None = None
+
+    # -- fenced writes --------------------------------------------------------------------------
+
+    def fence(self, lease: Lease | None) -> None:
+        """Make every later write conditional on ``lease`` still holding the lock (``None``: not)."""
+        self.lease = lease
+
+    def _write(self, operation: str, **params: Any) -> None:
+        """One write (``Put``, ``Delete`` or ``Update``) to the ledger table. When fenced, it is a
+        ``TransactWriteItems`` with a ``ConditionCheck`` that the lock item names our lease's owner
+        and has not expired; if not, nothing is written and ``LockLost`` is raised."""
+        lease = self.lease
+        if lease is None:
+            getattr(self.client, _METHODS[operation])(TableName=self.table_name, **params)
+            return
+        self.lock.fenced_write(lease, operation, params)
 
     # -- the table ------------------------------------------------------------------------------
 
@@ -162,14 +181,14 @@ class Ledger:
         }
         if error:
             item["Error"] = {"S": error[-4000:]}
-        self.client.put_item(TableName=self.table_name, Item=item)
+        self._write("Put", Item=item)
         if status != "running":
             self.log(revision, action, status, by=by, error=error)
 
     def forget(self, revision: str, *, by: str = "", outcome: str = "reverted") -> None:
         """Remove a revision's record (it was reverted, or an unfinished run was abandoned by a
         downgrade below it) with its backfill checkpoints, and log the event."""
-        self.client.delete_item(TableName=self.table_name, Key={"PK": {"S": REVISION_PREFIX + revision}})
+        self._write("Delete", Key={"PK": {"S": REVISION_PREFIX + revision}})
         self.clear_backfills(revision)
         self.log(revision, "downgrade", outcome, by=by)
 
@@ -188,7 +207,7 @@ class Ledger:
         }
         if error:
             item["Error"] = {"S": error.strip().splitlines()[-1][:500]}
-        self.client.put_item(TableName=self.table_name, Item=item)
+        self._write("Put", Item=item)
 
     def events(self) -> list[dict[str, Any]]:
         """Every logged event, oldest first."""
@@ -200,8 +219,8 @@ class Ledger:
         self, table: str, created: str, *, enabled: bool, attribute: str, revision: str
     ) -> None:
         """Remember when TTL changed on ``table`` (one incarnation of it, named by its creation)."""
-        self.client.put_item(
-            TableName=self.table_name,
+        self._write(
+            "Put",
             Item={
                 "PK": {"S": TTL_PREFIX + table},
                 "TableCreatedAt": {"S": created},
@@ -233,8 +252,8 @@ class Ledger:
         if existing is not None:
             return existing["RunId"]["S"], int(existing["Segments"]["N"]), True
         run_id = f"{revision}:{name}:{uuid.uuid4().hex[:12]}"
-        self.client.put_item(
-            TableName=self.table_name,
+        self._write(
+            "Put",
             Item={
                 "PK": {"S": pk},
                 "Revision": {"S": revision},
@@ -249,8 +268,8 @@ class Ledger:
 
     def finish_backfill(self, revision: str, name: str, status: str = "done") -> None:
         """Mark a backfill run as finished (``done``) or ``failed``."""
-        self.client.update_item(
-            TableName=self.table_name,
+        self._write(
+            "Update",
             Key={"PK": {"S": f"{BACKFILL_PREFIX}{revision}#{name}"}},
             UpdateExpression="SET #s = :s, FinishedAt = :at",
             ExpressionAttributeNames={"#s": "Status"},
@@ -289,7 +308,7 @@ class Ledger:
         }
         if checkpoint.position is not None:
             item["Position"] = {"S": encode_key(checkpoint.position)}
-        self.client.put_item(TableName=self.table_name, Item=item)
+        self._write("Put", Item=item)
 
     def backfills(self, revision: str | None = None) -> list[dict[str, Any]]:
         """Every backfill header and segment checkpoint (plain values), optionally of one revision."""
@@ -299,4 +318,4 @@ class Ledger:
     def clear_backfills(self, revision: str) -> None:
         """Delete the checkpoints of ``revision``'s backfills (it was reverted: a new run starts over)."""
         for item in self.backfills(revision):
-            self.client.delete_item(TableName=self.table_name, Key={"PK": {"S": item["PK"]}})
+            self._write("Delete", Key={"PK": {"S": item["PK"]}})

@@ -79,6 +79,43 @@ def resolve(chain: list[Revision], target: str) -> int:
     raise MigrationError(f"unknown revision {target!r}")
 
 
+def current(chain: list[Revision], applied: set[str]) -> int:
+    """Index of the last revision of the unbroken applied prefix of ``chain`` (-1 for none)."""
+    index = -1
+    for i, rev in enumerate(chain):
+        if rev.revision not in applied:
+            break
+        index = i
+    return index
+
+
+def position(chain: list[Revision], records: dict[str, dict[str, Any]]) -> int:
+    """The current revision's index in ``chain`` given the ledger's ``records``; a ledger that
+    names revisions the chain lacks, or applied revisions after one that is not, is refused (the
+    runner would run revisions again, or against a table it does not understand)."""
+    unknown = sorted(set(records) - {r.revision for r in chain})
+    if unknown:
+        raise MigrationError(
+            f"the ledger records revisions that are not in the versions directory: {', '.join(unknown)}; "
+            "restore their files (or point --versions-dir at the right directory) before going on"
+        )
+    applied = {r for r, rec in records.items() if rec.get("Status") == "applied"}
+    index = current(chain, applied)
+    beyond = [r.revision for r in chain[index + 1 :] if r.revision in applied]
+    if beyond:
+        missing = chain[index + 1].revision
+        raise MigrationError(
+            f"the ledger has a gap: {', '.join(beyond)} applied but {missing} not; "
+            "the runner will not guess which is right: inspect the table and fix the ledger"
+        )
+    return index
+
+
+def name(chain: list[Revision], index: int) -> str:
+    """``base``, or the revision at ``index`` with its message."""
+    return "base" if index < 0 else f"{chain[index].revision} ({chain[index].message})"
+
+
 def slugify(message: str) -> str:
     """A file-name slug for ``message``: lower-case words joined by ``_``, at most 40 characters."""
     words = re.findall(r"[a-z0-9]+", message.lower())

@@ -1,10 +1,12 @@
 """Table-wide settings for revision files: TTL, the stream, point-in-time recovery, billing.
 
 Each follows DynamoDB's rule for it: TTL changes once an hour per table (the ledger remembers
-when this runner changed it, so a refusal names when the change becomes possible); a stream's
+when this runner changed it, so a change it knows would be refused is refused before any call,
+naming when it becomes possible, and a refusal it did not foresee says what it knows); a stream's
 view type changes by disabling the stream and enabling a new one (consumers must move to the
-new stream ARN); PITR is skipped with a warning where the endpoint lacks it (DynamoDB Local);
-billing switches at most once a day, and PROVISIONED needs capacities for every index too.
+new stream ARN, and writes between the two reach no stream); PITR is skipped with a warning
+where the endpoint lacks it (DynamoDB Local) and retried while a new table's backups are being
+set up; billing switches at most once a day, and PROVISIONED needs capacities for every index.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
@@ -38,6 +41,7 @@ class TableSettings(Caller):
 
     ledger: Ledger | None = None
     revision: str = ""
+    enforce_ttl_cooldown: bool | None = None  # None: where the endpoint enforces it (AWS, not Local)
 
     def set_ttl(self, attribute: str, *, enabled: bool = True) -> None:
         """Enable (or disable) TTL on ``attribute``. DynamoDB allows one TTL change an hour."""
@@ -57,8 +61,11 @@ class TableSettings(Caller):
                 "takes two revisions an hour apart: one disables it, the next enables it on the new attribute"
             )
         what = f"{'enabling' if enabled else 'disabling'} TTL"
-        if self.dry_run and (cooldown := self._cooldown_message(what, refused=False)):
-            self.note(cooldown)
+        if cooldown := self._cooldown_message(what, refused=False):
+            if self.dry_run:
+                self.note(cooldown)
+            elif self._enforces_ttl_cooldown():  # it would be refused: say so before any call
+                raise TTLCooldown(cooldown)
         name = attribute if enabled else (live or attribute)
         spec = {"Enabled": enabled, "AttributeName": name}
         try:
@@ -78,7 +85,9 @@ class TableSettings(Caller):
 
     def set_stream(self, view_type: str | None) -> None:
         """Set the stream's view type (``None`` disables it). A view type cannot change in place:
-        the stream is disabled, then enabled again, and consumers must move to the new stream ARN."""
+        the stream is disabled, then enabled again, and consumers must move to the new stream ARN.
+        Writes made between the disable and the enable reach no stream: consumers never see them
+        (change it while writes are paused, or reconcile afterwards)."""
         table = self._require_table()
         spec = table.get("StreamSpecification") or {}
         current = spec.get("StreamViewType") if spec.get("StreamEnabled") else None
@@ -89,7 +98,7 @@ class TableSettings(Caller):
             if view_type is not None:
                 self.note(
                     f"a stream's view type cannot change in place: disabling the {current} stream, "
-                    f"then enabling a {view_type} one"
+                    f"then enabling a {view_type} one; writes made between the two reach no stream"
                 )
             self.wait_until_active()
             self.call("UpdateTable", TableName=self.table_name, StreamSpecification={"StreamEnabled": False})
@@ -167,6 +176,14 @@ class TableSettings(Caller):
         if table is None:
             raise MigrationError(f"table {self.table_name} does not exist")
         return table
+
+    def _enforces_ttl_cooldown(self) -> bool:
+        """Whether the endpoint refuses a second TTL change within the hour: AWS does, DynamoDB
+        Local does not (so upgrade, downgrade, upgrade again works there)."""
+        if self.enforce_ttl_cooldown is not None:
+            return self.enforce_ttl_cooldown
+        host = urlparse(str(getattr(self.client.meta, "endpoint_url", "") or "")).hostname or ""
+        return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
 
     def _created(self) -> str:
         return str((self.table() or {}).get("CreationDateTime", ""))

@@ -14,5 +14,7 @@ def upgrade(ctx: MigrationContext) -> None:
 
 
 def downgrade(ctx: MigrationContext) -> None:
-    ctx.enable_point_in_time_recovery(enabled=False)
+    # TTL first: it is the change DynamoDB may refuse (once an hour), and set_ttl refuses it before
+    # any call when the ledger knows it would be, so a refused downgrade leaves PITR as it was.
     ctx.set_ttl("ExpiresAt", enabled=False)
+    ctx.enable_point_in_time_recovery(enabled=False)

@@ -1,10 +1,11 @@
-"""Lower-case every stored user's Email and write its EMAIL# claim item where it is missing."""
+"""Lower-case every stored user's Email and write its EMAIL# claim item where it is missing; the
+user's old claim under the original spelling is deleted in the same transaction."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from migrations.context import Item, ItemFailed, ItemUpdate, MigrationContext, Put
+from migrations.context import Delete, Item, ItemFailed, ItemUpdate, MigrationContext, Put
 
 revision = "0004"
 down_revision = "0003"
@@ -51,6 +52,12 @@ def upgrade(ctx: MigrationContext) -> None:
         )
         if lowered == email:
             return ItemUpdate(expect={"Email": {"S": email}}, puts=puts)
+        # The claim under the old spelling would be orphaned: delete it with the change, if (and
+        # while) it is this user's.
+        old_key = {"PK": {"S": f"EMAIL#{email}"}, "SK": {"S": "EMAIL"}}
+        old_claim = ctx.get_item(old_key)
+        owned = old_claim is not None and old_claim.get("UserId", {}).get("S") == user_id
+        deletes = [Delete(old_key, expect={"UserId": {"S": user_id}})] if owned else []
         # Bump Version so that a writer holding the old user (optimistic lock) cannot put the old
         # address back.
         bump = {"Version": {"N": "1"}} if "Version" in user else {}
@@ -59,6 +66,7 @@ def upgrade(ctx: MigrationContext) -> None:
             add=bump,
             expect={"Email": {"S": email}},
             puts=puts,
+            deletes=deletes,
         )
 
     ctx.backfill("lower-case-emails", lower_case, where=USER, mark=False)

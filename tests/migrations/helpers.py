@@ -60,3 +60,17 @@ class FakeClient:
         if name in self.overrides:
             return self.overrides[name]
         return getattr(self.real, name)
+
+
+READ_ONLY_PREFIXES = ("Describe", "Get", "BatchGet", "Scan", "Query", "List")
+
+
+def record_operations(client: Any) -> list[str]:
+    """The name of every operation ``client`` sends from now on (a botocore before-call hook)."""
+    sent: list[str] = []
+
+    def handler(model: Any, **_: Any) -> None:
+        sent.append(model.name)
+
+    client.meta.events.register("before-call.dynamodb", handler)
+    return sent

@@ -16,6 +16,7 @@ import pytest
 
 from core.config import Settings
 from migrations import runner
+from migrations.context import Item, ItemUpdate, MigrationContext, Put
 from migrations.ledger import Ledger
 from migrations.runner import RevisionFailed
 from tests.migrations.helpers import REPO, FakeClient, client_error, quiet, scan_all, seed
@@ -177,29 +178,89 @@ def test_revision_0004_lower_cases_emails_claims_them_and_retries_only_the_item_
     assert runner.check(client=client) == []
 
 
-def test_throttled_writes_are_retried_with_backoff_and_applied_once(
+def test_revision_0004_deletes_the_users_claim_under_the_old_spelling_with_the_change(
+    local: Settings, client: Any
+) -> None:
+    runner.upgrade("0003", out=quiet, client=client)
+    table = local.table_name
+    seed(
+        client,
+        table,
+        [
+            _user("dave", "Dave@Example.com"),
+            _claim("Dave@Example.com", "dave"),  # his claim under the old spelling
+            _user("erin", "Erin@Example.com"),
+            _claim("Erin@Example.com", "someone-else"),  # not hers: left alone
+        ],
+    )
+
+    assert runner.upgrade(out=quiet, client=client) == ["0004"]
+
+    assert _get(client, table, "EMAIL#Dave@Example.com", "EMAIL") is None
+    assert _get(client, table, "EMAIL#dave@example.com", "EMAIL")["UserId"] == {"S": "dave"}  # type: ignore[index]
+    assert _get(client, table, "EMAIL#Erin@Example.com", "EMAIL")["UserId"] == {"S": "someone-else"}  # type: ignore[index]
+    assert _get(client, table, "EMAIL#erin@example.com", "EMAIL")["UserId"] == {"S": "erin"}  # type: ignore[index]
+
+
+def test_a_write_still_throttled_after_botocores_retries_is_not_retried_again_and_the_next_run_finishes(
     local: Settings, client: Any, make_versions: Callable[..., Path]
 ) -> None:
     versions = make_versions("test:0001_plain_table", "test:0002_count_things")
     runner.upgrade("0001", out=quiet, client=client, versions_dir=versions)
     seed(client, local.table_name, _things(60))
-    refusals = iter(range(5))
+    attempts: Counter[str] = Counter()
 
     def update_item(**params: Any) -> Any:
-        if params["TableName"] == local.table_name and next(refusals, None) is not None:
-            raise client_error(
-                "ProvisionedThroughputExceededException", "Rate of requests exceeds", "UpdateItem"
-            )
-        return client.update_item(**params)
+        if params["TableName"] != local.table_name:
+            return client.update_item(**params)
+        attempts[params["Key"]["PK"]["S"]] += 1  # what reaches us: botocore's attempts are spent
+        raise client_error("ProvisionedThroughputExceededException", "Rate of requests exceeds", "UpdateItem")
 
-    lines: list[str] = []
-    runner.upgrade(
-        out=lines.append, client=FakeClient(client, update_item=update_item), versions_dir=versions
-    )
+    with pytest.raises(RevisionFailed, match="still throttled after every retry"):
+        runner.upgrade(out=quiet, client=FakeClient(client, update_item=update_item), versions_dir=versions)
 
+    assert attempts and set(attempts.values()) == {1}  # not retried on top of botocore
+    assert runner.upgrade(out=quiet, client=client, versions_dir=versions) == ["0002"]
     counts = Counter(item.get("Processed", {}).get("N") for item in scan_all(client, local.table_name))
     assert counts == Counter({"1": 60})
-    assert any("5 throttled requests" in line for line in lines)
+
+
+def test_a_transaction_cancelled_by_a_conflict_is_retried_and_applied_once(
+    local: Settings, client: Any, make_versions: Callable[..., Path]
+) -> None:
+    runner.upgrade("0001", out=quiet, client=client, versions_dir=make_versions("test:0001_plain_table"))
+    seed(client, local.table_name, _things(5))
+    conflicts = iter(range(3))
+
+    def transact_write_items(**params: Any) -> Any:
+        if next(conflicts, None) is not None:
+            error = client_error(
+                "TransactionCanceledException", "Transaction cancelled", "TransactWriteItems"
+            )
+            error.response["CancellationReasons"] = [{"Code": "TransactionConflict"}, {"Code": "None"}]
+            raise error
+        return client.transact_write_items(**params)
+
+    def claim(item: Item) -> ItemUpdate:
+        number = item["PK"]["S"].split("#")[1]
+        return ItemUpdate(
+            add={"Processed": {"N": "1"}},
+            puts=[Put({"PK": {"S": f"CLAIM#{number}"}, "SK": {"S": "CLAIM"}})],
+        )
+
+    fake = FakeClient(client, transact_write_items=transact_write_items)
+    ledger = Ledger(client, local.ledger_table_name)
+    stats = MigrationContext(fake, local.table_name, out=quiet, ledger=ledger, revision="t").backfill(
+        "claim", claim, segments=1, where={"EntityType": {"S": "THING"}}
+    )
+
+    assert next(conflicts, None) is None  # every conflict was met, and retried
+    assert stats is not None and stats.updated == 5 and stats.failures == []
+    items = scan_all(client, local.table_name)
+    assert sorted(i["PK"]["S"] for i in items if i["SK"]["S"] == "CLAIM") == [
+        f"CLAIM#{n:05d}" for n in range(5)
+    ]
+    assert Counter(i["Processed"]["N"] for i in items if i["SK"]["S"] == "THING") == Counter({"1": 5})
 
 
 def test_a_transform_that_raises_fails_the_revision_and_the_current_revision_stays_before_it(

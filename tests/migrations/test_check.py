@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
 from core.config import Settings
 from migrations import __main__ as cli
@@ -15,6 +18,7 @@ from migrations import autogenerate, declared, runner
 from migrations.calls import Key, MigrationError
 from migrations.revisions import load_revisions, write_revision
 from migrations.schema import IndexSpec, TableSpec, diff
+from models.table import TableModel
 from tests.migrations.helpers import quiet
 
 STATUS_INDEX = IndexSpec("Status-Index", (Key("Status", "S", "HASH"), Key("CreatedAt", "S", "RANGE")))
@@ -39,18 +43,47 @@ def test_the_models_declare_the_physical_table_of_the_design() -> None:
     )
 
 
-def test_check_exits_1_naming_a_declared_index_the_table_lacks_and_autogenerate_brings_it_back_to_0(
+@pytest.fixture
+def model_with_status_index() -> Iterator[type[TableModel]]:
+    """A temporary entity under ``TableModel`` declaring Status-Index (a real model change);
+    unregistered afterwards, so the models are as they were for the next test."""
+    import models  # noqa: F401  (every real entity registered first, as check does)
+
+    class StatusIndex(GlobalSecondaryIndex[Any]):  # type: ignore[no-untyped-call]
+        class Meta:
+            index_name = "Status-Index"
+            projection = AllProjection()
+
+        status = UnicodeAttribute(hash_key=True, attr_name="Status")
+        created_at = UnicodeAttribute(range_key=True, attr_name="CreatedAt")
+
+    discriminator = f"TEST_SHIPMENT_{uuid.uuid4().hex[:8]}"
+
+    class Shipment(TableModel, discriminator=discriminator):
+        status = UnicodeAttribute(attr_name="Status", null=True)
+        by_status = StatusIndex()
+
+    registry: Any = TableModel._get_discriminator_attribute()
+    try:
+        yield Shipment
+    finally:
+        registry._class_map.pop(Shipment, None)
+        registry._discriminator_map.pop(discriminator, None)
+
+
+def test_check_exits_1_naming_an_index_a_model_declares_and_autogenerate_brings_it_back_to_0(
     local: Settings,
     client: Any,
     make_versions: Callable[..., Path],
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     versions = make_versions()
     runner.upgrade(out=quiet, client=client, versions_dir=versions)
     assert cli.main(["check"]) == 0
-    changed = _with(declared.declared_spec(), indexes=(*declared.declared_spec().indexes, STATUS_INDEX))
-    monkeypatch.setattr(declared, "declared_spec", lambda: changed)
+    request.getfixturevalue("model_with_status_index")  # a model now declares Status-Index
+    changed = declared.declared_spec()
+    assert changed.index("Status-Index") == STATUS_INDEX
     capsys.readouterr()
 
     assert cli.main(["check"]) == 1
@@ -97,6 +130,10 @@ def test_new_without_autogenerate_writes_an_empty_revision_after_head(
     assert chain[-1].down_revision == "0004"
     assert chain[-1].message == "Tidy up: nothing yet!"
     assert chain[-1].path.name == "0005_tidy_up_nothing_yet.py"
+
+
+def test_a_temporary_model_is_gone_from_the_declared_spec_after_its_test() -> None:
+    assert declared.declared_spec().index("Status-Index") is None
 
 
 def test_each_kind_of_drift_is_named() -> None:

@@ -14,7 +14,7 @@ from migrations import runner
 from migrations.context import MigrationContext
 from migrations.ledger import Ledger
 from migrations.runner import RevisionFailed
-from tests.migrations.helpers import quiet
+from tests.migrations.helpers import READ_ONLY_PREFIXES, quiet, record_operations
 
 
 def _table(client: Any, name: str) -> dict[str, Any] | None:
@@ -83,7 +83,11 @@ def test_the_ledger_logs_each_apply_and_revert_once(local: Settings, client: Any
 def test_plan_on_an_empty_endpoint_lists_the_calls_in_order_and_makes_none(
     local: Settings, client: Any
 ) -> None:
-    calls = runner.plan()
+    sent = record_operations(client)
+
+    calls = runner.plan(client=client)
+
+    assert sent and all(op.startswith(READ_ONLY_PREFIXES) for op in sent), sent
 
     operations = [c.operation for c in calls if c.operation not in ("revision", "note")]
     assert operations == [
@@ -113,9 +117,15 @@ def test_plan_on_an_empty_endpoint_lists_the_calls_in_order_and_makes_none(
 
 def test_plan_skips_what_is_already_there_and_downgrade_plans_the_reverse(local: Settings) -> None:
     runner.upgrade("0002", out=quiet)
+    client = new_client(local)
+    sent = record_operations(client)
 
-    ahead = [c.operation for c in runner.plan() if c.operation not in ("revision", "note")]
-    behind = [c.operation for c in runner.plan("0001") if c.operation not in ("revision", "note")]
+    ahead = [c.operation for c in runner.plan(client=client) if c.operation not in ("revision", "note")]
+    behind = [
+        c.operation for c in runner.plan("0001", client=client) if c.operation not in ("revision", "note")
+    ]
+
+    assert sent and all(op.startswith(READ_ONLY_PREFIXES) for op in sent), sent
 
     assert ahead[0] == "UpdateTimeToLive"
     assert behind == ["wait", "UpdateTable", "wait"]

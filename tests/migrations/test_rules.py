@@ -22,7 +22,7 @@ from tests.migrations.helpers import FakeClient, client_error, quiet
 COOLDOWN = "Time to live has been modified multiple times within a fixed interval"
 
 
-def test_a_second_ttl_change_within_the_hour_names_when_it_becomes_possible(
+def test_a_second_ttl_change_within_the_hour_names_when_it_becomes_possible_and_changes_nothing_else(
     local: Settings, client: Any
 ) -> None:
     changes: list[dict[str, Any]] = []
@@ -33,7 +33,15 @@ def test_a_second_ttl_change_within_the_hour_names_when_it_becomes_possible(
             raise client_error("ValidationException", COOLDOWN, "UpdateTimeToLive")
         return client.update_time_to_live(**params)
 
-    fake = FakeClient(client, update_time_to_live=update_time_to_live)
+    pitr: list[dict[str, Any]] = []
+
+    def update_continuous_backups(**params: Any) -> Any:
+        pitr.append(params)
+        return client.update_continuous_backups(**params)
+
+    fake = FakeClient(
+        client, update_time_to_live=update_time_to_live, update_continuous_backups=update_continuous_backups
+    )
     runner.upgrade("0003", out=quiet, client=fake)
     table = client.describe_table(TableName=local.table_name)["Table"]
     first = Ledger(client, local.ledger_table_name).last_ttl_change(
@@ -46,10 +54,25 @@ def test_a_second_ttl_change_within_the_hour_names_when_it_becomes_possible(
 
     cause = failed.value.__cause__
     assert isinstance(cause, TTLCooldown) and isinstance(cause.__cause__, ClientError)
+    assert [p for p in pitr if not p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]] == []
     possible = first.at + timedelta(hours=1)
     assert f"becomes possible at {possible:%Y-%m-%d %H:%M:%S} UTC" in str(cause)
     assert f"last changed at {first.at:%Y-%m-%d %H:%M:%S} UTC (by revision 0003)" in str(cause)
     assert runner.status(client=client)["current"].startswith("0003")  # the downgrade did not go through
+
+
+def test_where_the_endpoint_enforces_the_hourly_rule_a_change_the_ledger_knows_is_refused_before_any_call(
+    local: Settings, client: Any
+) -> None:
+    runner.upgrade("0003", out=quiet, client=client)
+    calls: list[dict[str, Any]] = []
+    fake = FakeClient(client, update_time_to_live=calls.append)
+    ledger = Ledger(client, local.ledger_table_name)
+    ctx = MigrationContext(fake, local.table_name, out=quiet, ledger=ledger, enforce_ttl_cooldown=True)
+
+    with pytest.raises(TTLCooldown, match="disabling TTL becomes possible at"):
+        ctx.set_ttl("ExpiresAt", enabled=False)
+    assert calls == []
 
 
 def test_a_ttl_change_refused_for_a_change_the_ledger_never_saw_says_so(local: Settings, client: Any) -> None:
@@ -90,7 +113,33 @@ def test_limit_exceeded_is_waited_out_and_retried(
     assert [(i["IndexName"], i["IndexStatus"]) for i in indexes] == [("Email-Index", "ACTIVE")]
 
 
-def test_a_limit_that_never_lifts_fails_with_dynamodbs_reason_after_the_timeout(
+def test_a_hard_limit_fails_at_once_with_dynamodbs_reason(
+    local: Settings, client: Any, make_versions: Callable[..., Path]
+) -> None:
+    versions = make_versions("test:0001_plain_table", "test:0002_email_index")
+    runner.upgrade("0001", out=quiet, client=client, versions_dir=versions)
+    calls: list[dict[str, Any]] = []
+
+    def update_table(**params: Any) -> Any:
+        calls.append(params)
+        raise client_error(
+            "LimitExceededException",
+            "Subscriber limit exceeded: There is a limit of 20 global secondary indexes per table",
+            "UpdateTable",
+        )
+
+    with pytest.raises(RevisionFailed, match=r"refused: .*limit of 20 global secondary indexes"):
+        runner.upgrade(
+            out=quiet,
+            client=FakeClient(client, update_table=update_table),
+            versions_dir=versions,
+            options=Options(wait_timeout=600.0),  # not waited for: the test would time out
+        )
+    assert len(calls) == 1
+    assert runner.status(client=client, versions_dir=versions)["failed"] == ["0002"]
+
+
+def test_a_limit_on_simultaneous_changes_that_never_lifts_fails_after_the_timeout(
     local: Settings, client: Any, make_versions: Callable[..., Path]
 ) -> None:
     versions = make_versions("test:0001_plain_table", "test:0002_email_index")
@@ -99,13 +148,11 @@ def test_a_limit_that_never_lifts_fails_with_dynamodbs_reason_after_the_timeout(
     def update_table(**params: Any) -> Any:
         raise client_error(
             "LimitExceededException",
-            "The number of global secondary indexes exceeds the limit",
+            "Subscriber limit exceeded: Only 10 tables can be created, updated, or deleted simultaneously",
             "UpdateTable",
         )
 
-    with pytest.raises(
-        RevisionFailed, match=r"still refused after .*global secondary indexes exceeds the limit"
-    ):
+    with pytest.raises(RevisionFailed, match=r"still refused after .*deleted simultaneously"):
         runner.upgrade(
             out=quiet,
             client=FakeClient(client, update_table=update_table),
@@ -113,6 +160,46 @@ def test_a_limit_that_never_lifts_fails_with_dynamodbs_reason_after_the_timeout(
             options=Options(wait_timeout=1.0),
         )
     assert runner.status(client=client, versions_dir=versions)["failed"] == ["0002"]
+
+
+def test_pitr_refused_while_backups_are_being_set_up_on_a_new_table_is_retried(
+    local: Settings, client: Any
+) -> None:
+    runner.upgrade("0001", out=quiet, client=client)
+    refusals = iter(range(2))
+    calls: list[dict[str, Any]] = []
+
+    def update_continuous_backups(**params: Any) -> Any:
+        calls.append(params)
+        if next(refusals, None) is not None:
+            raise client_error(
+                "ContinuousBackupsUnavailableException",
+                f"Backups are being enabled for the table: {local.table_name}. Please retry later",
+                "UpdateContinuousBackups",
+            )
+        return {"ContinuousBackupsDescription": {"ContinuousBackupsStatus": "ENABLED"}}  # as AWS does
+
+    def describe_continuous_backups(**params: Any) -> Any:
+        return {
+            "ContinuousBackupsDescription": {
+                "ContinuousBackupsStatus": "ENABLED",
+                "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"},
+            }
+        }
+
+    lines: list[str] = []
+    fake = FakeClient(
+        client,
+        update_continuous_backups=update_continuous_backups,
+        describe_continuous_backups=describe_continuous_backups,
+    )
+    ctx = MigrationContext(fake, local.table_name, out=lines.append)
+    ctx.enable_point_in_time_recovery()
+
+    assert len(calls) == 3
+    assert sum(line.startswith("  ContinuousBackupsUnavailableException") for line in lines) == 2
+    assert calls[-1]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert not any("warning" in line for line in lines)
 
 
 def test_a_busy_table_is_waited_for_then_the_call_is_retried(local: Settings, client: Any) -> None:
@@ -131,7 +218,7 @@ def test_a_busy_table_is_waited_for_then_the_call_is_retried(local: Settings, cl
     ctx.set_stream("KEYS_ONLY")
 
     assert any(line.startswith("  ResourceInUseException") for line in lines)
-    assert any("view type cannot change in place" in line for line in lines)
+    assert any("view type cannot change in place" in line and "reach no stream" in line for line in lines)
     assert any("new ARN" in line and "consumers" in line for line in lines)
     spec = client.describe_table(TableName=local.table_name)["Table"]["StreamSpecification"]
     assert spec == {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}

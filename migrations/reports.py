@@ -1,0 +1,167 @@
+"""The commands that change nothing: ``plan``, ``history``, ``status``, ``check``, and ``new``
+(which writes a revision file, not the table). ``runner`` re-exports them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.client import new_client
+from core.config import Settings, get_settings
+from migrations import autogenerate, revisions
+from migrations.calls import Caller, MigrationError, Printer
+from migrations.context import MigrationContext
+from migrations.ledger import Ledger
+from migrations.planned import PlannedCall
+from migrations.revisions import VERSIONS_DIR, Revision, load_revisions, name, resolve, write_revision
+from migrations.schema import Difference, TableSpec, diff, live_spec
+
+
+def setup(
+    settings: Settings | None, client: Any | None, versions_dir: Path | None
+) -> tuple[Settings, Any, Ledger, list[Revision]]:
+    """Settings, client, ledger and revision chain of a command (defaults from the environment)."""
+    settings = settings or get_settings()
+    client = client or new_client(settings)
+    return settings, client, Ledger(client, settings.ledger_table_name), load_revisions(versions_dir)
+
+
+def to_revert(chain: list[Revision], records: dict[str, dict[str, Any]], goal: int) -> list[Revision]:
+    """The revisions a downgrade to ``goal`` runs, newest first: every one above it that the ledger
+    records, applied or not (an unfinished run's downgrade undoes what it did; each is idempotent)."""
+    return [rev for rev in reversed(chain[goal + 1 :]) if rev.revision in records]
+
+
+def plan(
+    target: str = "head",
+    *,
+    settings: Settings | None = None,
+    client: Any | None = None,
+    versions_dir: Path | None = None,
+) -> list[PlannedCall]:
+    """The calls ``upgrade(target)`` (or ``downgrade``, for a target behind) would make, in order,
+    with its waits; makes none of them."""
+    settings, client, ledger, chain = setup(settings, client, versions_dir)
+    records = ledger.records()
+    position = revisions.position(chain, records)
+    goal = resolve(chain, target)
+    ctx = MigrationContext(client, settings.table_name, out=lambda _: None, dry_run=True, ledger=ledger)
+    if goal >= position:
+        steps = [(rev, "upgrade") for rev in chain[position + 1 : goal + 1]]
+    else:
+        steps = [(rev, "downgrade") for rev in to_revert(chain, records, goal)]
+    if not steps:
+        ctx.calls.append(PlannedCall("revision", {"what": f"nothing to do: at {name(chain, position)}"}))
+    for rev, action in steps:
+        ctx.revision = rev.revision
+        ctx.calls.append(PlannedCall("revision", {"what": f"{action} {rev.revision}: {rev.message}"}))
+        (rev.upgrade if action == "upgrade" else rev.downgrade)(ctx)
+    return ctx.calls
+
+
+def history(versions_dir: Path | None = None) -> list[Revision]:
+    """Every revision, base first."""
+    return load_revisions(versions_dir)
+
+
+def status(
+    *, settings: Settings | None = None, client: Any | None = None, versions_dir: Path | None = None
+) -> dict[str, Any]:
+    """Current revision, pending and failed revisions, backfills, the lock, and the state of the
+    table, its indexes, TTL, stream and billing."""
+    settings, client, ledger, chain = setup(settings, client, versions_dir)
+    records = ledger.records()
+    position = revisions.current(chain, {r for r, rec in records.items() if rec.get("Status") == "applied"})
+    try:
+        revisions.position(chain, records)
+        problem = None
+    except MigrationError as exc:
+        problem = str(exc)
+    caller = Caller(client, settings.table_name)
+    table = caller.describe()
+    live = live_spec(client, settings.table_name) if table else None
+    return {
+        "table": settings.table_name,
+        "endpoint": client.meta.endpoint_url,
+        "current": name(chain, position),
+        "pending": [r.revision for r in chain[position + 1 :]],
+        "failed": sorted(r for r, rec in records.items() if rec.get("Status") == "failed"),
+        "running": sorted(r for r, rec in records.items() if rec.get("Status") == "running"),
+        "table_status": table.get("TableStatus") if table else "absent",
+        "indexes": {
+            i["IndexName"]: i.get("IndexStatus", "?") + (" (backfilling)" if i.get("Backfilling") else "")
+            for i in (table or {}).get("GlobalSecondaryIndexes", [])
+        },
+        "ttl": (f"on {live.ttl_attribute}" if live.ttl_attribute else "disabled") if live else None,
+        "stream": (live.stream_view_type or "disabled") if live else None,
+        "billing": live.billing_mode if live else None,
+        "backfills": {
+            f"{b['Revision']} {b['Name']}" + (f" segment {b['Segment']}" if "Segment" in b else ""): b.get(
+                "Status"
+            )
+            or f"{'done' if b.get('Done') else 'in progress'}, {b.get('Scanned')} scanned, "
+            f"{b.get('Updated')} updated, {b.get('Failed')} failed"
+            for b in ledger.backfills()
+        },
+        "lock": ledger.lock.describe_holder() if ledger.exists() else "nobody",
+        "ledger": problem or "consistent",
+    }
+
+
+def check(
+    *, declared: TableSpec | None = None, settings: Settings | None = None, client: Any | None = None
+) -> list[Difference]:
+    """Every difference between what ``models/`` declares and the live table (empty: in sync)."""
+    settings = settings or get_settings()
+    client = client or new_client(settings)
+    if declared is None:
+        from migrations.declared import declared_spec
+
+        declared = declared_spec()
+    return diff(declared, live_spec(client, settings.table_name), settings.table_name)
+
+
+def new(
+    message: str,
+    *,
+    autogenerate_ops: bool = False,
+    out: Printer = print,
+    versions_dir: Path | None = None,
+    declared: TableSpec | None = None,
+    settings: Settings | None = None,
+    client: Any | None = None,
+) -> list[Path]:
+    """Write the next numbered revision; with ``autogenerate_ops``, the ones that bring the live
+    table to what ``models/`` declares (several files when more than one index changes)."""
+    directory = versions_dir or VERSIONS_DIR
+    chain = load_revisions(directory)
+    if not autogenerate_ops:
+        path = write_revision(directory, chain, message, [], [])
+        out(f"wrote {path}")
+        return [path]
+    settings, client, ledger, chain = setup(settings, client, directory)
+    position = revisions.position(chain, ledger.records())
+    if position != len(chain) - 1:
+        raise MigrationError(
+            f"{settings.table_name} is at {name(chain, position)}, not at head: run upgrade "
+            "first (autogenerate compares the models with the live table at head)"
+        )
+    if declared is None:
+        from migrations.declared import declared_spec
+
+        declared = declared_spec()
+    live = live_spec(client, settings.table_name)
+    if live is None:
+        raise MigrationError(f"table {settings.table_name} does not exist: run upgrade first")
+    differences = diff(declared, live, settings.table_name)
+    if not differences:
+        out("no difference between models/ and the live table: no revision written")
+        return []
+    groups = autogenerate.group(autogenerate.steps(differences, declared, live))
+    paths = []
+    for number, steps in enumerate(groups, start=1):
+        text = message if len(groups) == 1 else f"{message} ({number} of {len(groups)})"
+        up, down = autogenerate.bodies(steps)
+        paths.append(write_revision(directory, load_revisions(directory), text, up, down))
+        out(f"wrote {paths[-1]}")
+    return paths
