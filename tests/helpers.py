@@ -37,15 +37,10 @@ def raw_client(settings: Settings) -> Any:
 
 def raw_scan(settings: Settings) -> list[Item]:
     """Every item in the table, read with a raw client, in key order."""
-    client = raw_client(settings)
-    items: list[Item] = []
-    kwargs: dict[str, Any] = {"TableName": settings.table_name, "ConsistentRead": True}
-    while True:
-        response = client.scan(**kwargs)
-        items += response["Items"]
-        if "LastEvaluatedKey" not in response:
-            break
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    pages = raw_client(settings).get_paginator("scan").paginate(
+        TableName=settings.table_name, ConsistentRead=True
+    )
+    items: list[Item] = [item for page in pages for item in page["Items"]]
     return sorted(items, key=lambda item: (item["PK"]["S"], item["SK"]["S"]))
 
 

@@ -28,13 +28,8 @@ def product(product_id: str | None = None, **attrs: Any) -> Product:
 
 
 def count_items(client: Any, settings: Settings) -> int:
-    total, kwargs = 0, {"TableName": settings.table_name, "Select": "COUNT"}
-    while True:
-        page = client.scan(**kwargs)
-        total += page["Count"]
-        if "LastEvaluatedKey" not in page:
-            return total
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    pages = client.get_paginator("scan").paginate(TableName=settings.table_name, Select="COUNT")
+    return sum(page["Count"] for page in pages)
 
 
 def sized(total: int) -> Product:

@@ -29,19 +29,13 @@ PATIENT = RetryPolicy(max_attempts=200, base_delay=0.01, max_delay=0.5)
 
 def query_all(client: Any, settings: Settings, pk: str, sk_prefix: str) -> list[dict[str, Any]]:
     """Every item of one partition whose SK starts with ``sk_prefix``, by raw queries."""
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": settings.table_name,
-        "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
-        "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
-        "ConsistentRead": True,
-    }
-    while True:
-        page = client.query(**kwargs)
-        items += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    pages = client.get_paginator("query").paginate(
+        TableName=settings.table_name,
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :prefix)",
+        ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
+        ConsistentRead=True,
+    )
+    return [item for page in pages for item in page["Items"]]
 
 
 def test_concurrent_writers_never_lose_a_count_a_sum_or_an_extreme(local_table: Settings) -> None:

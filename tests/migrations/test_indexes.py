@@ -14,13 +14,8 @@ ITEMS = 10_000
 
 
 def _index_count(client: Any, table: str, index: str) -> int:
-    total, params = 0, {"TableName": table, "IndexName": index, "Select": "COUNT"}
-    while True:
-        page = client.scan(**params)
-        total += page["Count"]
-        if "LastEvaluatedKey" not in page:
-            return total
-        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    pages = client.get_paginator("scan").paginate(TableName=table, IndexName=index, Select="COUNT")
+    return sum(page["Count"] for page in pages)
 
 
 def test_a_gsi_added_to_a_table_of_10000_items_answers_queries_as_soon_as_upgrade_returns(
