@@ -70,8 +70,9 @@ def _capacity(parsed: dict[str, Any]) -> float | None:
 def _before_parameter_build(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
     context["datalayer_start"] = time.perf_counter()
     context["datalayer_operation"] = model.name
+    tables = {item_op["TableName"] for item in params.get("TransactItems", ()) for item_op in item.values()}
     context["datalayer_table"] = params.get("TableName") or ",".join(
-        sorted(params.get("RequestItems", {}))
+        sorted({*params.get("RequestItems", {}), *tables})
     ) or None
     context["datalayer_index"] = params.get("IndexName")
     members = getattr(model.input_shape, "members", {})

@@ -1,7 +1,9 @@
 """The data model: one table (``models.table``) and one file per entity.
 
 Read top to bottom: ``table`` (the physical table, shared attributes, indexes), ``keys`` (key
-templates), ``attributes`` (exact numbers), then the entities.
+templates), ``attributes`` (value rules: money, text, emails, enums), ``rules`` (what an entity
+declares beyond its values), ``queries`` (declared access patterns), then the entities. Every
+write goes through ``writes``, which keeps what the entities declare.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from models.order import Order, OrderStatus, new_order_id
 from models.product import Product
 from models.table import EMAIL_INDEX_NAME, GSI1_NAME, TableModel
 from models.transfer import Transfer
-from models.user import User
+from models.user import RetiredUserId, User
+from models.writes import transaction
 
 ENTITIES: tuple[type[TableModel], ...] = (
-    User, EmailClaim, Order, Account, Transfer, Metric, MetricAggregate, Product,
+    User, EmailClaim, RetiredUserId, Order, Account, Transfer, Metric, MetricAggregate, Product,
 )
 
 __all__ = [
@@ -31,8 +34,10 @@ __all__ = [
     "Order",
     "OrderStatus",
     "Product",
+    "RetiredUserId",
     "TableModel",
     "Transfer",
     "User",
     "new_order_id",
+    "transaction",
 ]

@@ -1,59 +1,142 @@
-"""Reusable attribute types."""
+"""Reusable attribute types: value rules that every write path keeps.
+
+The rules live in each attribute's ``serialize()``. PynamoDB calls it for ``Model.save()``, for
+the values of update actions and conditions (``Order.amount.set(x)`` serializes ``x`` through
+``MoneyAttribute.serialize`` when the action is built), for ``TransactWrite`` and for
+``model.serialize()`` (``batch_write``). A value that breaks a rule is refused there with
+``InvalidInput``, before any request. Error messages say what is wrong, never echo the value.
+
+Reads stay lenient: ``deserialize()`` does not re-check, so an item written before a rule
+tightened can still be loaded.
+
+The same checks are plain functions (``to_decimal``, ``to_money``, ``check_text``,
+``normalize_email``) for repositories that want to refuse bad input before building an entity.
+"""
 
 from __future__ import annotations
 
+import enum
+import re
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
-from pynamodb.attributes import Attribute
+from pynamodb.attributes import Attribute, UnicodeAttribute
 from pynamodb.constants import NUMBER
+from pynamodb_attributes import UnicodeEnumAttribute
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, InvalidKey
 
-# DynamoDB numbers hold up to 38 significant digits.
+_E = TypeVar("_E", bound=enum.Enum)
+
+# DynamoDB numbers: up to 38 significant digits; a non-zero magnitude from 1E-130 to
+# 9.9999999999999999999999999999999999999E+125.
 MAX_SIGNIFICANT_DIGITS = 38
+MIN_ADJUSTED_EXPONENT = -130  # Decimal.adjusted() of 1E-130
+MAX_ADJUSTED_EXPONENT = 125  # Decimal.adjusted() of 9.99...E+125
+# A numeric string longer than this is refused before it is parsed. 38 digits, a sign, a point
+# and an exponent such as "E-130" need far less; the bound only keeps parsing cheap.
+MAX_NUMBER_STRING_LENGTH = 100
+# 2**128 > 10**38: an int with more bits has more than 38 digits; refused before conversion.
+_MAX_INT_BITS = 128
+# Plain ASCII decimal notation only: no whitespace, underscores, non-ASCII digits, NaN or Infinity
+# (all of which ``Decimal()`` would accept).
+_NUMBER_STRING = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
+
 MAX_MONEY_DECIMAL_PLACES = 2
+
+DEFAULT_TEXT_MAX_LENGTH = 256
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
+MAX_EMAIL_LOCAL_PART_LENGTH = 64  # RFC 5321's limit on a local part
+KEY_DELIMITER = "#"
+
+# Refused in every text: C0 and C1 controls (NUL included) and DEL, lone surrogates (not
+# encodable as UTF-8), and the bidirectional formatting characters that can make text display
+# differently from what it is ("Trojan Source"): ALM, LRM/RLM, LRE/RLE/PDF/LRO/RLO, LRI/RLI/FSI/PDI.
+_FORBIDDEN_ALWAYS = (
+    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+)
+# Also refused in single-line text: tab, line feed, carriage return, LINE and PARAGRAPH SEPARATOR.
+_LINE_BREAKS = "\t\n\r\u2028\u2029"
+_FORBIDDEN_SINGLE_LINE = re.compile(f"[{_FORBIDDEN_ALWAYS}{_LINE_BREAKS}]")
+_FORBIDDEN_MULTILINE = re.compile(f"[{_FORBIDDEN_ALWAYS}\u2028\u2029]")
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_WHITESPACE = re.compile(r"\s")
+
+
+# Numbers
 
 
 def to_decimal(value: Any, *, what: str = "amount") -> Decimal:
-    """Accept a ``Decimal``, an ``int`` or a numeric string; refuse floats, NaN and infinities."""
+    """A number DynamoDB stores exactly, as a ``Decimal``; ``InvalidInput`` otherwise.
+
+    Accepts a ``Decimal``, an ``int`` or a numeric string in plain ASCII notation (``"19.90"``,
+    ``"-1.5E+3"``); refuses ``float`` (inexact) and ``bool``, NaN and infinities, more than
+    ``MAX_SIGNIFICANT_DIGITS`` digits, and a non-zero magnitude outside 1E-130 .. <1E+126.
+    Every bound is checked before anything expands the value, so hostile input such as
+    ``Decimal("1E100000000")`` or a 5,000-character string is refused at once. Zero of any
+    sign or exponent comes back as ``Decimal(0)``.
+    """
+    number = _parse_number(value, what)
+    if not number.is_finite():
+        raise InvalidInput(f"{what} must be finite")
+    if number.is_zero():
+        return Decimal(0)  # -0 and 0E-1000000 are zero; DynamoDB has one zero
+    # as_tuple() only copies the digits the value already holds; nothing is expanded.
+    if len(number.as_tuple().digits) > MAX_SIGNIFICANT_DIGITS:
+        raise InvalidInput(f"{what} has more than {MAX_SIGNIFICANT_DIGITS} significant digits")
+    magnitude = number.adjusted()  # exponent of the leading digit, read from the representation
+    if magnitude > MAX_ADJUSTED_EXPONENT:
+        raise InvalidInput(f"{what} is too large for a DynamoDB number (1E+126 or more)")
+    if magnitude < MIN_ADJUSTED_EXPONENT:
+        raise InvalidInput(f"{what} is too close to zero for a DynamoDB number (below 1E-130)")
+    return number
+
+
+def _parse_number(value: Any, what: str) -> Decimal:
     if isinstance(value, (bool, float)):
         raise InvalidInput(f"{what} must be a Decimal, not {type(value).__name__} (floats are inexact)")
+    if isinstance(value, Decimal):
+        return value
     if isinstance(value, int):
-        value = Decimal(value)
-    elif isinstance(value, str):
+        if value.bit_length() > _MAX_INT_BITS:
+            raise InvalidInput(f"{what} has more than {MAX_SIGNIFICANT_DIGITS} significant digits")
+        return Decimal(int(value))  # int(): an IntEnum member converts as its plain value
+    if isinstance(value, str):
+        if len(value) > MAX_NUMBER_STRING_LENGTH:
+            raise InvalidInput(f"{what} is longer than {MAX_NUMBER_STRING_LENGTH} characters")
+        if not _NUMBER_STRING.match(value):
+            raise InvalidInput(f"{what} is not a number in plain decimal notation")
         try:
-            value = Decimal(value)
-        except InvalidOperation:
+            return Decimal(value)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid literals
             raise InvalidInput(f"{what} is not a number") from None
-    if not isinstance(value, Decimal):
-        raise InvalidInput(f"{what} must be a Decimal, got {type(value).__name__}")
-    if not value.is_finite():
-        raise InvalidInput(f"{what} must be finite")
-    if len(value.as_tuple().digits) > MAX_SIGNIFICANT_DIGITS:
-        raise InvalidInput(f"{what} has more than {MAX_SIGNIFICANT_DIGITS} significant digits")
-    return value
+    raise InvalidInput(f"{what} must be a Decimal, got {type(value).__name__}")
 
 
-def to_money(value: Any, what: str, *, positive: bool) -> Decimal:
+def to_money(
+    value: Any, what: str, *, positive: bool, max_digits: int = MAX_SIGNIFICANT_DIGITS
+) -> Decimal:
     """An exact amount of money: at most two decimal places, ``> 0`` (``positive``) or ``>= 0``.
 
     Accepts what ``to_decimal`` accepts (floats refused) and returns it in plain notation
     (``1E+2`` -> ``100``, ``-0`` -> ``0``), which every reader of the table parses; at most
-    ``MAX_SIGNIFICANT_DIGITS`` digits in that notation. ``InvalidInput`` otherwise.
+    ``max_digits`` digits in that notation. ``InvalidInput`` otherwise.
     """
     amount = to_decimal(value, what=what)
     if positive and amount <= 0:
         raise InvalidInput(f"{what} must be greater than zero")
     if amount < 0:
         raise InvalidInput(f"{what} must not be negative")
+    if amount.is_zero():
+        return Decimal(0)
     if _decimal_places(amount) > MAX_MONEY_DECIMAL_PLACES:
         raise InvalidInput(f"{what} has more than {MAX_MONEY_DECIMAL_PLACES} decimal places")
-    if amount.is_zero():
-        return Decimal(0)  # -0 and 0E-10 print as such even in "f" form
+    # Cheap: to_decimal bounded the value (at most 38 digits, below 1E+126), so the plain form
+    # has at most a couple of hundred characters.
     plain = Decimal(format(amount, "f"))
-    if len(plain.as_tuple().digits) > MAX_SIGNIFICANT_DIGITS:
-        raise InvalidInput(f"{what} has more than {MAX_SIGNIFICANT_DIGITS} digits")
+    if len(plain.as_tuple().digits) > max_digits:
+        raise InvalidInput(f"{what} has more than {max_digits} digits")
     return plain
 
 
@@ -68,12 +151,12 @@ def _decimal_places(amount: Decimal) -> int:
 
 
 class DecimalAttribute(Attribute[Decimal]):
-    """An exact number: ``Decimal`` in Python, a DynamoDB number on the wire, floats refused."""
+    """An exact number: ``Decimal`` in Python, a DynamoDB number on the wire (``to_decimal``'s rules)."""
 
     attr_type = NUMBER
 
     def serialize(self, value: Any) -> str:
-        """Render the exact decimal as DynamoDB's number string."""
+        """Check the number with ``to_decimal`` and render it as DynamoDB's number string."""
         return str(to_decimal(value, what=self.attr_name or "number"))
 
     def deserialize(self, value: Any) -> Decimal:
@@ -82,4 +165,192 @@ class DecimalAttribute(Attribute[Decimal]):
 
 
 class MoneyAttribute(DecimalAttribute):
-    """Money: a ``DecimalAttribute``; named apart so declarations say what they hold."""
+    """Money (``to_money``'s rules): a ``Decimal``, ``int`` or numeric string, never a float;
+    ``>= 0`` (``> 0`` with ``positive=True``); at most two decimal places; at most ``max_digits``
+    digits in plain notation, which is what is written (``1E+2`` is stored as ``100``).
+
+    ``max_digits`` defaults to ``MAX_SIGNIFICANT_DIGITS`` (38), the most a DynamoDB number holds
+    exactly, so any amount the table can store round-trips. Declare a lower bound where a reader
+    needs one, for example ``max_digits=18`` when another service reads the amount as a 64-bit
+    count of cents. Other keyword arguments (``attr_name``, ``null``, ``default``) go to PynamoDB.
+    """
+
+    def __init__(
+        self, *, positive: bool = False, max_digits: int = MAX_SIGNIFICANT_DIGITS, **kwargs: Any
+    ) -> None:
+        if not MAX_MONEY_DECIMAL_PLACES < max_digits <= MAX_SIGNIFICANT_DIGITS:
+            raise ValueError(
+                f"max_digits must be between {MAX_MONEY_DECIMAL_PLACES + 1} and {MAX_SIGNIFICANT_DIGITS}"
+            )
+        super().__init__(**kwargs)
+        self.positive = positive
+        self.max_digits = max_digits
+
+    def serialize(self, value: Any) -> str:
+        """Check the amount with ``to_money`` and write it in plain notation."""
+        what = self.attr_name or "amount"
+        return str(to_money(value, what, positive=self.positive, max_digits=self.max_digits))
+
+
+# Text
+
+
+def check_text(
+    value: Any,
+    what: str,
+    *,
+    max_length: int = DEFAULT_TEXT_MAX_LENGTH,
+    min_length: int = 1,
+    multiline: bool = False,
+) -> str:
+    """``value`` unchanged if it is acceptable text; ``InvalidInput`` otherwise.
+
+    Refused: anything but a ``str``; fewer than ``min_length`` or more than ``max_length``
+    characters (code points); only whitespace when ``min_length >= 1``; lone surrogates; C0/C1
+    control characters and DEL (NUL included); bidirectional formatting characters (ALM, LRM,
+    RLM, U+202A..U+202E, U+2066..U+2069). Line breaks and tabs (``\\t \\n \\r`` U+2028 U+2029) are
+    refused too unless ``multiline``, which then allows ``\\t``, ``\\n`` and ``\\r``. The length
+    is checked before the characters, so a huge string costs no scan.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string, got {type(value).__name__}")
+    if len(value) > max_length:
+        raise InvalidInput(f"{what} is longer than {max_length} characters")
+    if len(value) < min_length:
+        raise InvalidInput(
+            f"{what} must not be empty" if min_length == 1
+            else f"{what} is shorter than {min_length} characters"
+        )
+    if min_length >= 1 and value.isspace():
+        raise InvalidInput(f"{what} must not be blank")
+    found = (_FORBIDDEN_MULTILINE if multiline else _FORBIDDEN_SINGLE_LINE).search(value)
+    if found is not None:
+        raise InvalidInput(f"{what} contains {_describe(found.group())} at position {found.start()}")
+    return value
+
+
+def _describe(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    if "\ud800" <= char <= "\udfff":
+        return f"a lone surrogate ({code})"
+    if char in _BIDI:
+        return f"a bidirectional formatting character ({code})"
+    if char in "\u2028\u2029":
+        return f"a line separator ({code})"
+    return f"a control character ({code})"
+
+
+class TextAttribute(UnicodeAttribute):
+    """A string kept to ``check_text``'s rules on every write.
+
+    ``TextAttribute(attr_name="Name", max_length=256, min_length=1, strip=False, multiline=False)``.
+    With ``strip=True`` surrounding whitespace is removed before the check and not stored; the
+    default keeps the value as given (but refuses one that is only whitespace). Single-line by
+    default: tabs and line breaks are refused unless ``multiline=True``. Other keyword arguments
+    (``attr_name``, ``null``, ``default``) go to PynamoDB.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_length: int = DEFAULT_TEXT_MAX_LENGTH,
+        min_length: int = 1,
+        strip: bool = False,
+        multiline: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if not 0 <= min_length <= max_length:
+            raise ValueError("need 0 <= min_length <= max_length")
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.min_length = min_length
+        self.strip = strip
+        self.multiline = multiline
+
+    def serialize(self, value: Any) -> str:
+        """Check the text (stripped first with ``strip=True``) and write it."""
+        what = self.attr_name or "text"
+        if self.strip and isinstance(value, str):
+            if len(value) > 2 * self.max_length + 1024:  # cheap bound before copying a huge string
+                raise InvalidInput(f"{what} is longer than {self.max_length} characters")
+            value = value.strip()
+        return check_text(
+            value, what, max_length=self.max_length, min_length=self.min_length, multiline=self.multiline
+        )
+
+
+def normalize_email(value: Any, what: str = "email") -> str:
+    """An email address stripped and lower-cased, if its shape is acceptable; ``InvalidInput`` if not.
+
+    Checked: a string of at most 254 characters, with ``check_text``'s character rules; exactly
+    one ``@``; a local part of 1 to 64 characters; a domain of at least two non-empty
+    dot-separated labels; no whitespace. ``#`` (the key delimiter, as the address is part of the
+    ``EMAIL#{email}`` claim key) raises ``InvalidKey``, an ``InvalidInput``. A basic shape check,
+    not RFC 5322: quoted local parts and address literals are refused.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string, got {type(value).__name__}")
+    if len(value) > 2 * MAX_EMAIL_LENGTH + 1024:  # cheap bound before copying a huge string
+        raise InvalidInput(f"{what} is longer than {MAX_EMAIL_LENGTH} characters")
+    email = value.strip().lower()  # lower() can lengthen a string: check the length after it
+    check_text(email, what, max_length=MAX_EMAIL_LENGTH)
+    if _WHITESPACE.search(email):
+        raise InvalidInput(f"{what} must not contain whitespace")
+    local, at, domain = email.partition("@")
+    if not at or "@" in domain:
+        raise InvalidInput(f"{what} must contain exactly one '@'")
+    if not local:
+        raise InvalidInput(f"{what} has an empty local part")
+    if len(local) > MAX_EMAIL_LOCAL_PART_LENGTH:
+        raise InvalidInput(f"{what} has a local part longer than {MAX_EMAIL_LOCAL_PART_LENGTH} characters")
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(labels):
+        raise InvalidInput(f"{what} must have a domain with a dot and no empty labels")
+    if KEY_DELIMITER in email:
+        raise InvalidKey(f"{what} must not contain {KEY_DELIMITER!r} (it is used in a key)")
+    return email
+
+
+class EmailAttribute(TextAttribute):
+    """An email address, written as ``normalize_email`` returns it (stripped, lower-cased, checked).
+
+    The object in memory keeps what was assigned; what is stored (and what a condition such as
+    ``User.email == "Ada@Example.com"`` compares with) is the normalized form.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=MAX_EMAIL_LENGTH, **kwargs)
+
+    def serialize(self, value: Any) -> str:
+        """Normalize and check the address with ``normalize_email``."""
+        return normalize_email(value, self.attr_name or "email")
+
+
+# Enums
+
+
+class EnumAttribute(UnicodeEnumAttribute[_E]):
+    """A string enum stored as its value; accepts a member or its string value.
+
+    ``pynamodb_attributes.UnicodeEnumAttribute`` raises ``TypeError`` for anything but a member,
+    its value string included; this one raises ``InvalidInput`` for a value outside the enum,
+    a member of another enum (even a ``StrEnum`` member with the same text) or a non-string.
+    """
+
+    def serialize(self, value: Any) -> str:
+        """The member's string value; ``InvalidInput`` for anything else."""
+        what = self.attr_name or "value"
+        if isinstance(value, self.enum_type):
+            member = value
+        elif isinstance(value, enum.Enum):
+            raise InvalidInput(f"{what} must be a {self.enum_type.__name__}, not a {type(value).__name__}")
+        elif isinstance(value, str):
+            try:
+                member = self.enum_type(value)
+            except ValueError:
+                allowed = ", ".join(str(m.value) for m in self.enum_type)
+                raise InvalidInput(f"{what} must be one of {allowed}") from None
+        else:
+            raise InvalidInput(f"{what} must be a {self.enum_type.__name__}, got {type(value).__name__}")
+        text: str = member.value
+        return text

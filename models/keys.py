@@ -106,13 +106,23 @@ class KeyTemplate:
         return part
 
 
-@dataclass(frozen=True)
 class EntityKeys:
-    """The key templates of one entity: table keys, plus index keys it populates."""
+    """The key templates of one entity: ``pk`` and ``sk`` for the table, and one template per index
+    key the entity fills in, named by the Python attribute that holds it (``gsi1pk=...``,
+    ``gsi2pk=...``; any number of indexes).
 
-    pk: str
-    sk: str
-    gsi1pk: str | None = None
+    Table keys must be complete on every write. An index key whose parts are not all set is left
+    out of the item, so a sparse index holds only the entities that have every part.
+    """
+
+    def __init__(self, pk: str, sk: str, **index_keys: str) -> None:
+        self.pk = pk
+        self.sk = sk
+        self.index_keys = dict(index_keys)
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {name}={pattern!r}" for name, pattern in self.index_keys.items())
+        return f"EntityKeys(pk={self.pk!r}, sk={self.sk!r}{extra})"
 
     def templates(self) -> dict[str, KeyTemplate]:
         """Python attribute name -> template, for every key this entity fills in."""
@@ -120,6 +130,6 @@ class EntityKeys:
             "pk": KeyTemplate(self.pk, MAX_PARTITION_KEY_BYTES),
             "sk": KeyTemplate(self.sk, MAX_SORT_KEY_BYTES),
         }
-        if self.gsi1pk is not None:
-            out["gsi1pk"] = KeyTemplate(self.gsi1pk, MAX_PARTITION_KEY_BYTES)
+        for name, pattern in self.index_keys.items():
+            out[name] = KeyTemplate(pattern, MAX_PARTITION_KEY_BYTES)
         return out

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import ClassVar
 
 from pynamodb.attributes import UnicodeAttribute
-from pynamodb_attributes import UnicodeEnumAttribute
 from ulid import ULID
 
-from models.attributes import MoneyAttribute
+from models.attributes import EnumAttribute, MoneyAttribute
 from models.keys import EntityKeys
+from models.queries import Query
+from models.rules import BelongsTo, Lifecycle
 from models.table import GSI1, TableModel
+from models.user import User
 
 
 class OrderStatus(enum.StrEnum):
@@ -52,14 +55,32 @@ def _ulid_time(at: datetime) -> bytes:
     return ULID.from_datetime(at).bytes[:_ULID_TIME_BYTES]
 
 
+# The moves an order's status may make; DELIVERED and CANCELLED are final.
+ORDER_MOVES: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset({OrderStatus.PAID, OrderStatus.CANCELLED}),
+    OrderStatus.PAID: frozenset({OrderStatus.SHIPPED, OrderStatus.CANCELLED}),
+    OrderStatus.SHIPPED: frozenset({OrderStatus.DELIVERED}),
+}
+
+
 class Order(TableModel, discriminator="ORDER"):
-    """``USER#{user_id}`` / ``ORDER#{order_id}``, with ``GSI1PK = STATUS#{status}``."""
+    """``USER#{user_id}`` / ``ORDER#{order_id}``, with ``GSI1PK = STATUS#{status}``.
+
+    Rules: placed only for an existing user (checked in the same transaction); the amount is
+    money above zero; the status moves only along ``ORDER_MOVES``, and GSI1's key moves with it.
+    """
 
     keys = EntityKeys(pk="USER#{user_id}", sk="ORDER#{order_id}", gsi1pk="STATUS#{status}")
 
     user_id = UnicodeAttribute(attr_name="UserId")
     order_id = UnicodeAttribute(attr_name="OrderId")
-    amount = MoneyAttribute(attr_name="Amount")
-    status = UnicodeEnumAttribute(OrderStatus, attr_name="Status")
+    amount = MoneyAttribute(attr_name="Amount", positive=True)
+    status = EnumAttribute(OrderStatus, attr_name="Status")
 
     by_status: GSI1[Order] = GSI1()
+
+    # access patterns
+    of_user: ClassVar[Query[Order]] = Query()  # a user's orders, by time (ULID order ids)
+    in_status: ClassVar[Query[Order]] = Query(index="by_status", partition="gsi1pk")  # all users'
+
+    rules = (BelongsTo(User), Lifecycle("status", ORDER_MOVES))

@@ -20,15 +20,22 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection.table import TableConnection
 from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE, STREAM_NEW_AND_OLD_IMAGE
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb_attributes import UnicodeDatetimeAttribute
 
 from core.client import model_client
 from core.config import Settings, get_settings
+from core.errors import InvalidInput
+from models import writes
 from models.keys import EntityKeys, KeyTemplate
+from models.queries import Query
+from models.rules import Rule
 
 _M = TypeVar("_M", bound="TableModel")
+_R = TypeVar("_R", bound=Rule)
 
 PK = "PK"
 SK = "SK"
@@ -113,28 +120,99 @@ class TableModel(Model):
     expires_at = TTLAttribute(attr_name="ExpiresAt", null=True)
 
     keys: ClassVar[EntityKeys | None] = None
+    rules: ClassVar[tuple[Rule, ...]] = ()
     _key_templates: ClassVar[dict[str, KeyTemplate]] = {}
     _connection_settings: ClassVar[Settings | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Check the key templates when the class is created, not at the first query."""
+        """Check the key templates and rules when the class is created, not at the first write."""
         super().__init_subclass__(**kwargs)
         if cls.keys is None:
             return
         templates = cls.keys.templates()
         for key_name, template in templates.items():
+            if not hasattr(cls, key_name):
+                raise TypeError(f"{cls.__name__}.keys.{key_name} names no attribute of {cls.__name__}")
             for field in template.fields:
                 if not hasattr(cls, field):
                     raise TypeError(
                         f"{cls.__name__}.keys.{key_name} names {field!r}, which {cls.__name__} does not have"
                     )
         cls._key_templates = templates
+        for rule in cls.rules:
+            rule.bind(cls)
+        for declared in vars(cls).values():
+            if isinstance(declared, Query):
+                declared.bind(cls)
 
     def __init__(self, hash_key: Any = None, range_key: Any = None, _user_instantiated: bool = True,
                  **attributes: Any) -> None:
         super().__init__(hash_key, range_key, _user_instantiated=_user_instantiated, **attributes)
+        self._stored_values: dict[str, Any] = {}
         if _user_instantiated and self._key_templates:
             self.fill_keys(partial=True)
+
+    # --- declarations, as the write path reads them ---
+
+    @classmethod
+    def key_templates(cls) -> dict[str, KeyTemplate]:
+        """Python attribute name -> template, for every key the entity fills in."""
+        return cls._key_templates
+
+    @classmethod
+    def key_template(cls, key_name: str) -> KeyTemplate:
+        """The template of one of this entity's keys (``pk``, ``sk``, ``gsi1pk``, ...)."""
+        return cls._key_templates[key_name]
+
+    @classmethod
+    def rule(cls, kind: type[_R]) -> _R | None:
+        """The declared rule of this kind, if any."""
+        return next((r for r in cls.rules if isinstance(r, kind)), None)
+
+    @classmethod
+    def managed_attributes(cls) -> frozenset[str]:
+        """Attributes the write path sets itself: keys, type, timestamps and version."""
+        return frozenset({*cls._key_templates, "entity_type", "created_at", "updated_at", "version"})
+
+    @classmethod
+    def watched_attributes(cls) -> frozenset[str]:
+        """Attributes whose stored value a rule or a derived key depends on."""
+        fields = {f for t in cls._key_templates.values() for f in t.fields}
+        return frozenset(fields.union(*(rule.watched() for rule in cls.rules)))
+
+    @staticmethod
+    def now() -> datetime:
+        """The time the write path stamps on a write (UTC)."""
+        return utcnow()
+
+    # --- what the table held when the entity was last read or written ---
+
+    def stored_values(self) -> dict[str, Any]:
+        """The values of the watched attributes as last read from, or written to, the table."""
+        stored: dict[str, Any] = self.__dict__.get("_stored_values", {})
+        return stored
+
+    def remember_stored_values(self) -> None:
+        """Record the watched attributes' values as stored (after a read or a write)."""
+        self._stored_values = {name: getattr(self, name) for name in self.watched_attributes()}
+
+    def forget_stored_values(self) -> None:
+        """The entity is no longer stored (after a delete)."""
+        self._stored_values = {}
+
+    @classmethod
+    def from_raw_data(cls: type[_M], data: dict[str, Any]) -> _M:
+        """An entity from a stored item; it remembers what was stored."""
+        entity = super().from_raw_data(data)
+        entity.remember_stored_values()
+        return entity
+
+    def deserialize(self, attribute_values: dict[str, dict[str, Any]]) -> None:
+        """Load a stored item into this entity; it remembers what was stored."""
+        super().deserialize(attribute_values)
+        self.remember_stored_values()
+
+    # --- keys ---
 
     def key_values(self) -> dict[str, Any]:
         """The values the key templates read, taken from this entity."""
@@ -144,13 +222,18 @@ class TableModel(Model):
     def fill_keys(self, *, partial: bool = False) -> None:
         """Derive ``PK``, ``SK`` and index keys from the entity's attributes.
 
-        With ``partial``, keys whose parts are not all set yet are skipped; a part that is set but
-        invalid still raises ``InvalidKey``.
+        An index key with a part unset is removed (the entity leaves that sparse index). With
+        ``partial``, table keys whose parts are not all set yet are skipped; a part that is set
+        but invalid still raises ``InvalidKey``.
         """
         values = self.key_values()
         for key_name, template in self._key_templates.items():
-            if partial and any(values.get(f) is None for f in template.fields):
-                continue
+            if any(values.get(f) is None for f in template.fields):
+                if key_name not in ("pk", "sk"):
+                    setattr(self, key_name, None)
+                    continue
+                if partial:
+                    continue
             setattr(self, key_name, template.compose(**values))
 
     def serialize(self, null_check: bool = True) -> dict[str, dict[str, Any]]:
@@ -163,10 +246,75 @@ class TableModel(Model):
         self.updated_at = now
         return super().serialize(null_check=null_check)
 
+    # --- every write goes through the write path (models.writes) ---
+
+    def save(self, condition: Condition | None = None, *,
+             add_version_condition: bool = True) -> dict[str, Any]:
+        """Create or replace this entity, keeping every rule it declares (see ``models.writes``).
+
+        ``AlreadyExists`` if a new entity's key (or a unique value) is taken, ``ConflictError`` if
+        this copy is stale, ``InvalidInput`` if a rule refuses the write; nothing is written then.
+        """
+        self._refuse_blind(add_version_condition)
+        writes.execute(lambda: writes.plan_put(self, condition), what=f"{type(self).__name__}.save")
+        return {}
+
+    def update(self, actions: list[Action], condition: Condition | None = None, *,
+               add_version_condition: bool = True) -> Any:
+        """Apply ``actions``, conditioned on this copy's version; derived keys move with their parts."""
+        self._refuse_blind(add_version_condition)
+        writes.execute(lambda: writes.plan_update(self, list(actions), condition),
+                       what=f"{type(self).__name__}.update")
+        return {}
+
+    def delete(self, condition: Condition | None = None, *, add_version_condition: bool = True) -> Any:
+        """Delete this entity (conditioned on its version), with what its rules do on delete."""
+        self._refuse_blind(add_version_condition)
+        writes.execute(lambda: writes.plan_delete(self, condition), what=f"{type(self).__name__}.delete")
+        return {}
+
+    def _refuse_blind(self, add_version_condition: bool) -> None:
+        if not add_version_condition:
+            raise InvalidInput("writes are always conditioned on the version read (optimistic locking)")
+
+    # PynamoDB's own TransactWrite builds its items with these: keep the rules there too, and send
+    # writes that need companion items through models.writes.transaction instead.
+    def get_save_kwargs_from_instance(
+        self, condition: Condition | None = None, return_values_on_condition_failure: str | None = None
+    ) -> dict[str, Any]:
+        """A put for PynamoDB's ``TransactWrite``, with the entity's rules applied."""
+        return self._single_step(writes.plan_put(self, condition), return_values_on_condition_failure)
+
+    def get_update_kwargs_from_instance(self, actions: list[Action], condition: Condition | None = None,
+                                        return_values_on_condition_failure: str | None = None, *,
+                                        add_version_condition: bool = True) -> dict[str, Any]:
+        """An update for PynamoDB's ``TransactWrite``, with the entity's rules applied."""
+        self._refuse_blind(add_version_condition)
+        return self._single_step(writes.plan_update(self, list(actions), condition),
+                                 return_values_on_condition_failure)
+
+    def get_delete_kwargs_from_instance(self, condition: Condition | None = None,
+                                        return_values_on_condition_failure: str | None = None, *,
+                                        add_version_condition: bool = True) -> dict[str, Any]:
+        """A delete for PynamoDB's ``TransactWrite``, with the entity's rules applied."""
+        self._refuse_blind(add_version_condition)
+        return self._single_step(writes.plan_delete(self, condition), return_values_on_condition_failure)
+
+    def _single_step(self, plan: writes.Plan, return_values: str | None) -> dict[str, Any]:
+        if plan.companions:
+            raise InvalidInput(
+                f"a {type(self).__name__} write needs companion items its rules keep: compose it with "
+                "models.writes.transaction() instead of PynamoDB's TransactWrite"
+            )
+        kwargs = plan.main_step().kwargs
+        if return_values is not None:
+            kwargs["ReturnValuesOnConditionCheckFailure"] = return_values.upper()
+        return kwargs
+
     @classmethod
-    def key_template(cls, key_name: str) -> KeyTemplate:
-        """The template of one of this entity's keys (``pk``, ``sk``, ``gsi1pk``)."""
-        return cls._key_templates[key_name]
+    def batch_write(cls: type[_M], auto_commit: bool = True) -> Any:
+        """Refused: PynamoDB's batch writer neither checks versions nor keeps rules."""
+        raise InvalidInput(f"use repositories.batch.batch_write to write {cls.__name__} entities in batches")
 
     @classmethod
     def _get_connection(cls) -> TableConnection:

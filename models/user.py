@@ -4,17 +4,39 @@ from __future__ import annotations
 
 from pynamodb.attributes import UnicodeAttribute
 
+from models.attributes import EmailAttribute, TextAttribute
+from models.email_claim import EmailClaim
 from models.keys import EntityKeys
+from models.rules import RetiredOnDelete, Unique, WrittenBy
 from models.table import EmailIndex, TableModel
+
+MAX_NAME_LENGTH = 256
+
+
+class RetiredUserId(TableModel, discriminator="USER_RETIRED"):
+    """``USER#{user_id}`` / ``RETIRED``: the id belonged to a deleted user and is never reused."""
+
+    keys = EntityKeys(pk="USER#{user_id}", sk="RETIRED")
+
+    user_id = UnicodeAttribute(attr_name="UserId")
+
+    rules = (WrittenBy("User.delete() (repositories.users.delete_user)"),)
 
 
 class User(TableModel, discriminator="USER"):
-    """A user's profile (``USER#{user_id}`` / ``PROFILE``); ``Email`` is stored lower-cased."""
+    """A user's profile (``USER#{user_id}`` / ``PROFILE``).
+
+    Rules: the email is stored lower-cased and is unique (an ``EmailClaim`` moves with it in the
+    same transaction); deleting a user retires its id (``RetiredUserId``), so a later user can
+    never take the id over, nor the orders still filed under it.
+    """
 
     keys = EntityKeys(pk="USER#{user_id}", sk="PROFILE")
 
     user_id = UnicodeAttribute(attr_name="UserId")
-    email = UnicodeAttribute(attr_name="Email")
-    name = UnicodeAttribute(attr_name="Name")
+    email = EmailAttribute(attr_name="Email")
+    name = TextAttribute(attr_name="Name", max_length=MAX_NAME_LENGTH, strip=True)
 
     by_email: EmailIndex[User] = EmailIndex()
+
+    rules = (Unique("email", claim=EmailClaim), RetiredOnDelete(RetiredUserId))

@@ -40,6 +40,16 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
+from core.error_codes import (
+    CONDITION_FAILED,
+    IDEMPOTENT_PARAMETER_MISMATCH_EXCEPTION,
+    THROTTLING_CODES,
+    THROTTLING_REASONS,
+    TRANSACTION_CANCELED_EXCEPTION,
+    TRANSACTION_CONFLICT,
+    error_code,
+    raise_unexpected,
+)
 from core.errors import (
     AlreadyExists,
     ConflictError,
@@ -50,21 +60,11 @@ from core.errors import (
     TransferOutcomeUnknown,
 )
 from core.retry import RetryPolicy, retried_by_botocore
+from models import writes
 from models.account import Account
 from models.attributes import to_money
 from models.transfer import Transfer
-from repositories._common import (
-    CONDITION_FAILED,
-    CONDITIONAL_CHECK_FAILED_EXCEPTION,
-    IDEMPOTENT_PARAMETER_MISMATCH_EXCEPTION,
-    THROTTLING_CODES,
-    THROTTLING_REASONS,
-    TRANSACTION_CANCELED_EXCEPTION,
-    TRANSACTION_CONFLICT,
-    error_code,
-    key_part,
-    raise_unexpected,
-)
+from repositories._common import key_part
 
 __all__ = [
     "get_account",
@@ -92,15 +92,8 @@ _THROTTLING = THROTTLING_REASONS | THROTTLING_CODES
 def open_account(*, account_id: str | None = None, balance: Decimal | int | str = Decimal("0")) -> Account:
     """Create an account (a new uuid4 id unless given); ``AlreadyExists`` if the id is taken."""
     account_id = str(uuid.uuid4()) if account_id is None else key_part(account_id, "account_id")
-    opening = to_money(balance, "balance", positive=False)
-    _account_keys(account_id)  # InvalidKey now, before any request
-    account = Account(account_id=account_id, balance=opening)
-    try:
-        account.save(condition=Account.pk.does_not_exist())
-    except PynamoDBException as exc:
-        if error_code(exc) == CONDITIONAL_CHECK_FAILED_EXCEPTION:
-            raise AlreadyExists("an account with this id exists already") from exc
-        raise_unexpected(exc, "open_account")
+    account = Account(account_id=account_id, balance=to_money(balance, "balance", positive=False))
+    account.save()
     return account
 
 
@@ -179,9 +172,9 @@ class _Retryable(Exception):
 
 def _transfer_request(transfer: Transfer, amount: Decimal) -> dict[str, Any]:
     """The keyword arguments of ``Connection.transact_write_items`` for one transfer."""
-    record = transfer.get_save_kwargs_from_instance(
-        condition=Transfer.pk.does_not_exist(), return_values_on_condition_failure=ALL_OLD
-    )
+    # Transfer and Account declare WrittenBy(transfer_funds): this is the function that writes them.
+    record = writes.put_kwargs(transfer, Transfer.pk.does_not_exist())
+    record["ReturnValuesOnConditionCheckFailure"] = ALL_OLD
     now = transfer.updated_at  # set by serializing the record: one timestamp for the whole transfer
     assert now is not None
     debit = _balance_update(

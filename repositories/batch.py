@@ -6,10 +6,11 @@ number of times (``core.retry.RetryPolicy``); when the bound is reached
 ``RetriesExhausted.unprocessed`` holds what was not written (the entities) or not read (the
 ``(PK, SK)`` pairs).
 
-What ``batch_write`` refuses. Entities whose writes carry rules of their own are refused with
-``InvalidInput`` naming the function to use: ``User`` and ``EmailClaim`` (a user's email claim
-must move with the user), ``Account`` (balances move only by transfers) and ``Transfer``
-(written once, by ``transfer_funds``).
+What ``batch_write`` refuses. ``BatchWriteItem`` carries no condition and no companion item, so
+an entity that declares a rule only a conditioned write can keep (``Rule.blind_put`` false: a
+unique value, an owner, a lifecycle, a derived item, a ``WrittenBy``) is refused with
+``InvalidInput`` naming what to use instead, before anything is sent. Keys are derived and value
+rules checked by the entity's own serialization, as on every other path.
 
 Versions. ``BatchWriteItem`` cannot carry a condition, so before writing, ``batch_write`` reads
 the stored ``Version`` of every key (``BatchGetItem``, strongly consistent, keys and ``Version``
@@ -49,6 +50,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.error_codes import raise_unexpected
 from core.errors import (
     AlreadyExists,
     ConflictError,
@@ -58,15 +60,11 @@ from core.errors import (
     RetriesExhausted,
 )
 from core.retry import RetryPolicy
-from models.account import Account
-from models.email_claim import EmailClaim
 from models.keys import KeyTemplate
 from models.product import Product
 from models.table import PK, SK, TableModel
-from models.transfer import Transfer
-from models.user import User
 from repositories import cache
-from repositories._common import raise_unexpected, require_iterable
+from repositories._common import require_iterable
 from repositories._item_size import MAX_ITEM_BYTES, item_size
 
 __all__ = ["MAX_ITEM_BYTES", "RetryPolicy", "batch_get", "batch_write", "item_size"]
@@ -83,13 +81,6 @@ Key = tuple[str, str]
 
 DEFAULT_RETRY = RetryPolicy()
 
-# Entities whose writes keep rules a blind put would break, and what to call instead.
-REFUSED_ENTITIES: dict[type[TableModel], str] = {
-    User: "repositories.users.create_user or update_user (the email claim moves with the user)",
-    EmailClaim: "repositories.users.create_user or update_user (a claim moves only with its user)",
-    Account: "repositories.accounts.open_account or transfer_funds (balances move only by transfers)",
-    Transfer: "repositories.accounts.transfer_funds (a transfer is written once, with its balances)",
-}
 # The read-through cache key of each cached entity type, as its repository builds it.
 _CACHE_KEYS: dict[type[TableModel], Callable[[Any], tuple[str, ...]]] = {
     Product: lambda product: ("product", product.product_id),
@@ -224,9 +215,10 @@ def _entities(entities: Iterable[TableModel]) -> list[TableModel]:
     for entity in batch:
         if not isinstance(entity, TableModel) or type(entity).keys is None:
             raise InvalidInput(f"batch_write takes entities (TableModel), got {type(entity).__name__}")
-        for refused, instead in REFUSED_ENTITIES.items():
-            if isinstance(entity, refused):
-                raise InvalidInput(f"batch_write does not write {refused.__name__} entities; use {instead}")
+        for rule in type(entity).rules:
+            if not rule.blind_put:
+                raise InvalidInput(f"batch_write cannot keep {type(entity).__name__}'s {type(rule).__name__} "
+                                   f"rule; use {rule.instead}")
     return batch
 
 

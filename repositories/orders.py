@@ -3,7 +3,8 @@
 Order ids are ULIDs, so an order's sort key (``ORDER#{order_id}``) sorts by the time it was
 placed: "a user's orders between two dates" is a key condition on ``SK`` (``BETWEEN`` the smallest
 id possible at ``start`` and the largest possible at ``end``), never a filter over every order the
-user has. Status changes are optimistic (``Version``) and move the order in GSI1 with it.
+user has. What ``Order`` declares is kept by its own writes (``models.writes``): the user must
+exist, the status moves only along ``ORDER_MOVES`` and GSI1's key moves with it, optimistically.
 """
 
 from __future__ import annotations
@@ -14,24 +15,16 @@ from decimal import Decimal
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
-from pynamodb.expressions.condition import Condition
-from pynamodb.expressions.update import Action
-from pynamodb.pagination import ResultIterator
 from ulid import ULID
 
-from core.config import get_settings
-from core.errors import AlreadyExists, ConflictError, InvalidInput, NotFound
+from core.error_codes import raise_unexpected
+from core.errors import InvalidInput, NotFound
 from models.attributes import to_money
 from models.order import Order, OrderStatus, new_order_id, order_id_bounds
 from models.table import utcnow
-from repositories._common import (
-    CONDITIONAL_CHECK_FAILED_EXCEPTION,
-    aware_utc,
-    error_code,
-    key_part,
-    raise_unexpected,
-)
-from repositories.paging import Page, RawKey, check_limit, paginate
+from repositories import query
+from repositories._common import aware_utc, key_part
+from repositories.paging import Page
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -44,13 +37,14 @@ def place_order(
     order_id: str | None = None,
     created_at: datetime | None = None,
 ) -> Order:
-    """Store a new order; ``AlreadyExists`` if ``order_id`` is taken in this user's partition.
+    """Store a new order of an existing user (checked in the same transaction).
 
-    ``amount``: a ``Decimal``, ``int`` or numeric string, above zero, at most two decimal places
-    (floats are refused). ``order_id`` defaults to a ULID of ``created_at`` (default: now). One
-    given must be a ULID in canonical form whose time is ``created_at`` to the millisecond (else
-    ``InvalidInput``), since listing by date reads the time from the id; without ``created_at``
-    the order's ``created_at`` is the id's time.
+    ``NotFound`` if the user does not exist; ``AlreadyExists`` if ``order_id`` is taken in this
+    user's partition. ``amount``: a ``Decimal``, ``int`` or numeric string, above zero, at most two
+    decimal places (floats are refused). ``order_id`` defaults to a ULID of ``created_at``
+    (default: now). One given must be a ULID in canonical form whose time is ``created_at`` to the
+    millisecond (else ``InvalidInput``), since listing by date reads the time from the id; without
+    ``created_at`` the order's ``created_at`` is the id's time.
     """
     user_id = key_part(user_id, "user_id")
     value = to_money(amount, "amount", positive=True)
@@ -62,21 +56,14 @@ def place_order(
     else:
         order_id, when = _check_order_id(order_id, when)
     order = Order(user_id=user_id, order_id=order_id, amount=value, status=order_status, created_at=when)
-    try:
-        order.save(condition=Order.pk.does_not_exist())
-    except PynamoDBException as exc:
-        if error_code(exc) == CONDITIONAL_CHECK_FAILED_EXCEPTION:
-            raise AlreadyExists("an order with this id exists already for this user") from exc
-        raise_unexpected(exc, "place_order")
+    order.save()
     return order
 
 
 def get_order(user_id: str, order_id: str) -> Order:
     """The order; ``NotFound`` if this user has no order with this id."""
-    user_id = key_part(user_id, "user_id")
-    order_id = key_part(order_id, "order_id")
-    pk = Order.key_template("pk").compose(user_id=user_id)
-    sk = Order.key_template("sk").compose(order_id=order_id)
+    pk = Order.key_template("pk").compose(user_id=key_part(user_id, "user_id"))
+    sk = Order.key_template("sk").compose(order_id=key_part(order_id, "order_id"))
     try:
         return Order.get(pk, sk)
     except DoesNotExist as exc:
@@ -102,37 +89,20 @@ def get_user_orders(
     ``InvalidCursor``.
     """
     user_id = key_part(user_id, "user_id")
-    limit = check_limit(limit)
-    forward = not _check_bool(newest_first, "newest_first")
+    newest_first = _check_bool(newest_first, "newest_first")
     start = None if start is None else aware_utc(start, "start")
     end = None if end is None else aware_utc(end, "end")
     if start is not None and end is not None and start > end:
         raise InvalidInput("start is after end")
-    sk = Order.key_template("sk")
-    bounds: list[str] | None = None
-    if start is None and end is None:
-        condition: Condition = Order.sk.startswith(sk.prefix())
-    else:
+    between = None
+    if start is not None or end is not None:
         try:
             low, high = order_id_bounds(start, end)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
-        bounds = [sk.compose(order_id=low), sk.compose(order_id=high)]
-        condition = Order.sk.between(*bounds)
-    pk = Order.key_template("pk").compose(user_id=user_id)
-    binding = {
-        "fn": "get_user_orders", "table": get_settings().table_name, "index": None,
-        "keys": {"user_id": user_id}, "forward": forward, "limit": limit, "range": bounds,
-    }
-
-    def run(start_key: RawKey | None, count: int) -> ResultIterator[Order]:
-        return Order.query(pk, range_key_condition=condition, scan_index_forward=forward,
-                           limit=count, last_evaluated_key=start_key)
-
-    try:
-        return paginate(run, binding=binding, limit=limit, cursor=cursor)
-    except PynamoDBException as exc:
-        raise_unexpected(exc, "get_user_orders")
+        between = ({"order_id": low}, {"order_id": high})
+    return query.page(Order.of_user, keys={"user_id": user_id}, between=between, limit=limit, cursor=cursor,
+                      newest_first=newest_first)
 
 
 def orders_by_status(
@@ -147,31 +117,16 @@ def orders_by_status(
     GSI1 is eventually consistent: an order placed or moved a moment ago may not be listed yet.
     """
     order_status = check_status(status)
-    limit = check_limit(limit)
-    forward = not _check_bool(newest_first, "newest_first")
-    gsi1pk = Order.key_template("gsi1pk").compose(status=order_status)
-    # GSI1 is overloaded: keep to orders by their sort-key prefix rather than filter afterwards.
-    condition = Order.sk.startswith(Order.key_template("sk").prefix())
-    binding = {
-        "fn": "orders_by_status", "table": get_settings().table_name,
-        "index": Order.by_status.Meta.index_name, "keys": {"status": order_status.value},
-        "forward": forward, "limit": limit, "range": None,
-    }
-
-    def run(start_key: RawKey | None, count: int) -> ResultIterator[Order]:
-        return Order.by_status.query(gsi1pk, range_key_condition=condition, scan_index_forward=forward,
-                                     limit=count, last_evaluated_key=start_key)
-
-    try:
-        return paginate(run, binding=binding, limit=limit, cursor=cursor, index=Order.by_status)
-    except PynamoDBException as exc:
-        raise_unexpected(exc, "orders_by_status")
+    newest_first = _check_bool(newest_first, "newest_first")
+    return query.page(Order.in_status, keys={"status": order_status}, limit=limit, cursor=cursor,
+                      newest_first=newest_first)
 
 
 def set_order_status(order: Order, status: OrderStatus | str) -> Order:
-    """Move ``order`` to ``status`` (and to its GSI1 partition); return the updated order.
+    """Move ``order`` to ``status`` (and GSI1 with it); return the updated order.
 
-    ``ConflictError`` if the stored order is no longer the version of ``order`` (or is gone);
+    ``InvalidInput`` for a move the order's lifecycle does not allow (``ORDER_MOVES``);
+    ``ConflictError`` if the stored order is no longer the version of ``order`` (or is gone).
     ``order`` itself is left as it was.
     """
     if not isinstance(order, Order):
@@ -180,19 +135,8 @@ def set_order_status(order: Order, status: OrderStatus | str) -> Order:
     key_part(order.order_id, "order_id")
     if order.version is None:
         raise InvalidInput("this Order was never stored (it has no version): use place_order")
-    order_status = check_status(status)
     updated = copy.deepcopy(order)
-    actions: list[Action] = [
-        Order.status.set(order_status),
-        Order.gsi1pk.set(Order.key_template("gsi1pk").compose(status=order_status)),
-        Order.updated_at.set(utcnow()),
-    ]
-    try:
-        updated.update(actions)  # conditioned on the version of `order`; returns the stored item
-    except PynamoDBException as exc:
-        if error_code(exc) == CONDITIONAL_CHECK_FAILED_EXCEPTION:
-            raise ConflictError("the order changed or was deleted since it was read") from exc
-        raise_unexpected(exc, "set_order_status")
+    updated.update([Order.status.set(check_status(status))])
     return updated
 
 

@@ -1,9 +1,9 @@
 """Products: put (create or replace), read one through the cache, read many in batches.
 
-``put_product`` is one ``UpdateItem`` rather than a ``PutItem``: it replaces every declared
-attribute (``Name``, ``Price``, ``Attributes``) but keeps ``CreatedAt`` and moves ``Version`` on
-by one, so a copy read before the put is stale (``ConflictError`` on its next conditional write)
-instead of matching a version reset to 1.
+``put_product`` is the write path's upsert (``models.writes.plan_upsert``): one ``UpdateItem`` that
+replaces every declared attribute (``Name``, ``Price``, ``Attributes``) but keeps ``CreatedAt`` and
+moves ``Version`` on by one, so a copy read before the put is stale (``ConflictError`` on its next
+conditional write) instead of matching a version reset to 1.
 
 ``Attributes`` holds JSON-like extras: ``str``, ``int``, finite ``float``, ``bool``, ``None``, and
 lists and ``str``-keyed dicts of those, at most 32 levels deep (DynamoDB's nesting limit). A
@@ -19,14 +19,14 @@ from decimal import Decimal
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
-from pynamodb.expressions.update import Action
 
+from core.error_codes import raise_unexpected
 from core.errors import InvalidInput, NotFound
+from models import writes
 from models.attributes import to_money
 from models.product import Product
-from models.table import utcnow
 from repositories import cache
-from repositories._common import key_part, raise_unexpected, require_iterable, require_text
+from repositories._common import key_part, require_iterable, require_text
 from repositories.batch import batch_get
 
 MAX_NESTING = 32
@@ -42,25 +42,9 @@ def put_product(product_id: str, name: str, price: Decimal, **attrs: Any) -> Pro
     name = require_text(name, "name")
     money = to_money(price, "price", positive=False)
     extras = {key: _json_like(value, key, 1) for key, value in attrs.items()}
-    product = Product(product_id=product_id)
-    product.fill_keys()
-    now = utcnow()
-    actions: list[Action] = [
-        Product.entity_type.set(Product),
-        Product.product_id.set(product_id),
-        Product.name.set(name),
-        Product.price.set(money),
-        Product.attributes.set(extras) if extras else Product.attributes.remove(),
-        Product.created_at.set(Product.created_at | now),
-        Product.updated_at.set(now),
-    ]
-    # A known version makes PynamoDB add `ADD Version 1`; add_version_condition=False drops its
-    # `Version = 0` check: a put replaces whatever is stored, and its version still moves on.
-    product.version = 0
+    product = Product(product_id=product_id, name=name, price=money, attributes=extras or None)
     try:
-        product.update(actions, add_version_condition=False)
-    except PynamoDBException as exc:
-        raise_unexpected(exc, "put_product")
+        writes.execute(lambda: writes.plan_upsert(product), what="put_product")
     finally:
         cache.invalidate(_cache_key(product_id))  # also when the outcome is unknown
     return product

@@ -158,8 +158,13 @@ def seed_user(settings: Settings, *, email: str | None = None, name: str = "Ada"
 
 
 def new_user_id() -> str:
-    """A random user id."""
+    """A random user id (no user is stored under it)."""
     return uuid.uuid4().hex
+
+
+def existing_user(settings: Settings) -> str:
+    """The id of a user stored with a raw client (orders need their user to exist)."""
+    return seed_user(settings)[0]
 
 
 def order_item(user_id: str, at: datetime, *, status: str = "PENDING", amount: str = "10.00") -> Item:

@@ -12,9 +12,45 @@ from core.client import new_client
 from core.config import Settings
 from migrations import runner
 from migrations.context import MigrationContext
+from migrations.declared import declared_spec
 from migrations.ledger import Ledger
+from migrations.planned import PlannedCall
 from migrations.runner import RevisionFailed
+from migrations.schema import Difference
 from tests.migrations.helpers import READ_ONLY_PREFIXES, quiet, record_operations
+
+# What revisions 0001 and 0002 create; later revisions (and the entities they serve) may add more.
+INDEXES_AT_0002 = {"GSI1", "Email-Index"}
+
+
+def _chain() -> list[str]:
+    """The real revision ids, base first."""
+    return [rev.revision for rev in runner.history()]
+
+
+def _after(revision: str) -> list[str]:
+    """The real revisions after ``revision``, oldest first."""
+    chain = _chain()
+    return chain[chain.index(revision) + 1 :]
+
+
+def _assert_only_ttl_and_later_indexes_differ(drift: list[Difference]) -> None:
+    """At 0002 the table lacks 0003's TTL and every declared index a later revision creates."""
+    assert [d.kind for d in drift if d.kind != "index-missing"] == ["ttl"]
+    declared = {i.name for i in declared_spec().indexes}
+    assert {d.subject for d in drift if d.kind == "index-missing"} == declared - INDEXES_AT_0002
+
+
+def _operations_by_revision(calls: list[PlannedCall]) -> dict[str, list[str]]:
+    """The planned operations (waits included, notes left out) under the revision that makes them."""
+    grouped: dict[str, list[str]] = {}
+    operations: list[str] = []
+    for call in calls:
+        if call.operation == "revision":  # "upgrade 0001: <message>"
+            operations = grouped.setdefault(call.params["what"].split()[1].rstrip(":"), [])
+        elif call.operation != "note":
+            operations.append(call.operation)
+    return grouped
 
 
 def _table(client: Any, name: str) -> dict[str, Any] | None:
@@ -48,18 +84,16 @@ def test_upgrade_downgrade_to_base_and_upgrade_again_ends_in_sync_with_the_model
 def test_downgrade_one_step_reverts_only_that_revision(local: Settings, client: Any) -> None:
     runner.upgrade(out=quiet)
 
-    assert runner.downgrade("0002", out=quiet) == ["0004", "0003"]
+    assert runner.downgrade("0002", out=quiet) == list(reversed(_after("0002")))
 
     ttl = client.describe_time_to_live(TableName=local.table_name)["TimeToLiveDescription"]
     assert ttl["TimeToLiveStatus"] == "DISABLED"
-    assert {i["IndexName"] for i in _table(client, local.table_name)["GlobalSecondaryIndexes"]} == {  # type: ignore[index]
-        "GSI1",
-        "Email-Index",
-    }
+    indexes = _table(client, local.table_name)["GlobalSecondaryIndexes"]  # type: ignore[index]
+    assert {i["IndexName"] for i in indexes} == INDEXES_AT_0002
     status = runner.status()
     assert status["current"].startswith("0002")
-    assert status["pending"] == ["0003", "0004"]
-    assert [d.kind for d in runner.check()] == ["ttl"]
+    assert status["pending"] == _after("0002")
+    _assert_only_ttl_and_later_indexes_differ(runner.check())
 
 
 def test_the_ledger_logs_each_apply_and_revert_once(local: Settings, client: Any) -> None:
@@ -71,12 +105,11 @@ def test_the_ledger_logs_each_apply_and_revert_once(local: Settings, client: Any
     events = [
         (e["Revision"], e["Action"], e["Outcome"]) for e in Ledger(client, local.ledger_table_name).events()
     ]
+    reverted = list(reversed(_after("0003")))
+    assert reverted  # 0004 at least: the downgrade had something to revert
     assert events == [
-        ("0001", "upgrade", "applied"),
-        ("0002", "upgrade", "applied"),
-        ("0003", "upgrade", "applied"),
-        ("0004", "upgrade", "applied"),
-        ("0004", "downgrade", "reverted"),
+        *((revision, "upgrade", "applied") for revision in _chain()),
+        *((revision, "downgrade", "reverted") for revision in reverted),
     ]
 
 
@@ -89,19 +122,14 @@ def test_plan_on_an_empty_endpoint_lists_the_calls_in_order_and_makes_none(
 
     assert sent and all(op.startswith(READ_ONLY_PREFIXES) for op in sent), sent
 
-    operations = [c.operation for c in calls if c.operation not in ("revision", "note")]
-    assert operations == [
-        "CreateTable",
-        "wait",
-        "wait",
-        "UpdateTable",
-        "wait",
-        "UpdateTimeToLive",
-        "UpdateContinuousBackups",
-        "Scan",
-        "UpdateItem",
-        "PutItem",
-    ]
+    by_revision = _operations_by_revision(calls)
+    assert list(by_revision) == _chain()  # every revision, in order
+    assert {revision: by_revision[revision] for revision in ("0001", "0002", "0003", "0004")} == {
+        "0001": ["CreateTable", "wait"],
+        "0002": ["wait", "UpdateTable", "wait"],
+        "0003": ["UpdateTimeToLive", "UpdateContinuousBackups"],
+        "0004": ["Scan", "UpdateItem", "PutItem"],
+    }
     create = next(c for c in calls if c.operation == "CreateTable")
     assert create.params["StreamSpecification"] == {
         "StreamEnabled": True,
@@ -139,9 +167,10 @@ def test_status_reports_revisions_table_indexes_and_settings(local: Settings) ->
 
     assert before["current"] == "base"
     assert before["table_status"] == "absent"
-    assert before["pending"] == ["0001", "0002", "0003", "0004"]
+    assert before["pending"] == _chain()
     assert after["pending"] == []
-    assert after["indexes"] == {"GSI1": "ACTIVE", "Email-Index": "ACTIVE"}
+    assert after["indexes"] == {index.name: "ACTIVE" for index in declared_spec().indexes}
+    assert {"GSI1", "Email-Index"} <= set(after["indexes"])
     assert (after["ttl"], after["stream"], after["billing"]) == (
         "on ExpiresAt",
         "NEW_AND_OLD_IMAGES",
@@ -213,4 +242,4 @@ def test_billing_switches_to_provisioned_with_capacity_for_every_index_and_back(
     ctx.set_billing("PROVISIONED", read_capacity=3, write_capacity=2)
     assert lines == ["  billing already PROVISIONED: nothing to change"]
     ctx.set_billing("PAY_PER_REQUEST")
-    assert [d.kind for d in runner.check(client=client)] == ["ttl"]
+    _assert_only_ttl_and_later_indexes_differ(runner.check(client=client))

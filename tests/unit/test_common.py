@@ -9,8 +9,9 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from pynamodb.exceptions import CancellationReason, GetError, TransactWriteError, VerboseClientError
 
+from core.error_codes import raise_unexpected
 from core.errors import DataLayerError, InvalidInput, InvalidKey, RetriesExhausted
-from repositories._common import aware_utc, key_part, raise_unexpected, require_iterable
+from repositories._common import aware_utc, key_part, require_iterable
 
 
 @pytest.mark.parametrize("value", ["u1", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "ada.lovelace", "x y", "é" * 1000])

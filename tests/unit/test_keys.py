@@ -98,9 +98,9 @@ def test_metric_key_uses_its_day_bucket_and_utc_timestamp() -> None:
     at = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
     metric = Metric(device_id="d1", metric_name="temp", timestamp=at, value=1)
     assert metric.pk == "DEVICE#d1#2026-03-01"
-    assert metric.sk == "METRIC#2026-03-01T23:30:00.000000Z#temp"
+    assert metric.sk == "METRIC#2026-03-01T23:30:00.000000Z#temp#-"
     assert Metric.key_template("sk").parse(metric.sk) == {
-        "timestamp": "2026-03-01T23:30:00.000000Z", "metric_name": "temp",
+        "timestamp": "2026-03-01T23:30:00.000000Z", "metric_name": "temp", "series": "-",
     }
 
 

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pynamodb.exceptions import PutError
 from structlog.testing import capture_logs
 
 from core.config import Settings
+from core.errors import DataLayerError
 from core.logs import configure_logging
-from models import User
+from models import Product, User
 
 SECRET_EMAIL = "very.private.person@example.com"
 
@@ -37,7 +37,8 @@ def test_each_call_logs_one_event_with_operation_table_and_capacity(moto_table: 
         list(User.by_email.query(SECRET_EMAIL))
 
     calls = [e for e in events if e["event"] == "dynamodb.call"]
-    assert [c["operation"] for c in calls] == ["PutItem", "GetItem", "Query"]
+    # A user is put with its email claim, in one transaction.
+    assert [c["operation"] for c in calls] == ["TransactWriteItems", "GetItem", "Query"]
     assert {c["table"] for c in calls} == {moto_table.table_name}
     assert calls[2]["index"] == "Email-Index"
     for call in calls:
@@ -54,8 +55,8 @@ def test_a_failed_call_is_logged_with_its_error_code(moto_table: Settings) -> No
     with capture_logs() as events:
         with pytest.raises(User.DoesNotExist):
             User.get("USER#nobody", "PROFILE")
-        with pytest.raises(PutError):
-            User(user_id="u", email="x@example.com", name="X").save(condition=User.pk.exists())
+        with pytest.raises(DataLayerError):
+            Product(product_id="p", name="X", price=1).save(condition=Product.pk.exists())
     outcomes = [e["outcome"] for e in events if e["event"] == "dynamodb.call"]
     assert outcomes == ["ok", "ConditionalCheckFailedException"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -22,18 +21,19 @@ from core.config import Settings
 from core.errors import AlreadyExists, DataLayerError, InvalidInput, InvalidKey, RetriesExhausted
 from core.retry import RetryPolicy
 from models import Metric, MetricAggregate
+from models.metric import RETENTION
+from models.rules import WriteShards
 from repositories import metrics
-from repositories.metrics import configure_sharding, get_hourly_aggregates, get_metrics, record_metric
+from repositories.metrics import get_hourly_aggregates, get_metrics, record_metric
 
 Item = dict[str, Any]
 T0 = datetime(2024, 3, 10, 10, 15, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def _unsharded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test starts with the module default (unsharded) and cannot leak its own."""
-    monkeypatch.setattr(metrics, "_default_shards", 1)
-    yield
+def declare_shards(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """Declare ``count`` write shards on ``Metric`` for this test (as an edit of models/metric.py would)."""
+    rules = tuple(WriteShards(count) if isinstance(rule, WriteShards) else rule for rule in Metric.rules)
+    monkeypatch.setattr(Metric, "rules", rules)
 
 
 @pytest.fixture
@@ -88,14 +88,14 @@ def test_record_metric_writes_the_point_with_its_ttl_and_the_hourly_aggregate(
 ) -> None:
     device = new_id()
 
-    point = record_metric(device, "temp", Decimal("21.5"), at=T0, dimensions={"room": "kitchen"},
-                          retention=timedelta(days=7))  # fmt: skip
+    point = record_metric(device, "temp", Decimal("21.5"), at=T0, dimensions={"room": "kitchen"})
 
     key = {"PK": {"S": point.pk}, "SK": {"S": point.sk}}
     item = raw.get_item(TableName=moto_table.table_name, Key=key)["Item"]
-    assert point.pk == f"DEVICE#{device}#2024-03-10" and point.sk == "METRIC#2024-03-10T10:15:00.000000Z#temp"
+    assert point.pk == f"DEVICE#{device}#2024-03-10"
+    assert point.sk == f"METRIC#2024-03-10T10:15:00.000000Z#temp#{point.series}" and point.series != "-"
     assert item["Value"] == {"N": "21.5"} and item["Dimensions"] == {"M": {"room": {"S": "kitchen"}}}
-    assert item["ExpiresAt"] == {"N": str(int((T0 + timedelta(days=7)).timestamp()))}
+    assert item["ExpiresAt"] == {"N": str(int((T0 + RETENTION).timestamp()))}
     assert summary(aggregate_item(raw, moto_table, device, "2024-03-10T10")) == ("1", "21.5", "21.5", "21.5")
 
 
@@ -141,10 +141,8 @@ def test_record_metric_refuses_a_value_dynamodb_cannot_hold_exactly(
         ({"name": "t#x"}, InvalidKey),
         ({"at": datetime(2024, 1, 1)}, InvalidInput),
         ({"at": "2024-01-01T00:00:00Z"}, InvalidInput),
-        ({"retention": timedelta(0)}, InvalidInput),
         ({"dimensions": {"room": 3}}, InvalidInput),
-        ({"shards": 0}, InvalidInput),
-        ({"shards": 101}, InvalidInput),
+        ({"dimensions": {"room": "a\u202eb"}}, InvalidInput),
     ],
 )
 def test_record_metric_refuses_bad_input_and_writes_nothing(
@@ -172,7 +170,7 @@ def test_a_stale_read_of_an_extreme_cannot_overwrite_it(
 ) -> None:
     device = new_id()
     seed_aggregate(raw, moto_table, device, "2024-03-10T10", Count="2", Sum="11", Min="1", Max="10")
-    real, reads = metrics._extremes, []
+    real, reads = MetricAggregate._extremes, []
 
     def first_read_stale(aggregate: MetricAggregate) -> tuple[Decimal | None, Decimal | None]:
         reads.append(aggregate.sk)
@@ -181,7 +179,7 @@ def test_a_stale_read_of_an_extreme_cannot_overwrite_it(
             return (Decimal(9), high) if stale == "Min" else (low, Decimal(2))
         return low, high
 
-    monkeypatch.setattr(metrics, "_extremes", first_read_stale)
+    monkeypatch.setattr(MetricAggregate, "_extremes", first_read_stale)
 
     record_metric(device, "temp", 5, at=T0, retry=RetryPolicy(sleep=lambda _: None))
 
@@ -194,12 +192,12 @@ def test_when_writers_keep_winning_record_metric_gives_up_and_writes_nothing(
 ) -> None:
     device = new_id()
     seed_aggregate(raw, moto_table, device, "2024-03-10T10", Count="2", Sum="11", Min="1", Max="10")
-    monkeypatch.setattr(metrics, "_extremes", lambda aggregate: (None, None))
+    monkeypatch.setattr(MetricAggregate, "_extremes", lambda aggregate: (None, None))
 
     with pytest.raises(RetriesExhausted) as raised:
         record_metric(device, "temp", 5, at=T0, retry=RetryPolicy(max_attempts=3, sleep=lambda _: None))
 
-    assert [p.sk for p in raised.value.unprocessed] == ["METRIC#2024-03-10T10:15:00.000000Z#temp"]
+    assert [p.sk for p in raised.value.unprocessed] == ["METRIC#2024-03-10T10:15:00.000000Z#temp#-"]
     assert [i["SK"]["S"] for i in all_items(raw, moto_table)] == ["AGG#2024-03-10T10#temp"]
     assert summary(aggregate_item(raw, moto_table, device, "2024-03-10T10")) == ("2", "11", "1", "10")
 
@@ -330,30 +328,35 @@ def test_get_hourly_aggregates_returns_every_hour_overlapping_the_range(
 # --- write sharding -------------------------------------------------------------------------------
 
 
-def test_sharded_points_spread_over_the_shards_and_read_back_merged(raw: Any, moto_table: Settings) -> None:
+def test_sharded_points_spread_over_the_shards_and_read_back_merged(
+    raw: Any, moto_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     device = new_id()
-    record_metric(device, "temp", 100, at=T0 - timedelta(minutes=1))  # before sharding was on
+    record_metric(device, "temp", 100, at=T0 - timedelta(minutes=1))  # before sharding was declared
+    declare_shards(monkeypatch, 4)
     values = [Decimal(i) / 4 for i in range(40)]
     for i, value in enumerate(values):
-        record_metric(device, "temp", value, at=T0 + timedelta(milliseconds=i * 7), shards=4)
+        record_metric(device, "temp", value, at=T0 + timedelta(milliseconds=i * 7))
 
     partitions = {i["PK"]["S"] for i in all_items(raw, moto_table)}
     shards = {Metric.sharded_pk.parse(pk)["shard"] for pk in partitions if pk.count("#") == 3}
     assert shards == {"0", "1", "2", "3"}
 
-    found = get_metrics(device, T0 - timedelta(hours=1), T0 + timedelta(hours=1), shards=4)
+    found = get_metrics(device, T0 - timedelta(hours=1), T0 + timedelta(hours=1))
     assert [m.value for m in found] == [Decimal(100), *values]
 
-    (hourly,) = get_hourly_aggregates(device, T0, T0, shards=4)
+    (hourly,) = get_hourly_aggregates(device, T0, T0)
     everything = [Decimal(100), *values]
     assert (hourly.sample_count, hourly.total, hourly.minimum, hourly.maximum) == (
         len(everything), sum(everything), min(everything), max(everything),
     )  # fmt: skip
 
 
-def test_configure_sharding_sets_the_default_for_writes_and_reads(raw: Any, moto_table: Settings) -> None:
+def test_the_declared_shard_count_is_used_by_writes_and_reads_alike(
+    raw: Any, moto_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     device = new_id()
-    configure_sharding(3)
+    declare_shards(monkeypatch, 3)
     for i in range(12):
         record_metric(device, "temp", i, at=T0 + timedelta(seconds=i))
 
@@ -361,12 +364,15 @@ def test_configure_sharding_sets_the_default_for_writes_and_reads(raw: Any, moto
     assert [m.value for m in get_metrics(device, T0, T0 + timedelta(minutes=1))] == [
         Decimal(i) for i in range(12)
     ]
-    with pytest.raises(InvalidInput):
-        configure_sharding(True)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        WriteShards(True).bind(Metric)
 
 
-def test_a_repeated_sharded_reading_meets_its_duplicate(moto_table: Settings) -> None:
+def test_a_repeated_sharded_reading_meets_its_duplicate(
+    moto_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    declare_shards(monkeypatch, 8)
     device = new_id()
-    record_metric(device, "temp", 1, at=T0, shards=8)
+    record_metric(device, "temp", 1, at=T0)
     with pytest.raises(AlreadyExists):
-        record_metric(device, "temp", 2, at=T0, shards=8)
+        record_metric(device, "temp", 2, at=T0)

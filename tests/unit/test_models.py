@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from pynamodb.exceptions import PutError
 
 from core.client import new_client
 from core.config import Settings
-from core.errors import InvalidInput
-from models import Account, Metric, Order, OrderStatus, Product, TableModel, Transfer, User
+from core.error_codes import error_code
+from core.errors import ConflictError, InvalidInput
+from models import Account, Metric, Order, OrderStatus, Product, TableModel, User
 from models.attributes import to_decimal, to_money
+from repositories.accounts import transfer_funds, transfer_id_for_key
 
 
 def raw_item(settings: Settings, pk: str, sk: str) -> dict[str, dict[str, str]]:
@@ -36,6 +37,7 @@ def test_user_is_stored_in_the_wire_format(moto_table: Settings) -> None:
 
 
 def test_order_is_stored_with_exact_money_status_and_index_key(moto_table: Settings) -> None:
+    User(user_id="u1", email="ann@example.com", name="Ann").save()
     Order(user_id="u1", order_id="o1", amount=Decimal("1234567890.12"), status=OrderStatus.SHIPPED).save()
     item = raw_item(moto_table, "USER#u1", "ORDER#o1")
     assert item["Amount"] == {"N": "1234567890.12"}
@@ -47,15 +49,16 @@ def test_order_is_stored_with_exact_money_status_and_index_key(moto_table: Setti
 
 def test_other_entities_use_their_documented_keys_and_names(moto_table: Settings) -> None:
     Account(account_id="a1", balance=Decimal("10.00")).save()
-    Transfer(transfer_id="t1", from_account="a1", to_account="a2", amount=Decimal("2.50")).save()
+    Account(account_id="a2", balance=Decimal("0")).save()
+    transfer_funds("a1", "a2", Decimal("2.50"), idempotency_key="t1")
     Product(product_id="p1", name="Lamp", price=Decimal("19.99")).save()
     at = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
     Metric(device_id="d1", metric_name="temp", timestamp=at, value=Decimal("21.5")).save()
-    assert raw_item(moto_table, "ACCOUNT#a1", "BALANCE")["Balance"] == {"N": "10.00"}
-    transfer = raw_item(moto_table, "TRANSACTION#t1", "TRANSFER")
+    assert raw_item(moto_table, "ACCOUNT#a1", "BALANCE")["Balance"] == {"N": "7.50"}
+    transfer = raw_item(moto_table, "TRANSACTION#" + transfer_id_for_key("t1"), "TRANSFER")
     assert (transfer["FromAccount"], transfer["ToAccount"]) == ({"S": "a1"}, {"S": "a2"})
     assert raw_item(moto_table, "PRODUCT#p1", "METADATA#p1")["Price"] == {"N": "19.99"}
-    metric = raw_item(moto_table, "DEVICE#d1#2026-05-01", "METRIC#2026-05-01T10:00:00.000000Z#temp")
+    metric = raw_item(moto_table, "DEVICE#d1#2026-05-01", "METRIC#2026-05-01T10:00:00.000000Z#temp#-")
     assert (metric["MetricName"], metric["Value"]) == ({"S": "temp"}, {"N": "21.5"})
 
 
@@ -86,9 +89,9 @@ def test_a_stale_save_fails_and_keeps_the_newer_write(moto_table: Settings) -> N
     first.name = "Diana"
     first.save()
     second.name = "Stale"
-    with pytest.raises(PutError) as caught:
+    with pytest.raises(ConflictError) as caught:
         second.save()
-    assert caught.value.cause_response_code == "ConditionalCheckFailedException"
+    assert error_code(caught.value.__cause__) == "ConditionalCheckFailedException"  # type: ignore[arg-type]
     assert raw_item(moto_table, "USER#u4", "PROFILE")["Name"] == {"S": "Diana"}
 
 

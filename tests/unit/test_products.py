@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from pynamodb.exceptions import PynamoDBException
 
 from core.client import new_client
@@ -218,7 +219,7 @@ def test_put_and_get_product_map_an_unexpected_error_into_the_tree_with_its_caus
         with pytest.raises(error) as raised:
             call()
         assert type(raised.value) is error
-        assert isinstance(raised.value.__cause__, PynamoDBException)
+        assert isinstance(raised.value.__cause__, (PynamoDBException, ClientError))
     stored = raw_get(moto_table, product_id)
     assert stored is not None and stored["Name"] == {"S": "seeded"}
 

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from core.errors import InvalidInput
-from models import Metric, Order, OrderStatus, Product, TableModel
+from models import ENTITIES, Metric, Order, OrderStatus, Product, TableModel
 from repositories.streams import decode_stream_record, is_ttl_expiry
 
 Record = dict[str, Any]
+UNDECLARED_ENTITY_TYPE = "NOT_DECLARED_BY_ANY_MODEL"
 
 
 def record(event: str, old: TableModel | None = None, new: TableModel | None = None, **extra: Any) -> Record:
@@ -77,10 +78,12 @@ def test_a_remove_decodes_to_the_old_entity_and_none() -> None:
 
 
 def test_an_unknown_entity_type_raises_by_default_and_is_none_when_skipped() -> None:
+    discriminator: Any = TableModel._get_discriminator_attribute()
+    assert UNDECLARED_ENTITY_TYPE not in {discriminator.get_discriminator(m) for m in ENTITIES}
     foreign = record("INSERT", new=order())
-    foreign["dynamodb"]["NewImage"]["EntityType"] = {"S": "INVOICE"}
+    foreign["dynamodb"]["NewImage"]["EntityType"] = {"S": UNDECLARED_ENTITY_TYPE}
 
-    with pytest.raises(InvalidInput, match="INVOICE"):
+    with pytest.raises(InvalidInput, match=UNDECLARED_ENTITY_TYPE):
         decode_stream_record(foreign)
     assert decode_stream_record(foreign, on_unknown="skip") == (None, None)
 

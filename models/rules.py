@@ -1,0 +1,291 @@
+"""Rules an entity declares (``rules = (...)`` on its class), and how each one plans a write.
+
+Every write of an entity goes through ``models.writes``, which asks each declared rule to adjust
+the write's plan: add a condition, add a companion operation to the same transaction, or refuse
+with ``InvalidInput`` naming what to call instead. A rule is checked against its entity when the
+class is created (``bind``), so a rule naming an attribute the entity lacks fails at import.
+
+``blind_put`` says whether a put with no condition (``BatchWriteItem``) can keep the rule;
+``batch_write`` refuses entities with a rule that cannot.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import reduce
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pynamodb.expressions.condition import Condition
+
+from core.errors import AlreadyExists, ConflictError, DataLayerError, InvalidInput, NotFound
+from models.writes import Plan, Step, put_kwargs
+
+if TYPE_CHECKING:
+    from models.table import TableModel
+
+
+class Rule:
+    """Base of the declared rules."""
+
+    blind_put: ClassVar[bool] = False
+    instead: str = "the entity's own save(), update() or delete()"
+
+    def bind(self, model: type[TableModel]) -> None:
+        """Check the declaration against ``model`` when the class is created."""
+
+    def watched(self) -> Collection[str]:
+        """Attributes whose stored value this rule compares with (remembered on every read)."""
+        return ()
+
+    def plan(self, plan: Plan) -> None:
+        """Adjust ``plan`` (conditions, companions) or refuse it with ``InvalidInput``."""
+
+
+def _require_attribute(model: type[TableModel], name: str, rule: Rule) -> None:
+    if not hasattr(model, name):
+        raise TypeError(f"{model.__name__}: {type(rule).__name__} names {name!r}, which it does not have")
+
+
+def _all(conditions: list[Condition]) -> Condition:
+    return reduce(operator.and_, conditions)
+
+
+def _put_step(entity: TableModel, condition: Condition | None, failure: Callable[[], DataLayerError]) -> Step:
+    return Step("put", put_kwargs(entity, condition), failure)
+
+
+def _keyed_step(op: str, entity: TableModel, condition: Condition | None,
+                failure: Callable[[], DataLayerError], **extra: Any) -> Step:
+    entity.fill_keys()
+    low = entity._get_connection().get_operation_kwargs(entity.pk, range_key=entity.sk, condition=condition,
+                                                        **extra)
+    return Step(op, low, failure)
+
+
+@dataclass(frozen=True)
+class Unique(Rule):
+    """At most one entity holds a value of ``attribute``: a ``claim`` item keyed by the value is
+    put, moved and deleted in the same transaction as the entity (OneTable's ``unique: true``).
+
+    The claim entity's key templates read ``attribute``; its other fields (the owner's id) are
+    copied from the entity, and a claim is only moved or freed by its owner.
+    """
+
+    attribute: str
+    claim: type[TableModel]
+    instead: str = "the entity's own save(), update() or delete(), or the repository functions"
+
+    def bind(self, model: type[TableModel]) -> None:
+        _require_attribute(model, self.attribute, self)
+        for name in self._owner_fields():
+            _require_attribute(model, name, self)
+
+    def _owner_fields(self) -> list[str]:
+        base = {"pk", "sk", "entity_type", "created_at", "updated_at", "version", "expires_at"}
+        own = set(self.claim.key_templates())
+        return sorted(set(self.claim.get_attributes()) - base - own - {self.attribute})
+
+    def watched(self) -> Collection[str]:
+        return (self.attribute,)
+
+    def _claim(self, entity: TableModel, value: Any) -> TableModel:
+        fields = {name: getattr(entity, name) for name in self._owner_fields()}
+        return self.claim(**{self.attribute: value}, **fields)
+
+    def _stored_form(self, entity: TableModel, value: Any) -> Any:
+        # Compared and claimed as written (an email lower-cased), not as assigned in memory.
+        return None if value is None else type(entity).get_attributes()[self.attribute].serialize(value)
+
+    def _owned(self, entity: TableModel) -> Condition:
+        owned = _all([self.claim.get_attributes()[f] == getattr(entity, f) for f in self._owner_fields()])
+        # A missing claim (an entity stored before claims existed) is not an error; another's is.
+        free: Condition = self.claim.pk.does_not_exist()
+        either: Condition = owned | free
+        return either
+
+    def plan(self, plan: Plan) -> None:
+        entity, name = plan.entity, self.attribute
+        taken = f"this {name} is taken"
+        if plan.new:
+            claim = self._claim(entity, self._stored_form(entity, plan.value(name)))
+            plan.add(_put_step(claim, self.claim.pk.does_not_exist(), lambda: AlreadyExists(taken)))
+            return
+        old = self._stored_form(entity, plan.stored(name))
+        new = None if plan.kind == "delete" else self._stored_form(entity, plan.value(name))
+        attribute = type(entity).get_attributes()[name]
+        if old != new:
+            plan.require(attribute == old)  # the claim freed below is the stored value's
+            held = f"the {name} being freed is claimed by another {type(entity).__name__.lower()}"
+            plan.add(_keyed_step("delete", self._claim(entity, old), self._owned(entity),
+                                 lambda: ConflictError(held)))
+        if new is not None and old != new:
+            claim = self._claim(entity, new)
+            plan.add(_put_step(claim, self.claim.pk.does_not_exist(), lambda: AlreadyExists(taken)))
+
+
+@dataclass(frozen=True)
+class Lifecycle(Rule):
+    """``attribute`` moves only along ``moves`` (value -> the values it may become); a move made
+    from a stale copy fails, since the write is conditioned on the stored value it moves from."""
+
+    attribute: str
+    moves: Mapping[Any, Collection[Any]]
+    blind_put: ClassVar[bool] = False
+
+    def bind(self, model: type[TableModel]) -> None:
+        _require_attribute(model, self.attribute, self)
+
+    def watched(self) -> Collection[str]:
+        return (self.attribute,)
+
+    def allowed(self, old: Any, new: Any) -> bool:
+        """Whether ``old`` may become ``new``."""
+        return old == new or new in self.moves.get(old, ())
+
+    def plan(self, plan: Plan) -> None:
+        if plan.kind == "delete" or plan.new:
+            return
+        name = self.attribute
+        old, new = plan.stored(name), plan.value(name)
+        if not self.allowed(old, new):
+            allowed = sorted(str(getattr(v, "value", v)) for v in self.moves.get(old, ()))
+            raise InvalidInput(
+                f"{type(plan.entity).__name__}.{name} cannot move from {getattr(old, 'value', old)} to "
+                f"{getattr(new, 'value', new)} (allowed: {', '.join(allowed) or 'none, it is final'})"
+            )
+        if old != new:
+            plan.require(type(plan.entity).get_attributes()[name] == old)
+
+
+@dataclass(frozen=True)
+class BelongsTo(Rule):
+    """The entity exists only while its ``owner`` does: creating one checks the owner in the same
+    transaction (``NotFound`` otherwise). The owner's key is composed from the entity's fields."""
+
+    owner: type[TableModel]
+    instead: str = "the entity's own save() (it checks the owner in the same transaction)"
+
+    def bind(self, model: type[TableModel]) -> None:
+        for template in (self.owner.key_template("pk"), self.owner.key_template("sk")):
+            for name in template.fields:
+                _require_attribute(model, name, self)
+
+    def plan(self, plan: Plan) -> None:
+        if not plan.new:
+            return
+        fields = {f: getattr(plan.entity, f) for t in ("pk", "sk") for f in self.owner.key_template(t).fields}
+        owner = self.owner(**fields)
+        missing = f"the {self.owner.__name__} this {type(plan.entity).__name__} belongs to does not exist"
+        plan.add(_keyed_step("check", owner, self.owner.pk.exists(), lambda: NotFound(missing)))
+
+
+@dataclass(frozen=True)
+class RetiredOnDelete(Rule):
+    """Deleting the entity retires its key: a ``marker`` item is put in its place, and creating an
+    entity with that key again is refused, so nothing the old one owned is ever inherited."""
+
+    marker: type[TableModel]
+
+    def bind(self, model: type[TableModel]) -> None:
+        for name in self.marker.key_template("pk").fields:
+            _require_attribute(model, name, self)
+
+    def _marker(self, entity: TableModel) -> TableModel:
+        fields = {f: getattr(entity, f) for f in self.marker.key_template("pk").fields}
+        return self.marker(**fields)
+
+    def plan(self, plan: Plan) -> None:
+        if plan.new:
+            retired = f"this {type(plan.entity).__name__} id belonged to a deleted one and is not reused"
+            plan.add(_keyed_step("check", self._marker(plan.entity), self.marker.pk.does_not_exist(),
+                                 lambda: AlreadyExists(retired)))
+        elif plan.kind == "delete":
+            marker = self._marker(plan.entity)
+            plan.add(_put_step(marker, None, lambda: ConflictError("retiring the id failed")))
+
+
+@dataclass(frozen=True)
+class WrittenBy(Rule):
+    """Only ``function`` writes the entity (``attributes`` empty), or only it changes ``attributes``
+    once the entity exists; every other write is refused naming it."""
+
+    function: str
+    attributes: tuple[str, ...] = ()
+    deletable: bool = False
+
+    @property
+    def instead(self) -> str:  # type: ignore[override]
+        return self.function
+
+    def bind(self, model: type[TableModel]) -> None:
+        for name in self.attributes:
+            _require_attribute(model, name, self)
+
+    def watched(self) -> Collection[str]:
+        return self.attributes
+
+    def plan(self, plan: Plan) -> None:
+        name = type(plan.entity).__name__
+        if not self.attributes:
+            raise InvalidInput(f"{name} is written only by {self.function}")
+        if plan.kind == "delete" and not self.deletable:
+            raise InvalidInput(f"{name} cannot be deleted; its {', '.join(self.attributes)} changes only "
+                               f"through {self.function}")
+        if plan.new or plan.kind == "delete":
+            return
+        for attribute in self.attributes:
+            if plan.changed(attribute):
+                raise InvalidInput(f"{name}.{attribute} changes only through {self.function}")
+            if plan.kind == "put":  # a replace must not change it either, whatever was read
+                plan.require(type(plan.entity).get_attributes()[attribute] == plan.stored(attribute))
+
+
+@dataclass(frozen=True)
+class Expires(Rule):
+    """The entity expires ``after`` its ``start`` attribute (DynamoDB's TTL on ``ExpiresAt``)."""
+
+    after: timedelta
+    start: str
+    blind_put: ClassVar[bool] = True
+
+    def bind(self, model: type[TableModel]) -> None:
+        _require_attribute(model, self.start, self)
+
+    def plan(self, plan: Plan) -> None:
+        if plan.kind == "put" and plan.entity.expires_at is None:
+            plan.entity.expires_at = getattr(plan.entity, self.start) + self.after
+
+
+@dataclass(frozen=True)
+class WriteShards(Rule):
+    """A write-sharded partition: ``count`` shards, chosen per item by the entity (``shard``);
+    every read fans out over all of them."""
+
+    count: int
+    blind_put: ClassVar[bool] = True
+
+    def bind(self, model: type[TableModel]) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or not 1 <= self.count <= 100:
+            raise TypeError(f"{model.__name__}: WriteShards.count must be an int from 1 to 100")
+        _require_attribute(model, "shard", self)
+
+
+@dataclass(frozen=True)
+class FoldsInto(Rule):
+    """Each entity is folded into an ``aggregate`` in the same transaction (a reading and its
+    hour's count, sum, min and max). Readings are immutable: updates and deletes are refused,
+    they expire by TTL. The aggregate says how (``aggregate.fold_step``)."""
+
+    aggregate: type[TableModel]
+    instead: str = "the entity's own save() (it folds into its aggregate in the same transaction)"
+    refusal: str = field(default="readings are immutable (they expire by TTL)")
+
+    def plan(self, plan: Plan) -> None:
+        if not plan.new:
+            raise InvalidInput(f"{type(plan.entity).__name__}: {self.refusal}")
+        plan.require(type(plan.entity).pk.does_not_exist())
+        fold: Callable[[TableModel], Step] = getattr(self.aggregate, "fold_step")  # noqa: B009
+        plan.add(fold(plan.entity))

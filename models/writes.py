@@ -1,0 +1,425 @@
+"""The one write path: every write of an entity is planned here, with the rules it declares.
+
+``TableModel.save()``, ``update()`` and ``delete()``, PynamoDB's ``TransactWrite``, the
+repositories, ``batch_write`` and ``Transaction`` (a transaction an app composes) all build a
+``Plan``: the entity's own operation, with its version and rule conditions, plus the companion
+operations its rules need (an email claim, a ConditionCheck on the owner, the aggregate a reading
+folds into). One operation alone is sent as ``PutItem``/``UpdateItem``/``DeleteItem``; more are one
+``TransactWriteItems``, so a rule and the write it guards commit together or not at all.
+
+A failed condition becomes the error the rule that set it names (``AlreadyExists``,
+``ConflictError``, ``NotFound``); a rule that cannot be kept on a path refuses with
+``InvalidInput`` naming what to call instead, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.constants import ITEM, KEY
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.operand import Path, Value
+from pynamodb.expressions.update import Action, RemoveAction, SetAction
+from pynamodb.models import Model
+
+from core.error_codes import (
+    CONDITION_FAILED,
+    CONDITIONAL_CHECK_FAILED_EXCEPTION,
+    TRANSACTION_CONFLICT,
+    TRANSACTION_CONFLICT_EXCEPTION,
+    cancellation_codes,
+    error_code,
+    raise_unexpected,
+)
+from core.errors import AlreadyExists, ConflictError, DataLayerError, InvalidInput
+from core.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from models.table import TableModel
+
+MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit of actions in one TransactWriteItems
+# A failed condition that only means "a concurrent writer moved on" is planned again (rules that
+# read before they write, such as an aggregate's min and max).
+CONTENTION_RETRY = RetryPolicy(max_attempts=10, base_delay=0.01, max_delay=1.0)
+
+_OPERATIONS = {"put": "PutItem", "update": "UpdateItem", "delete": "DeleteItem"}
+_TRANSACT_NAMES = {"check": "ConditionCheck", "delete": "Delete", "put": "Put", "update": "Update"}
+_STALE = "changed or was deleted since it was read"
+
+
+class Contended(Exception):
+    """A concurrent writer won this attempt; plan and send the write again (internal)."""
+
+
+@dataclass
+class Step:
+    """One operation of a write: ``op`` with the low-level ``kwargs`` PynamoDB's connection builds.
+
+    ``failure`` makes the error its failed condition means; ``retry`` marks a condition that fails
+    only when a concurrent writer won, so the whole write is planned again.
+    """
+
+    op: str  # check, delete, put or update
+    kwargs: dict[str, Any]
+    failure: Callable[[], DataLayerError]
+    retry: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The ``(PK, SK)`` this step writes or checks."""
+        key = self.kwargs.get(KEY) or self.kwargs.get(ITEM) or {}
+        return key["PK"]["S"], key["SK"]["S"]
+
+
+@dataclass
+class Plan:
+    """One entity's write: its own operation (``kind``), conditions, update actions and companions."""
+
+    entity: TableModel
+    kind: str  # put, update or delete
+    actions: list[Action] = field(default_factory=list)
+    changes: dict[str, Any] = field(default_factory=dict)  # update: attribute -> new value
+    condition: Condition | None = None
+    companions: list[Step] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)  # local effects once written
+    versioned: bool = True  # conditioned on the version read (optimistic locking)
+
+    @property
+    def new(self) -> bool:
+        """A put of an entity never stored (no version yet)."""
+        return self.kind == "put" and self.entity.version is None
+
+    def stored(self, name: str) -> Any:
+        """What the table held for ``name`` when the entity was last read or written (else its value)."""
+        return self.entity.stored_values().get(name, getattr(self.entity, name))
+
+    def value(self, name: str) -> Any:
+        """The value ``name`` has after this write (an update leaves what it does not set as stored)."""
+        if name in self.changes:
+            return self.changes[name]
+        return self.stored(name) if self.kind == "update" else getattr(self.entity, name)
+
+    def changed(self, name: str) -> bool:
+        """Whether this write gives ``name`` a value other than the stored one."""
+        if self.kind == "update":
+            return name in self.changes and self.changes[name] != self.stored(name)
+        return self.kind == "put" and not self.new and self.value(name) != self.stored(name)
+
+    def require(self, condition: Condition) -> None:
+        """Make the entity's own operation conditional on ``condition`` too."""
+        self.condition = condition if self.condition is None else self.condition & condition
+
+    def add(self, step: Step) -> None:
+        """Send ``step`` in the same transaction as the entity's own operation."""
+        self.companions.append(step)
+
+    def main_failure(self) -> DataLayerError:
+        """What a failed condition on the entity's own operation means."""
+        name = type(self.entity).__name__
+        if self.new:
+            return AlreadyExists(f"a {name} with this id exists already")
+        return ConflictError(f"the {name} {_STALE}")
+
+    def main_step(self, *, add_version_condition: bool = True) -> Step:
+        """The entity's own operation, with its version handling and every rule condition."""
+        entity = self.entity
+        condition = self.condition
+        if self.kind == "put":
+            low = put_kwargs(entity, condition, add_version_condition=add_version_condition)
+        else:
+            hash_key, range_key = entity._get_hash_range_key_serialized_values()
+            actions = self.actions if self.kind == "update" else None
+            version = entity._handle_version_attribute(actions=actions) if self.versioned else None
+            if add_version_condition and version is not None:
+                condition = version if condition is None else condition & version
+            low = entity._get_connection().get_operation_kwargs(
+                hash_key, range_key=range_key, key=KEY, actions=actions, condition=condition
+            )
+        return Step(self.kind, low, self.main_failure)
+
+
+def put_kwargs(entity: TableModel, condition: Condition | None, *,
+               add_version_condition: bool = True) -> dict[str, Any]:
+    """The low-level ``PutItem`` of ``entity`` (keys and timestamps filled, version handled)."""
+    args, kwargs = Model._get_save_args(entity, condition=condition,
+                                        add_version_condition=add_version_condition)
+    low: dict[str, Any] = entity._get_connection().get_operation_kwargs(
+        next(iter(args)), range_key=kwargs.get("range_key"), key=ITEM, attributes=kwargs["attributes"],
+        condition=kwargs["condition"],
+    )
+    return low
+
+
+# --- planning ------------------------------------------------------------------------------------
+
+
+def plan_put(entity: TableModel, condition: Condition | None = None) -> Plan:
+    """A put of ``entity`` with every rule it declares applied."""
+    plan = Plan(entity, "put", condition=condition)
+    if plan.new:  # a new entity never replaces what is stored at its key
+        plan.require(type(entity).pk.does_not_exist())
+    _apply_rules(plan)
+    return plan
+
+
+def plan_delete(entity: TableModel, condition: Condition | None = None) -> Plan:
+    """A delete of ``entity`` with every rule it declares applied."""
+    if entity.version is None:
+        raise InvalidInput(f"this {type(entity).__name__} was never stored (it has no version)")
+    plan = Plan(entity, "delete", condition=condition)
+    _apply_rules(plan)
+    return plan
+
+
+def plan_update(entity: TableModel, actions: list[Action], condition: Condition | None = None) -> Plan:
+    """An update of ``entity``: its actions read for the values they set, derived keys re-derived."""
+    model = type(entity)
+    if not isinstance(actions, list) or not actions:
+        raise InvalidInput("update takes a non-empty list of actions")
+    if entity.version is None:
+        raise InvalidInput(f"this {model.__name__} was never stored (it has no version): save it first")
+    names = {attribute.attr_name: name for name, attribute in model.get_attributes().items()}
+    changes: dict[str, Any] = {}
+    opaque: set[str] = set()
+    for action in actions:
+        path = cast(Path, action.values[0])
+        name = names.get(path.path[0])
+        if name is None:
+            raise InvalidInput(f"{model.__name__} declares no attribute {path.path[0]!r}")
+        if len(path.path) == 1 and isinstance(action, SetAction) and isinstance(action.values[1], Value):
+            serialized = next(iter(action.values[1].value.values()))
+            changes[name] = model.get_attributes()[name].deserialize(serialized)
+        elif len(path.path) == 1 and isinstance(action, RemoveAction):
+            changes[name] = None
+        else:
+            opaque.add(name)
+    managed = model.managed_attributes()
+    touched = sorted((set(changes) | opaque) & managed)
+    if touched:
+        raise InvalidInput(f"{model.__name__}.{touched[0]} is kept by the data layer, not set directly")
+    plan = Plan(entity, "update", actions=list(actions), changes=changes, condition=condition)
+    watched = model.watched_attributes()
+    for name in sorted(opaque & watched):
+        raise InvalidInput(f"{model.__name__}.{name} is read by a rule: set it to a value, not an expression")
+    _derive_keys(plan)
+    plan.changes["updated_at"] = model.now()
+    plan.actions.append(model.updated_at.set(plan.changes["updated_at"]))
+    _apply_rules(plan)
+    return plan
+
+
+def plan_upsert(entity: TableModel) -> Plan:
+    """Create ``entity``, or replace whatever is stored at its key: one ``UpdateItem`` that sets
+    every attribute (removing unset ones), keeps ``CreatedAt`` and moves ``Version`` on by one, so
+    a copy read before is stale afterwards. Only for entities none of whose rules reads what is
+    stored (``Rule.blind_put``)."""
+    model = type(entity)
+    for rule in model.rules:
+        if not rule.blind_put:
+            raise InvalidInput(f"{model.__name__} cannot be replaced blindly; use {rule.instead}")
+    entity.fill_keys()
+    now = model.now()
+    skip = {"pk", "sk", "version", "created_at", "updated_at"}
+    actions: list[Action] = [model.entity_type.set(model)]
+    for name, attribute in model.get_attributes().items():
+        if name not in skip and name != "entity_type":
+            value = getattr(entity, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+    actions += [model.created_at.set(model.created_at | now), model.updated_at.set(now), model.version.add(1)]
+    plan = Plan(entity, "update", actions=actions, versioned=False)
+    _apply_rules(plan)
+    return plan
+
+
+def _derive_keys(plan: Plan) -> None:
+    model = type(plan.entity)
+    templates = model.key_templates()
+    for key_name, template in templates.items():
+        if not any(f in plan.changes for f in template.fields):
+            continue
+        if key_name in ("pk", "sk"):
+            raise InvalidInput(
+                f"{model.__name__}: {', '.join(f for f in template.fields if f in plan.changes)} is part of "
+                "the table key and cannot change; delete the entity and create another"
+            )
+        values = {f: plan.value(f) for f in template.fields}
+        key = None if any(v is None for v in values.values()) else template.compose(**values)
+        attribute = model.get_attributes()[key_name]
+        plan.actions.append(attribute.set(key) if key is not None else attribute.remove())
+        plan.changes[key_name] = key
+
+
+def _apply_rules(plan: Plan) -> None:
+    for rule in type(plan.entity).rules:
+        rule.plan(plan)
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+def execute(build: Callable[[], Plan], *, what: str, retry: RetryPolicy | None = None) -> Plan:
+    """Build a plan and send it; build and send it again while a rule reports contention."""
+    def attempt() -> Plan:
+        plan = build()
+        send([plan], what=what)
+        return plan
+
+    try:
+        return (retry or CONTENTION_RETRY).call(Contended, attempt)
+    except Contended as exc:
+        raise ConflictError(f"{what}: concurrent writers kept winning; nothing was written") from exc
+
+
+def send(plans: list[Plan], *, what: str, token: str | None = None) -> dict[str, Any]:
+    """Send ``plans`` as one request (a single operation, or one transaction); apply local effects."""
+    steps = [step for plan in plans for step in (plan.main_step(), *plan.companions)]
+    steps = _without_repeated_checks(steps)
+    if len(steps) > MAX_TRANSACTION_ITEMS:
+        raise InvalidInput(
+            f"{what}: {len(steps)} operations exceed DynamoDB's {MAX_TRANSACTION_ITEMS} a transaction"
+        )
+    connection = plans[0].entity._get_connection().connection
+    try:
+        if len(steps) == 1:
+            response = _send_one(connection, steps[0])
+        else:
+            response = _send_transaction(connection, steps, token or uuid.uuid4().hex)
+    except (BotoCoreError, ClientError) as exc:
+        _raise_for(exc, steps, what)
+    for plan in plans:
+        _written(plan, response if len(steps) == 1 else None)
+    return response
+
+
+def _without_repeated_checks(steps: list[Step]) -> list[Step]:
+    # One transaction may not touch an item twice: two orders of one user check the user once.
+    seen: set[tuple[str, str]] = {step.key for step in steps if step.op != "check"}
+    out = []
+    for step in steps:
+        if step.op == "check":
+            if step.key in seen:
+                continue
+            seen.add(step.key)
+        out.append(step)
+    return out
+
+
+def _send_one(connection: Any, step: Step) -> dict[str, Any]:
+    kwargs = dict(step.kwargs)
+    if step.op == "update":
+        kwargs["ReturnValues"] = "ALL_NEW"
+    response: dict[str, Any] = connection.dispatch(_OPERATIONS[step.op], kwargs)
+    return response
+
+
+def _send_transaction(connection: Any, steps: list[Step], token: str) -> dict[str, Any]:
+    items = [{_TRANSACT_NAMES[step.op]: step.kwargs} for step in steps]
+    response: dict[str, Any] = connection.dispatch(
+        "TransactWriteItems", {"TransactItems": items, "ClientRequestToken": token}
+    )
+    return response
+
+
+def _raise_for(exc: BaseException, steps: list[Step], what: str) -> None:
+    code = error_code(exc)
+    if code == CONDITIONAL_CHECK_FAILED_EXCEPTION and len(steps) == 1:
+        _fail(steps[0], exc)
+    reasons = cancellation_codes(exc)
+    if len(reasons) == len(steps):
+        failed = [step for step, reason in zip(steps, reasons, strict=True) if reason == CONDITION_FAILED]
+        for step in failed:  # a contended rule first: planning again may succeed
+            if step.retry:
+                raise Contended() from exc
+        if failed:
+            _fail(failed[0], exc)
+    if TRANSACTION_CONFLICT in reasons or code == TRANSACTION_CONFLICT_EXCEPTION:
+        raise Contended() from exc
+    raise_unexpected(exc, what)
+
+
+def _fail(step: Step, exc: BaseException) -> None:
+    if step.retry:
+        raise Contended() from exc
+    raise step.failure() from exc
+
+
+def _written(plan: Plan, response: dict[str, Any] | None) -> None:
+    entity = plan.entity
+    if plan.kind == "put":
+        entity.update_local_version_attribute()  # type: ignore[no-untyped-call]
+    elif plan.kind == "update":
+        if response is not None and "Attributes" in response:
+            entity.deserialize(response["Attributes"])
+        else:
+            for name, value in plan.changes.items():
+                setattr(entity, name, value)
+            entity.update_local_version_attribute()  # type: ignore[no-untyped-call]
+    for effect in plan.after:
+        effect()
+    if plan.kind == "delete":
+        entity.forget_stored_values()
+    else:
+        entity.remember_stored_values()
+
+
+# --- composed transactions -----------------------------------------------------------------------
+
+
+class Transaction:
+    """Writes an app composes into one ``TransactWriteItems``, each with its entity's rules.
+
+    ``save``, ``update`` and ``delete`` plan the write as the entity's own method would (claims,
+    owner checks, status moves, derived keys) and add it; ``condition_check`` adds a bare check.
+    Nothing is sent until the ``with`` block ends without an exception.
+    """
+
+    def __init__(self, *, token: str | None = None) -> None:
+        self.plans: list[Plan] = []
+        self.checks: list[Step] = []
+        self.token = token
+
+    def save(self, entity: TableModel, condition: Condition | None = None) -> None:
+        """Put ``entity`` (create, or replace the version it was read at)."""
+        self.plans.append(plan_put(entity, condition))
+
+    def update(self, entity: TableModel, actions: list[Action], condition: Condition | None = None) -> None:
+        """Update ``entity`` with ``actions`` (conditioned on its version)."""
+        self.plans.append(plan_update(entity, actions, condition))
+
+    def delete(self, entity: TableModel, condition: Condition | None = None) -> None:
+        """Delete ``entity`` (conditioned on its version)."""
+        self.plans.append(plan_delete(entity, condition))
+
+    def condition_check(self, model: type[TableModel], condition: Condition, **key_parts: Any) -> None:
+        """Require ``condition`` of the ``model`` item at ``key_parts``; ``ConflictError`` if it fails."""
+        probe = model(**key_parts)
+        probe.fill_keys()
+        connection = model._get_connection()
+        kwargs = connection.get_operation_kwargs(probe.pk, range_key=probe.sk, condition=condition)
+        self.checks.append(Step("check", kwargs, lambda: ConflictError(
+            f"the condition on the {model.__name__} in this transaction does not hold")))
+
+    def commit(self) -> None:
+        """Send everything added as one transaction."""
+        if not self.plans:
+            raise InvalidInput("a transaction needs at least one save, update or delete")
+        if self.checks:
+            self.plans[0].companions.extend(self.checks)
+        send(self.plans, what="transaction", token=self.token)
+
+
+@contextmanager
+def transaction(*, token: str | None = None) -> Iterator[Transaction]:
+    """``with transaction() as t: t.save(order); t.update(user, [...])``: one atomic write.
+
+    ``token`` is DynamoDB's ``ClientRequestToken``: the same token re-sent within ten minutes is
+    applied once.
+    """
+    composed = Transaction(token=token)
+    yield composed
+    composed.commit()
