@@ -32,7 +32,7 @@ from core.localdb import LocalDynamoDB
 from core.logs import configure_logging
 from migrations import runner
 from models import Order, OrderStatus
-from repositories import orders
+from repositories import orders, users
 
 
 def _bare_model(table: str, endpoint: str | None, region: str | None) -> type[Model]:
@@ -80,7 +80,7 @@ def run(rounds: int) -> list[tuple[str, float, float, float]]:
     client = new_client(settings)
     bare = _bare_model(settings.table_name, settings.endpoint_url, settings.region)
     table = settings.table_name
-    user = f"bench-{uuid.uuid4().hex[:8]}"
+    user = users.create_user(f"bench-{uuid.uuid4().hex[:8]}@example.com", "Bench").user_id
     layer_ids: list[str] = []
     rows: list[tuple[str, float, float, float]] = []
 

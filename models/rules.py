@@ -84,7 +84,9 @@ class Unique(Rule):
             _require_attribute(model, name, self)
 
     def _owner_fields(self) -> list[str]:
-        base = {"pk", "sk", "entity_type", "created_at", "updated_at", "version", "expires_at"}
+        from models.table import TableModel  # the attributes every entity shares are no owner's
+
+        base = set(TableModel.get_attributes())
         own = set(self.claim.key_templates())
         return sorted(set(self.claim.get_attributes()) - base - own - {self.attribute})
 

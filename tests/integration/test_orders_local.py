@@ -13,7 +13,7 @@ from core.errors import ConflictError, InvalidCursor
 from models import Order, OrderStatus
 from repositories.orders import get_order, get_user_orders, orders_by_status, place_order, set_order_status
 from repositories.paging import SECRET_ENV, Page
-from tests.helpers import BASE, all_pages, count_calls, new_user_id, race, raw_client, seed_orders
+from tests.helpers import BASE, all_pages, count_calls, existing_user, new_user_id, race, raw_client, seed_orders
 
 
 @pytest.mark.parametrize("newest_first", [True, False])
@@ -81,8 +81,9 @@ def test_the_development_secret_serves_a_local_endpoint_and_no_other_secret_acce
 
 
 def test_two_stale_status_changes_one_wins(local_table: Settings) -> None:
-    order = place_order(new_user_id(), "25.00")
+    user_id = existing_user(local_table)
     for _ in range(3):
+        order = place_order(user_id, "25.00")
         stale = get_order(order.user_id, order.order_id)
         outcomes: list[Any] = race(partial(set_order_status, stale, "PAID"),
                                    partial(set_order_status, stale, "CANCELLED"))
