@@ -13,7 +13,16 @@ from core.errors import ConflictError, InvalidCursor
 from models import Order, OrderStatus
 from repositories.orders import get_order, get_user_orders, orders_by_status, place_order, set_order_status
 from repositories.paging import SECRET_ENV, Page
-from tests.helpers import BASE, all_pages, count_calls, existing_user, new_user_id, race, raw_client, seed_orders
+from tests.helpers import (
+    BASE,
+    all_pages,
+    count_calls,
+    existing_user,
+    new_user_id,
+    race,
+    raw_client,
+    seed_orders,
+)
 
 
 @pytest.mark.parametrize("newest_first", [True, False])

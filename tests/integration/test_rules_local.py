@@ -98,7 +98,9 @@ def test_deleting_a_user_through_its_own_delete_frees_its_email(local_table: Set
     _assert_one_claim_per_user(local_table)
 
 
-def test_a_user_saved_directly_claims_its_email_and_a_second_one_cannot_take_it(local_table: Settings) -> None:
+def test_a_user_saved_directly_claims_its_email_and_a_second_one_cannot_take_it(
+    local_table: Settings,
+) -> None:
     User(user_id="direct", email="Direct@Example.com", name="D").save()
     _refused(local_table, AlreadyExists,
              lambda: User(user_id="other", email="direct@example.com", name="O").save(), "taken")
