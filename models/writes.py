@@ -186,23 +186,28 @@ def plan_update(entity: TableModel, actions: list[Action], condition: Condition 
     names = {attribute.attr_name: name for name, attribute in model.get_attributes().items()}
     changes: dict[str, Any] = {}
     opaque: set[str] = set()
+    sent: list[Action] = []
     for action in actions:
         path = cast(Path, action.values[0])
         name = names.get(path.path[0])
         if name is None:
             raise InvalidInput(f"{model.__name__} declares no attribute {path.path[0]!r}")
+        attribute = model.get_attributes()[name]
         if len(path.path) == 1 and isinstance(action, SetAction) and isinstance(action.values[1], Value):
-            serialized = next(iter(action.values[1].value.values()))
-            changes[name] = model.get_attributes()[name].deserialize(serialized)
+            ((kind, serialized),) = action.values[1].value.items()
+            changes[name] = None if kind == "NULL" else attribute.deserialize(serialized)
+            if kind == "NULL":  # an unset attribute is absent from the item, as a put leaves it
+                action = attribute.remove()
         elif len(path.path) == 1 and isinstance(action, RemoveAction):
             changes[name] = None
         else:
             opaque.add(name)
+        sent.append(action)
     managed = model.managed_attributes()
     touched = sorted((set(changes) | opaque) & managed)
     if touched:
         raise InvalidInput(f"{model.__name__}.{touched[0]} is kept by the data layer, not set directly")
-    plan = Plan(entity, "update", actions=list(actions), changes=changes, condition=condition)
+    plan = Plan(entity, "update", actions=sent, changes=changes, condition=condition)
     watched = model.watched_attributes()
     for name in sorted(opaque & watched):
         raise InvalidInput(f"{model.__name__}.{name} is read by a rule: set it to a value, not an expression")
