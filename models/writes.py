@@ -38,6 +38,7 @@ from core.error_codes import (
 )
 from core.errors import AlreadyExists, ConflictError, DataLayerError, InvalidInput
 from core.retry import RetryPolicy
+from models.item_size import check_item_size
 
 if TYPE_CHECKING:
     from models.table import TableModel
@@ -284,6 +285,9 @@ def send(plans: list[Plan], *, what: str, token: str | None = None) -> dict[str,
     """Send ``plans`` as one request (a single operation, or one transaction); apply local effects."""
     steps = [step for plan in plans for step in (plan.main_step(), *plan.companions)]
     steps = _without_repeated_checks(steps)
+    for step in steps:
+        if step.op == "put":
+            check_item_size(step.kwargs[ITEM], what)
     if len(steps) > MAX_TRANSACTION_ITEMS:
         raise InvalidInput(
             f"{what}: {len(steps)} operations exceed DynamoDB's {MAX_TRANSACTION_ITEMS} a transaction"

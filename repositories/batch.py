@@ -65,7 +65,7 @@ from models.product import Product
 from models.table import PK, SK, TableModel
 from repositories import cache
 from repositories._common import require_iterable
-from repositories._item_size import MAX_ITEM_BYTES, item_size
+from models.item_size import MAX_ITEM_BYTES, item_size
 
 __all__ = ["MAX_ITEM_BYTES", "RetryPolicy", "batch_get", "batch_write", "item_size"]
 

@@ -81,17 +81,15 @@ def test_a_user_lives_and_dies_with_its_email_claim(local_table: Settings) -> No
 def test_an_email_changed_in_memory_never_leaves_the_stored_claim_behind(local_table: Settings) -> None:
     user_id, stored_email = seed_user(local_table)
     user = get_user(user_id)
-    user.email = random_email("mutated")
-    before = raw_scan(local_table)
-    with pytest.raises(ConflictError):
-        update_user(user, email=random_email("new"))
-    with pytest.raises(ConflictError):
-        delete_user(user)
-    assert raw_scan(local_table) == before
-    claim = raw_get(local_table, EmailClaim, email=stored_email)
-    assert claim is not None and claim["UserId"] == {"S": user_id}
-    moved = update_user(get_user(user_id), email=random_email("moved"))
-    assert [c["ClaimedEmail"]["S"] for c in claims(local_table)] == [moved.email]
+    user.email = random_email("mutated")  # what was read is remembered: the stored claim moves
+    moved = update_user(user, email=random_email("new"))
+    assert raw_get(local_table, EmailClaim, email=stored_email) is None
+    held = [(c["ClaimedEmail"]["S"], c["UserId"]["S"]) for c in claims(local_table)]
+    assert held == [(moved.email, user_id)]
+    moved.email = random_email("mutated-again")
+    delete_user(moved)
+    assert claims(local_table) == []
+    assert [item["SK"]["S"] for item in raw_scan(local_table)] == ["RETIRED"]
 
 
 def test_a_stale_delete_and_an_update_race_one_wins(local_table: Settings) -> None:
@@ -101,7 +99,7 @@ def test_a_stale_delete_and_an_update_race_one_wins(local_table: Settings) -> No
     assert sum(isinstance(o, ConflictError) for o in outcomes) == 1
     assert not any(isinstance(o, BaseException) and not isinstance(o, ConflictError) for o in outcomes)
     items = raw_scan(local_table)
-    if isinstance(outcomes[0], ConflictError):  # the delete won: nothing is left
-        assert items == []
+    if isinstance(outcomes[0], ConflictError):  # the delete won: only the retired id is left
+        assert [item["SK"]["S"] for item in items] == ["RETIRED"]
     else:  # the update won: the user and exactly its new claim
         assert [c["ClaimedEmail"]["S"] for c in claims(local_table)] == [get_user(user_id).email]

@@ -1,4 +1,6 @@
-"""The size of a wire-format item as DynamoDB counts it against its 400 KB limit (private)."""
+"""The size of a wire-format item as DynamoDB counts it against its 400 KB limit; every put is
+measured before it is sent (``models.writes``), so an over-size item is ``InvalidInput``, not a
+``ValidationException`` from DynamoDB."""
 
 from __future__ import annotations
 
@@ -9,6 +11,12 @@ from typing import Any
 from core.errors import InvalidInput
 
 MAX_ITEM_BYTES = 400 * 1024
+
+
+def check_item_size(item: Mapping[str, Any], what: str) -> None:
+    """``InvalidInput`` if the item is larger than DynamoDB's 400 KB limit (nothing is sent then)."""
+    if item_size(item) > MAX_ITEM_BYTES:
+        raise InvalidInput(f"{what}: the item is larger than DynamoDB's {MAX_ITEM_BYTES}-byte item limit")
 
 
 def item_size(item: Mapping[str, Any]) -> int:
