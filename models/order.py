@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from pynamodb.attributes import UnicodeAttribute
 from ulid import ULID
 
+from core.errors import InvalidInput
 from models.attributes import EnumAttribute, MoneyAttribute
 from models.keys import EntityKeys
 from models.queries import Query
@@ -29,6 +30,7 @@ class OrderStatus(enum.StrEnum):
 
 _ULID_TIME_BYTES = 6  # a ULID is 48 bits of milliseconds, then 80 random bits
 _ULID_RANDOM_BYTES = 10
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def new_order_id(at: datetime | None = None) -> str:
@@ -47,6 +49,51 @@ def order_id_bounds(start: datetime | None, end: datetime | None) -> tuple[str, 
     low = _ulid_time(start) + bytes(_ULID_RANDOM_BYTES) if start is not None else bytes(16)
     high = _ulid_time(end) + b"\xff" * _ULID_RANDOM_BYTES if end is not None else b"\xff" * 16
     return str(ULID.from_bytes(low)), str(ULID.from_bytes(high))
+
+
+def order_identity(order_id: str | None, created_at: datetime | None) -> tuple[str, datetime]:
+    """An order's id and time, checked together (listing by date reads the time from the id).
+
+    No id: a ULID of ``created_at``. An id: it must be a canonical ULID, and its millisecond must
+    be ``created_at``'s; without ``created_at`` the time is the id's. ``InvalidInput`` otherwise.
+    """
+    if order_id is None:
+        if created_at is None:
+            raise InvalidInput("an order needs an id or a time")
+        return _ulid_at(created_at), created_at
+    try:
+        ulid = ULID.from_str(order_id)
+    except ValueError as exc:
+        raise InvalidInput("order_id must be a ULID (26 characters of Crockford base32)") from exc
+    if str(ulid) != order_id:
+        raise InvalidInput("order_id must be a ULID in canonical (upper-case) form")
+    if created_at is None:
+        return order_id, _time_of(ulid)
+    # Compared the way the id of an order made at `created_at`, and a date range's bounds
+    # (order_id_bounds), are computed: the order is then found by any range that holds created_at.
+    if ULID.from_str(_ulid_at(created_at)).milliseconds != ulid.milliseconds:
+        raise InvalidInput("order_id's time is not created_at to the millisecond (ranges would miss it)")
+    return order_id, created_at
+
+
+def _ulid_at(when: datetime) -> str:
+    try:
+        return new_order_id(when)
+    except (ValueError, OverflowError) as exc:  # python-ulid's errors for times it cannot hold
+        raise InvalidInput("created_at is outside the range of a ULID (1970 onwards)") from exc
+
+
+def _time_of(ulid: ULID) -> datetime:
+    """A time whose ULID (as ``new_order_id`` makes it) has this ULID's millisecond."""
+    try:
+        exact = _EPOCH + timedelta(milliseconds=ulid.milliseconds)
+    except OverflowError as exc:
+        raise InvalidInput("order_id's time is past the year 9999") from exc
+    if ULID.from_datetime(exact).milliseconds == ulid.milliseconds:
+        return exact
+    # ULID.from_datetime goes through a float and truncates, so an exact millisecond can land on
+    # the one before; half a millisecond later never does.
+    return exact + timedelta(microseconds=500)
 
 
 def _ulid_time(at: datetime) -> bytes:

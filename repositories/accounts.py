@@ -36,7 +36,7 @@ from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.constants import ALL_OLD
-from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
@@ -64,6 +64,7 @@ from models import writes
 from models.account import Account
 from models.attributes import to_money
 from models.transfer import Transfer
+from repositories import query
 from repositories._common import key_part
 
 __all__ = [
@@ -99,23 +100,14 @@ def open_account(*, account_id: str | None = None, balance: Decimal | int | str 
 
 def get_account(account_id: str) -> Account:
     """The account, read strongly consistent; ``NotFound`` if there is none."""
-    pk, sk = _account_keys(key_part(account_id, "account_id"))
-    try:
-        return Account.get(pk, sk, consistent_read=True)
-    except Account.DoesNotExist as exc:
-        raise NotFound("no account with this id") from exc
-    except PynamoDBException as exc:
-        raise_unexpected(exc, "get_account")
+    return query.get_one(Account, account_id=key_part(account_id, "account_id"))
 
 
 # --- transfers -----------------------------------------------------------------------------------
 
 def get_transfer(transfer_id: str) -> Transfer:
     """The transfer record, read strongly consistent; ``NotFound`` if there is none."""
-    stored = _find_transfer(key_part(transfer_id, "transfer_id"))
-    if stored is None:
-        raise NotFound("no transfer with this id")
-    return stored
+    return query.get_one(Transfer, transfer_id=key_part(transfer_id, "transfer_id"))
 
 
 def transfer_id_for_key(idempotency_key: str) -> str:
@@ -198,10 +190,11 @@ def _transfer_request(transfer: Transfer, amount: Decimal) -> dict[str, Any]:
 def _balance_update(account_id: str, change: Action, condition: Condition, now: datetime) -> dict[str, Any]:
     """One balance change, bumping ``UpdatedAt`` and ``Version`` (no version condition: the
     balance condition is the one that matters, and a transfer need not read the account first)."""
-    pk, sk = _account_keys(account_id)
+    probe = Account(account_id=account_id)
     actions = [change, Account.updated_at.set(now), Account.version.add(1)]
     kwargs: dict[str, Any] = Account._get_connection().get_operation_kwargs(
-        pk, range_key=sk, actions=actions, condition=condition, return_values_on_condition_failure=ALL_OLD
+        probe.pk, range_key=probe.sk, actions=actions, condition=condition,
+        return_values_on_condition_failure=ALL_OLD,
     )
     return kwargs
 
@@ -224,7 +217,7 @@ def _settle_failure(transfer: Transfer, exc: TransactWriteError) -> Transfer:
     code = error_code(exc)
     if code == IDEMPOTENT_PARAMETER_MISMATCH_EXCEPTION:
         # Same token within DynamoDB's window, different request (at least the timestamps).
-        return _replay(transfer, _find_transfer(transfer.transfer_id), exc)
+        return _replay(transfer, query.find_one(Transfer, transfer_id=transfer.transfer_id), exc)
     if code != TRANSACTION_CANCELED_EXCEPTION:
         # botocore has already retried these (core.retry), re-sending the same token. Throttled
         # requests were refused, but a transport error, a 5xx or a transaction still in progress
@@ -236,7 +229,7 @@ def _settle_failure(transfer: Transfer, exc: TransactWriteError) -> Transfer:
     record, debit, credit = reasons[_RECORD], reasons[_DEBIT], reasons[_CREDIT]
     if record is not None and record.code == _CHECK_FAILED:
         stored = Transfer.from_raw_data(record.raw_item) if record.raw_item else None
-        return _replay(transfer, stored or _find_transfer(transfer.transfer_id), exc)
+        return _replay(transfer, stored or query.find_one(Transfer, transfer_id=transfer.transfer_id), exc)
     for reason in (record, debit, credit):
         if reason is not None and reason.code in _RETRYABLE_REASONS:
             raise _Retryable(reason.code, exc) from exc
@@ -278,16 +271,6 @@ def _replay(transfer: Transfer, stored: Transfer | None, cause: Exception) -> Tr
     return stored
 
 
-def _find_transfer(transfer_id: str) -> Transfer | None:
-    pk, sk = _transfer_keys(transfer_id)
-    try:
-        return Transfer.get(pk, sk, consistent_read=True)
-    except Transfer.DoesNotExist:
-        return None
-    except PynamoDBException as exc:
-        raise_unexpected(exc, "get_transfer")
-
-
 # --- validation ----------------------------------------------------------------------------------
 
 def _require_idempotency_key(value: Any) -> str:
@@ -298,17 +281,3 @@ def _require_idempotency_key(value: Any) -> str:
     if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidInput(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
     return value
-
-
-def _account_keys(account_id: str) -> tuple[str, str]:
-    return (
-        Account.key_template("pk").compose(account_id=account_id),
-        Account.key_template("sk").compose(account_id=account_id),
-    )
-
-
-def _transfer_keys(transfer_id: str) -> tuple[str, str]:
-    return (
-        Transfer.key_template("pk").compose(transfer_id=transfer_id),
-        Transfer.key_template("sk").compose(transfer_id=transfer_id),
-    )

@@ -60,12 +60,12 @@ from core.errors import (
     RetriesExhausted,
 )
 from core.retry import RetryPolicy
+from models.item_size import MAX_ITEM_BYTES, item_size
 from models.keys import KeyTemplate
 from models.product import Product
 from models.table import PK, SK, TableModel
 from repositories import cache
 from repositories._common import require_iterable
-from models.item_size import MAX_ITEM_BYTES, item_size
 
 __all__ = ["MAX_ITEM_BYTES", "RetryPolicy", "batch_get", "batch_write", "item_size"]
 

@@ -10,23 +10,17 @@ exist, the status moves only along ``ORDER_MOVES`` and GSI1's key moves with it,
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
-from ulid import ULID
-
-from core.error_codes import raise_unexpected
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput
 from models.attributes import to_money
-from models.order import Order, OrderStatus, new_order_id, order_id_bounds
+from models.order import Order, OrderStatus, order_id_bounds, order_identity
 from models.table import utcnow
 from repositories import query
 from repositories._common import aware_utc, key_part
 from repositories.paging import Page
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def place_order(
@@ -50,11 +44,8 @@ def place_order(
     value = to_money(amount, "amount", positive=True)
     order_status = check_status(status)
     when = None if created_at is None else aware_utc(created_at, "created_at")
-    if order_id is None:
-        when = utcnow() if when is None else when
-        order_id = _ulid_at(when)
-    else:
-        order_id, when = _check_order_id(order_id, when)
+    checked_id = None if order_id is None else key_part(order_id, "order_id")
+    order_id, when = order_identity(checked_id, when or (utcnow() if checked_id is None else None))
     order = Order(user_id=user_id, order_id=order_id, amount=value, status=order_status, created_at=when)
     order.save()
     return order
@@ -62,14 +53,8 @@ def place_order(
 
 def get_order(user_id: str, order_id: str) -> Order:
     """The order; ``NotFound`` if this user has no order with this id."""
-    pk = Order.key_template("pk").compose(user_id=key_part(user_id, "user_id"))
-    sk = Order.key_template("sk").compose(order_id=key_part(order_id, "order_id"))
-    try:
-        return Order.get(pk, sk)
-    except DoesNotExist as exc:
-        raise NotFound("no order with this id for this user") from exc
-    except PynamoDBException as exc:
-        raise_unexpected(exc, "get_order")
+    user_id, order_id = key_part(user_id, "user_id"), key_part(order_id, "order_id")
+    return query.get_one(Order, consistent_read=False, user_id=user_id, order_id=order_id)
 
 
 def get_user_orders(
@@ -150,44 +135,6 @@ def check_status(status: Any) -> OrderStatus:
         return OrderStatus(status)
     except ValueError as exc:
         raise InvalidInput(f"unknown order status; expected one of {[s.value for s in OrderStatus]}") from exc
-
-
-def _ulid_at(when: datetime) -> str:
-    try:
-        return new_order_id(when)
-    except (ValueError, OverflowError) as exc:  # python-ulid's errors for times it cannot hold
-        raise InvalidInput("created_at is outside the range of a ULID (1970 onwards)") from exc
-
-
-def _check_order_id(value: Any, created_at: datetime | None) -> tuple[str, datetime]:
-    """A canonical ULID and the order's time: ``created_at``, which must be the ULID's millisecond."""
-    order_id = key_part(value, "order_id")
-    try:
-        ulid = ULID.from_str(order_id)
-    except ValueError as exc:
-        raise InvalidInput("order_id must be a ULID (26 characters of Crockford base32)") from exc
-    if str(ulid) != order_id:
-        raise InvalidInput("order_id must be a ULID in canonical (upper-case) form")
-    if created_at is None:
-        return order_id, _time_of(ulid)
-    # Compared the way the id of an order made at `created_at`, and a date range's bounds
-    # (order_id_bounds), are computed: the order is then found by any range that holds created_at.
-    if ULID.from_str(_ulid_at(created_at)).milliseconds != ulid.milliseconds:
-        raise InvalidInput("order_id's time is not created_at to the millisecond (date ranges would miss it)")
-    return order_id, created_at
-
-
-def _time_of(ulid: ULID) -> datetime:
-    """A time whose ULID (as ``new_order_id`` makes it) has this ULID's millisecond."""
-    try:
-        exact = _EPOCH + timedelta(milliseconds=ulid.milliseconds)
-    except OverflowError as exc:
-        raise InvalidInput("order_id's time is past the year 9999") from exc
-    if ULID.from_datetime(exact).milliseconds == ulid.milliseconds:
-        return exact
-    # ULID.from_datetime goes through a float and truncates, so an exact millisecond can land on
-    # the one before; half a millisecond later never does.
-    return exact + timedelta(microseconds=500)
 
 
 def _check_bool(value: Any, what: str) -> bool:

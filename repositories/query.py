@@ -1,4 +1,5 @@
-"""Runs the access patterns entities declare (``models.queries.Query``): one page, or every item.
+"""Runs the access patterns entities declare (``models.queries.Query``): one page, every item, or
+one entity by its key parts.
 
 ``page`` composes the partition key and the sort-key condition from the entity's key templates,
 queries the table or the declared index, and returns a ``Page`` with an exact ``has_more`` and a
@@ -17,6 +18,7 @@ from pynamodb.pagination import ResultIterator
 
 from core.config import get_settings
 from core.error_codes import raise_unexpected
+from core.errors import NotFound
 from models.keys import format_part
 from models.queries import Query
 from models.table import TableModel
@@ -86,3 +88,25 @@ def every(
                                          page_size=page_size))
     except PynamoDBException as exc:
         raise_unexpected(exc, query.qualified_name)
+
+
+def find_one(model: type[M], *, consistent_read: bool = True, **parts: Any) -> M | None:
+    """The ``model`` entity at the key its templates compose from ``parts``; ``None`` if none.
+
+    Strongly consistent by default: what is read may be cached, or compared with a write just made.
+    """
+    try:
+        return get_one(model, consistent_read=consistent_read, **parts)
+    except NotFound:
+        return None
+
+
+def get_one(model: type[M], *, consistent_read: bool = True, **parts: Any) -> M:
+    """As ``find_one``, but ``NotFound`` when there is no such entity."""
+    pk, sk = (model.key_template(name).compose(**parts) for name in ("pk", "sk"))
+    try:
+        return model.get(pk, sk, consistent_read=consistent_read)
+    except model.DoesNotExist as exc:
+        raise NotFound(f"no {model.__name__.lower()} with this id") from exc
+    except PynamoDBException as exc:
+        raise_unexpected(exc, f"reading a {model.__name__}")

@@ -15,14 +15,14 @@ import copy
 import uuid
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 
 from core.error_codes import raise_unexpected
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput
 from models.attributes import normalize_email
 from models.user import MAX_NAME_LENGTH, User
-from repositories import cache
+from repositories import cache, query
 from repositories._common import key_part, require_text
 
 __all__ = ["create_user", "delete_user", "find_user_by_email", "get_user", "normalize_email", "update_user"]
@@ -47,7 +47,9 @@ def create_user(email: str, name: str, *, user_id: str | None = None) -> User:
 def get_user(user_id: str) -> User:
     """The user with this id; ``NotFound`` if there is none. Reads through the cache when it is on."""
     user_id = key_part(user_id, "user_id")
-    return copy.deepcopy(cache.read_through(_cache_key(user_id), lambda: _load_user(user_id)))
+    # Strongly consistent: what the loader returns may be cached for a whole TTL.
+    user = cache.read_through(_cache_key(user_id), lambda: query.get_one(User, user_id=user_id))
+    return copy.deepcopy(user)
 
 
 def find_user_by_email(email: str) -> User | None:
@@ -108,18 +110,6 @@ def _check_stored_user(user: Any) -> None:
         raise InvalidInput("this User was never stored (it has no version): use create_user")
     if not isinstance(user.email, str):
         raise InvalidInput("this User has no email")
-
-
-def _load_user(user_id: str) -> User:
-    # Strongly consistent: what a loader returns may be cached for a whole TTL, so it must not be
-    # an old replica's copy read just after a write invalidated the entry.
-    try:
-        return User.get(User.key_template("pk").compose(user_id=user_id), User.key_template("sk").compose(),
-                        consistent_read=True)
-    except DoesNotExist as exc:
-        raise NotFound("no user with this id") from exc
-    except PynamoDBException as exc:
-        raise_unexpected(exc, "get_user")
 
 
 def _cache_key(user_id: str) -> tuple[str, ...]:
