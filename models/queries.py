@@ -62,10 +62,11 @@ class Query(Generic[M]):
             return
         index = getattr(model, self.index, None)
         if not isinstance(index, Index):
-            raise TypeError(f"{model.__name__}.{self.name}: {self.index!r} is not an index of {model.__name__}")
+            raise TypeError(f"{model.__name__}.{self.name}: {self.index!r} is not one of its indexes")
         stored = {a.attr_name: role for a in index.Meta.attributes.values()
                   for role in ("hash",) * a.is_hash_key + ("range",) * a.is_range_key}
-        wanted = {getattr(model, self.partition).attr_name: "hash", getattr(model, self.sort).attr_name: "range"}
+        wanted = {getattr(model, self.partition).attr_name: "hash",
+                  getattr(model, self.sort).attr_name: "range"}
         if stored != wanted:
             raise TypeError(f"{model.__name__}.{self.name}: the keys of {self.index} are not "
                             f"{self.partition} and {self.sort}")

@@ -188,7 +188,8 @@ def plan_update(entity: TableModel, actions: list[Action], condition: Condition 
     changes: dict[str, Any] = {}
     opaque: set[str] = set()
     sent: list[Action] = []
-    for action in actions:
+    for given in actions:
+        action = given
         path = cast(Path, action.values[0])
         name = names.get(path.path[0])
         if name is None:

@@ -127,14 +127,7 @@ def set_order_status(order: Order, status: OrderStatus | str) -> Order:
 
 def check_status(status: Any) -> OrderStatus:
     """An ``OrderStatus`` from the member or its string value; ``InvalidInput`` otherwise."""
-    if isinstance(status, OrderStatus):
-        return status
-    if not isinstance(status, str):
-        raise InvalidInput(f"status must be an OrderStatus or a string, got {type(status).__name__}")
-    try:
-        return OrderStatus(status)
-    except ValueError as exc:
-        raise InvalidInput(f"unknown order status; expected one of {[s.value for s in OrderStatus]}") from exc
+    return OrderStatus(Order.status.serialize(status))  # the attribute's own value rule
 
 
 def _check_bool(value: Any, what: str) -> bool:
