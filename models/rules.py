@@ -117,9 +117,11 @@ class Unique(Rule):
             return
         old = self._stored_form(entity, plan.stored(name))
         new = None if plan.kind == "delete" else self._stored_form(entity, plan.value(name))
-        attribute = type(entity).get_attributes()[name]
+        if plan.kind != "update" or name in plan.changes:
+            # The claim kept, moved or freed is the stored value's: hold the write to it (a copy
+            # made by hand, never read, may believe in another value).
+            plan.require(type(entity).get_attributes()[name] == old)
         if old != new:
-            plan.require(attribute == old)  # the claim freed below is the stored value's
             held = f"the {name} being freed is claimed by another {type(entity).__name__.lower()}"
             plan.add(_keyed_step("delete", self._claim(entity, old), self._owned(entity),
                                  lambda: ConflictError(held)))
@@ -158,7 +160,7 @@ class Lifecycle(Rule):
                 f"{type(plan.entity).__name__}.{name} cannot move from {getattr(old, 'value', old)} to "
                 f"{getattr(new, 'value', new)} (allowed: {', '.join(allowed) or 'none, it is final'})"
             )
-        if old != new:
+        if plan.kind == "put" or name in plan.changes:  # the move is from the stored value
             plan.require(type(plan.entity).get_attributes()[name] == old)
 
 

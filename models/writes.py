@@ -420,7 +420,10 @@ class Transaction:
             raise InvalidInput("a transaction needs at least one save, update or delete")
         if self.checks:
             self.plans[0].companions.extend(self.checks)
-        send(self.plans, what="transaction", token=self.token)
+        try:
+            send(self.plans, what="transaction", token=self.token)
+        except Contended as exc:
+            raise ConflictError("a concurrent write won; compose the transaction again") from exc
 
 
 @contextmanager

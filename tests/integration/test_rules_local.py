@@ -349,3 +349,18 @@ def test_the_declared_shard_count_is_what_writes_and_default_reads_use(
 def test_a_data_layer_error_names_what_to_use_instead(local_table: Settings) -> None:
     with pytest.raises(DataLayerError, match="record_metric"):
         batch_write([MetricAggregate(device_id="d", metric_name="n", hour="2025-06-01T12")])
+
+
+def test_a_copy_made_by_hand_cannot_move_an_email_or_a_status_behind_the_rules(local_table: Settings) -> None:
+    ada = create_user("right@example.com", "Ada")
+    order = place_order(ada.user_id, 4, status="PENDING")
+    set_order_status(set_order_status(set_order_status(order, "PAID"), "SHIPPED"), "DELIVERED")
+    stored_user, stored_order = get_user(ada.user_id), get_order(*_ids(order))
+    # Never read: each believes in another stored value than the table holds.
+    user = User(user_id=ada.user_id, email="wrong@example.com", name="Ada", version=stored_user.version)
+    again = Order(user_id=order.user_id, order_id=order.order_id, amount=Decimal(4), status="PENDING",
+                  version=stored_order.version)
+    _refused(local_table, ConflictError, user.save)
+    _refused(local_table, ConflictError, again.save)
+    _refused(local_table, ConflictError, lambda: again.update([Order.status.set(OrderStatus.CANCELLED)]))
+    _assert_one_claim_per_user(local_table)
