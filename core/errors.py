@@ -9,8 +9,9 @@
     +-- ConflictError               optimistic lock: the entity changed since it was read
     +-- InsufficientFunds           a debit would take a balance below zero
     +-- RetriesExhausted            bounded retries ran out; ``unprocessed`` says what is left
-    +-- TransferOutcomeUnknown      a transfer may or may not have committed; ``transfer_id`` says
-    |                               which one to look up with ``get_transfer``
+    +-- WriteOutcomeUnknown         no attempt got an answer: the write may or may not have been
+    |   |                           applied; ``keys`` names what may have been written
+    |   +-- TransferOutcomeUnknown  a transfer; ``transfer_id`` says which one to look up
     +-- ConfigurationError          a setting in the environment is missing or malformed
     |   +-- CursorSecretMissing     no usable cursor secret off a local endpoint (``repositories.paging``)
     +-- InvalidInput (ValueError)   refused before any request was sent
@@ -52,7 +53,19 @@ class RetriesExhausted(DataLayerError):
         self.unprocessed: list[Any] = list(unprocessed)
 
 
-class TransferOutcomeUnknown(DataLayerError):
+class WriteOutcomeUnknown(DataLayerError):
+    """No attempt of a write got an answer (a timeout, a reset connection, a 5xx after botocore's
+    retries): it may or may not have been applied. ``keys`` holds the ``(PK, SK)`` of every item it
+    may have written. Read them to find out, or call the same function again with the same ids:
+    a write that recognises its own effect (same ids, same idempotency key) is then applied once.
+    """
+
+    def __init__(self, message: str, keys: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.keys: list[tuple[str, str]] = list(keys)
+
+
+class TransferOutcomeUnknown(WriteOutcomeUnknown):
     """A transfer's request failed in a way that does not say whether it committed.
 
     ``transfer_id`` names it: ``get_transfer(transfer_id)`` tells (``NotFound``: not committed,
@@ -60,8 +73,8 @@ class TransferOutcomeUnknown(DataLayerError):
     ``idempotency_key`` moves the money at most once.
     """
 
-    def __init__(self, message: str, transfer_id: str) -> None:
-        super().__init__(f"{message} (transfer_id={transfer_id})")
+    def __init__(self, message: str, transfer_id: str, keys: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(f"{message} (transfer_id={transfer_id})", keys)
         self.transfer_id = transfer_id
 
 

@@ -14,7 +14,7 @@ class Account(TableModel, discriminator="ACCOUNT"):
     """``ACCOUNT#{account_id}`` / ``BALANCE``.
 
     Rules: the balance is money, never negative; once the account exists it changes only through
-    ``transfer_funds`` (money is conserved), and an account is never deleted.
+    a ``Transfer``'s save (``transfer_funds``), so money is conserved; an account is never deleted.
     """
 
     keys = EntityKeys(pk="ACCOUNT#{account_id}", sk="BALANCE")
@@ -22,4 +22,4 @@ class Account(TableModel, discriminator="ACCOUNT"):
     account_id = UnicodeAttribute(attr_name="AccountId")
     balance = MoneyAttribute(attr_name="Balance")
 
-    rules = (WrittenBy("repositories.accounts.transfer_funds", attributes=("balance",)),)
+    rules = (WrittenBy("Transfer.save() (repositories.accounts.transfer_funds)", attributes=("balance",)),)

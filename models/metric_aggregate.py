@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from models.metric import Metric
 
 
-def _contended() -> ConflictError:
+def _contended(_: object) -> ConflictError:
     return ConflictError("a concurrent reading moved the hour's extremes")
 
 

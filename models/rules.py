@@ -14,13 +14,20 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import reduce
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pynamodb.expressions.condition import Condition
 
-from core.errors import AlreadyExists, ConflictError, DataLayerError, InvalidInput, NotFound
+from core.errors import (
+    AlreadyExists,
+    ConflictError,
+    DataLayerError,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+)
 from models.writes import Plan, Step, put_kwargs
 
 if TYPE_CHECKING:
@@ -53,12 +60,15 @@ def _all(conditions: list[Condition]) -> Condition:
     return reduce(operator.and_, conditions)
 
 
-def _put_step(entity: TableModel, condition: Condition | None, failure: Callable[[], DataLayerError]) -> Step:
+Failure = Callable[[dict[str, Any] | None], DataLayerError]
+
+
+def _put_step(entity: TableModel, condition: Condition | None, failure: Failure) -> Step:
     return Step("put", put_kwargs(entity, condition), failure)
 
 
 def _keyed_step(op: str, entity: TableModel, condition: Condition | None,
-                failure: Callable[[], DataLayerError], **extra: Any) -> Step:
+                failure: Failure, **extra: Any) -> Step:
     entity.fill_keys()
     low = entity._get_connection().get_operation_kwargs(entity.pk, range_key=entity.sk, condition=condition,
                                                         **extra)
@@ -113,7 +123,7 @@ class Unique(Rule):
         taken = f"this {name} is taken"
         if plan.new:
             claim = self._claim(entity, self._stored_form(entity, plan.value(name)))
-            plan.add(_put_step(claim, self.claim.pk.does_not_exist(), lambda: AlreadyExists(taken)))
+            plan.add(_put_step(claim, self.claim.pk.does_not_exist(), lambda _: AlreadyExists(taken)))
             return
         old = self._stored_form(entity, plan.stored(name))
         new = None if plan.kind == "delete" else self._stored_form(entity, plan.value(name))
@@ -124,10 +134,10 @@ class Unique(Rule):
         if old != new:
             held = f"the {name} being freed is claimed by another {type(entity).__name__.lower()}"
             plan.add(_keyed_step("delete", self._claim(entity, old), self._owned(entity),
-                                 lambda: ConflictError(held)))
+                                 lambda _: ConflictError(held)))
         if new is not None and old != new:
             claim = self._claim(entity, new)
-            plan.add(_put_step(claim, self.claim.pk.does_not_exist(), lambda: AlreadyExists(taken)))
+            plan.add(_put_step(claim, self.claim.pk.does_not_exist(), lambda _: AlreadyExists(taken)))
 
 
 @dataclass(frozen=True)
@@ -183,7 +193,7 @@ class BelongsTo(Rule):
         fields = {f: getattr(plan.entity, f) for t in ("pk", "sk") for f in self.owner.key_template(t).fields}
         owner = self.owner(**fields)
         missing = f"the {self.owner.__name__} this {type(plan.entity).__name__} belongs to does not exist"
-        plan.add(_keyed_step("check", owner, self.owner.pk.exists(), lambda: NotFound(missing)))
+        plan.add(_keyed_step("check", owner, self.owner.pk.exists(), lambda _: NotFound(missing)))
 
 
 @dataclass(frozen=True)
@@ -205,10 +215,10 @@ class RetiredOnDelete(Rule):
         if plan.new:
             retired = f"this {type(plan.entity).__name__} id belonged to a deleted one and is not reused"
             plan.add(_keyed_step("check", self._marker(plan.entity), self.marker.pk.does_not_exist(),
-                                 lambda: AlreadyExists(retired)))
+                                 lambda _: AlreadyExists(retired)))
         elif plan.kind == "delete":
             marker = self._marker(plan.entity)
-            plan.add(_put_step(marker, None, lambda: ConflictError("retiring the id failed")))
+            plan.add(_put_step(marker, None, lambda _: ConflictError("retiring the id failed")))
 
 
 @dataclass(frozen=True)
@@ -293,3 +303,60 @@ class FoldsInto(Rule):
         plan.require(type(plan.entity).pk.does_not_exist())
         fold: Callable[[TableModel], Step] = getattr(self.aggregate, "fold_step")  # noqa: B009
         plan.add(fold(plan.entity))
+
+
+@dataclass(frozen=True)
+class Moves(Rule):
+    """Saving the entity moves its ``amount`` from the ``source`` account's ``balance`` to the
+    ``target``'s, in the same transaction: the debit on ``attribute_exists(PK) AND balance >=
+    amount``, the credit on ``attribute_exists(PK)``, both bumping the account's version. Money is
+    conserved whatever fails. The entity is written once: updates and deletes are refused.
+
+    A failed debit that returns the account (``ALL_OLD``) is ``InsufficientFunds``; one that returns
+    nothing, or a failed credit, is ``NotFound``.
+    """
+
+    account: type[TableModel]
+    balance: str
+    source: str
+    target: str
+    amount: str
+    instead: str = "the entity's own save() (it moves the money in the same transaction)"
+
+    def bind(self, model: type[TableModel]) -> None:
+        for name in (self.source, self.target, self.amount):
+            _require_attribute(model, name, self)
+        _require_attribute(self.account, self.balance, self)
+
+    def plan(self, plan: Plan) -> None:
+        name = type(plan.entity).__name__
+        if not plan.new:
+            raise InvalidInput(f"a {name} is written once; it cannot be changed or deleted")
+        source, target = getattr(plan.entity, self.source), getattr(plan.entity, self.target)
+        if source == target:
+            raise InvalidInput("cannot move money from an account to itself")
+        amount = getattr(plan.entity, self.amount)
+        balance = self.account.get_attributes()[self.balance]
+        exists: Condition = self.account.pk.exists()
+        # The credit first: an unknown target is named even when the source is short of funds.
+        plan.add(self._change(target, [balance.set(balance + amount)], exists,
+                              lambda _: NotFound("the account to credit does not exist"), plan.now))
+        debit = [balance.set(balance - amount)]
+        plan.add(self._change(source, debit, exists & (balance >= amount), _debit_failed, plan.now))
+
+    def _change(self, account_id: str, actions: list[Any], condition: Condition, failure: Failure,
+                now: datetime) -> Step:
+        (field_name,) = self.account.key_template("pk").fields
+        key: dict[str, Any] = {field_name: account_id}
+        account = self.account(**key)
+        # No version condition: the balance condition is the one that matters, and a transfer need
+        # not read the accounts first; the version still moves, so a copy read before is stale.
+        actions = [*actions, self.account.updated_at.set(now), self.account.version.add(1)]
+        return _keyed_step("update", account, condition, failure, actions=actions,
+                           return_values_on_condition_failure="ALL_OLD")
+
+
+def _debit_failed(old: dict[str, Any] | None) -> DataLayerError:
+    if old is None:
+        return NotFound("the account to debit does not exist")
+    return InsufficientFunds("the balance of the account to debit is lower than the amount")

@@ -236,11 +236,15 @@ class TableModel(Model):
                     continue
             setattr(self, key_name, template.compose(**values))
 
+    def stamp(self, now: datetime) -> None:
+        """Use ``now`` as the time of the next serialization (one timestamp for a whole write)."""
+        self.__dict__["_stamp"] = now
+
     def serialize(self, null_check: bool = True) -> dict[str, dict[str, Any]]:
         """Serialize for a write: fill in keys and timestamps first."""
         if self._key_templates:
             self.fill_keys()
-        now = utcnow()
+        now = self.__dict__.pop("_stamp", None) or utcnow()
         if self.created_at is None:
             self.created_at = now
         self.updated_at = now

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pynamodb.attributes import UnicodeAttribute
 
+from models.account import Account
 from models.attributes import MoneyAttribute
 from models.keys import EntityKeys
-from models.rules import WrittenBy
+from models.rules import Moves
 from models.table import TableModel
 
 
 class Transfer(TableModel, discriminator="TRANSFER"):
     """``TRANSACTION#{transfer_id}`` / ``TRANSFER``.
 
-    Rules: written once, by ``transfer_funds``, in the same transaction as the two balances.
+    Rules: saving it moves ``amount`` from ``from_account`` to ``to_account`` in the same
+    transaction (``Moves``: the debit only while the balance covers it); written once.
     """
 
     keys = EntityKeys(pk="TRANSACTION#{transfer_id}", sk="TRANSFER")
@@ -24,4 +26,5 @@ class Transfer(TableModel, discriminator="TRANSFER"):
     amount = MoneyAttribute(attr_name="Amount", positive=True)
     idempotency_key = UnicodeAttribute(attr_name="IdempotencyKey", null=True)
 
-    rules = (WrittenBy("repositories.accounts.transfer_funds"),)
+    rules = (Moves(Account, balance="balance", source="from_account", target="to_account", amount="amount",
+                   instead="Transfer.save() (repositories.accounts.transfer_funds)"),)

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,14 +31,23 @@ from pynamodb.models import Model
 from core.error_codes import (
     CONDITION_FAILED,
     CONDITIONAL_CHECK_FAILED_EXCEPTION,
+    IDEMPOTENT_PARAMETER_MISMATCH_EXCEPTION,
+    THROTTLING_CODES,
+    THROTTLING_REASONS,
     TRANSACTION_CONFLICT,
     TRANSACTION_CONFLICT_EXCEPTION,
-    cancellation_codes,
     error_code,
     raise_unexpected,
 )
-from core.errors import AlreadyExists, ConflictError, DataLayerError, InvalidInput
-from core.retry import RetryPolicy
+from core.errors import (
+    AlreadyExists,
+    ConflictError,
+    DataLayerError,
+    InvalidInput,
+    RetriesExhausted,
+    WriteOutcomeUnknown,
+)
+from core.retry import RetryPolicy, retried_by_botocore
 from models.item_size import check_item_size
 
 if TYPE_CHECKING:
@@ -54,20 +64,25 @@ _STALE = "changed or was deleted since it was read"
 
 
 class Contended(Exception):
-    """A concurrent writer won this attempt; plan and send the write again (internal)."""
+    """A concurrent writer (or item-level throttling) won this attempt; send the write again (internal)."""
+
+    def __init__(self, *, throttled: bool = False) -> None:
+        super().__init__("throttled" if throttled else "contended")
+        self.throttled = throttled
 
 
 @dataclass
 class Step:
     """One operation of a write: ``op`` with the low-level ``kwargs`` PynamoDB's connection builds.
 
-    ``failure`` makes the error its failed condition means; ``retry`` marks a condition that fails
-    only when a concurrent writer won, so the whole write is planned again.
+    ``failure`` makes the error its failed condition means, from the item DynamoDB returns with the
+    failure (``ALL_OLD``, when the step asks for it; ``None`` when there is no item); ``retry``
+    marks a condition that fails only when a concurrent writer won, so the write is planned again.
     """
 
     op: str  # check, delete, put or update
     kwargs: dict[str, Any]
-    failure: Callable[[], DataLayerError]
+    failure: Callable[[dict[str, Any] | None], DataLayerError]
     retry: bool = False
 
     @property
@@ -89,6 +104,11 @@ class Plan:
     companions: list[Step] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)  # local effects once written
     versioned: bool = True  # conditioned on the version read (optimistic locking)
+    # DynamoDB's ClientRequestToken when the plan is sent as a transaction: a plan sent again (after
+    # a lost answer, or a contended attempt) is the very same request under the same token.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))  # one timestamp for the write
+    _main: Step | None = field(default=None, repr=False)
 
     @property
     def new(self) -> bool:
@@ -119,7 +139,7 @@ class Plan:
         """Send ``step`` in the same transaction as the entity's own operation."""
         self.companions.append(step)
 
-    def main_failure(self) -> DataLayerError:
+    def main_failure(self, old: dict[str, Any] | None = None) -> DataLayerError:
         """What a failed condition on the entity's own operation means."""
         name = type(self.entity).__name__
         if self.new:
@@ -127,10 +147,17 @@ class Plan:
         return ConflictError(f"the {name} {_STALE}")
 
     def main_step(self, *, add_version_condition: bool = True) -> Step:
-        """The entity's own operation, with its version handling and every rule condition."""
+        """The entity's own operation, with its version handling and every rule condition (built
+        once: sending the plan again sends the same request)."""
+        if self._main is None:
+            self._main = self._build_main(add_version_condition=add_version_condition)
+        return self._main
+
+    def _build_main(self, *, add_version_condition: bool) -> Step:
         entity = self.entity
         condition = self.condition
         if self.kind == "put":
+            entity.stamp(self.now)
             low = put_kwargs(entity, condition, add_version_condition=add_version_condition)
         else:
             hash_key, range_key = entity._get_hash_range_key_serialized_values()
@@ -279,7 +306,10 @@ def execute(build: Callable[[], Plan], *, what: str, retry: RetryPolicy | None =
     try:
         return (retry or CONTENTION_RETRY).call(Contended, attempt)
     except Contended as exc:
-        raise ConflictError(f"{what}: concurrent writers kept winning; nothing was written") from exc
+        cause = exc.__cause__  # DynamoDB's own error
+        if exc.throttled:
+            raise RetriesExhausted(f"{what}: throttled on every attempt; nothing was written") from cause
+        raise ConflictError(f"{what}: concurrent writers kept winning; nothing was written") from cause
 
 
 def send(plans: list[Plan], *, what: str, token: str | None = None) -> dict[str, Any]:
@@ -298,7 +328,7 @@ def send(plans: list[Plan], *, what: str, token: str | None = None) -> dict[str,
         if len(steps) == 1:
             response = _send_one(connection, steps[0])
         else:
-            response = _send_transaction(connection, steps, token or uuid.uuid4().hex)
+            response = _send_transaction(connection, steps, token or plans[0].token)
     except (BotoCoreError, ClientError) as exc:
         _raise_for(exc, steps, what)
     for plan in plans:
@@ -328,7 +358,10 @@ def _send_one(connection: Any, step: Step) -> dict[str, Any]:
 
 
 def _send_transaction(connection: Any, steps: list[Step], token: str) -> dict[str, Any]:
-    items = [{_TRANSACT_NAMES[step.op]: step.kwargs} for step in steps]
+    # Every write asks for the item it failed on: a rule's failure reads it (a debit short of funds
+    # returns the account, a missing one returns nothing).
+    items = [{_TRANSACT_NAMES[step.op]: step.kwargs if step.op == "check"
+              else {"ReturnValuesOnConditionCheckFailure": "ALL_OLD", **step.kwargs}} for step in steps]
     response: dict[str, Any] = connection.dispatch(
         "TransactWriteItems", {"TransactItems": items, "ClientRequestToken": token}
     )
@@ -338,24 +371,46 @@ def _send_transaction(connection: Any, steps: list[Step], token: str) -> dict[st
 def _raise_for(exc: BaseException, steps: list[Step], what: str) -> None:
     code = error_code(exc)
     if code == CONDITIONAL_CHECK_FAILED_EXCEPTION and len(steps) == 1:
-        _fail(steps[0], exc)
-    reasons = cancellation_codes(exc)
+        _fail(steps[0], _returned_item(exc), exc)
+    reasons = _reasons(exc)
+    codes = [reason_code for reason_code, _ in reasons]
     if len(reasons) == len(steps):
-        failed = [step for step, reason in zip(steps, reasons, strict=True) if reason == CONDITION_FAILED]
-        for step in failed:  # a contended rule first: planning again may succeed
+        failed = [(step, item) for step, (reason_code, item) in zip(steps, reasons, strict=True)
+                  if reason_code == CONDITION_FAILED]
+        for step, _ in failed:  # a contended rule first: planning again may succeed
             if step.retry:
                 raise Contended() from exc
         if failed:
-            _fail(failed[0], exc)
-    if TRANSACTION_CONFLICT in reasons or code == TRANSACTION_CONFLICT_EXCEPTION:
+            _fail(*failed[0], exc)
+    if TRANSACTION_CONFLICT in codes or code == TRANSACTION_CONFLICT_EXCEPTION:
         raise Contended() from exc
+    if any(reason_code in THROTTLING_REASONS for reason_code in codes):
+        raise Contended(throttled=True) from exc  # botocore does not retry inside a cancellation
+    if code == IDEMPOTENT_PARAMETER_MISMATCH_EXCEPTION:
+        raise AlreadyExists(f"{what}: this request token was used for another request") from exc
+    if retried_by_botocore(code) and code not in THROTTLING_CODES:
+        keys = [step.key for step in steps if step.op != "check"]
+        raise WriteOutcomeUnknown(
+            f"{what}: {code or type(exc).__name__} on every attempt, so whether it was written is unknown; "
+            "read the items, or call again with the same ids", keys,
+        ) from exc
     raise_unexpected(exc, what)
 
 
-def _fail(step: Step, exc: BaseException) -> None:
+def _reasons(exc: BaseException) -> list[tuple[str | None, dict[str, Any] | None]]:
+    parsed = getattr(exc, "cancellation_reasons", None) or ()
+    return [(None, None) if r is None else (r.code, r.raw_item) for r in parsed]
+
+
+def _returned_item(exc: BaseException) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = getattr(exc, "response", {}).get("Item")
+    return item
+
+
+def _fail(step: Step, old: dict[str, Any] | None, exc: BaseException) -> None:
     if step.retry:
         raise Contended() from exc
-    raise step.failure() from exc
+    raise step.failure(old) from exc
 
 
 def _written(plan: Plan, response: dict[str, Any] | None) -> None:
@@ -411,7 +466,7 @@ class Transaction:
         probe.fill_keys()
         connection = model._get_connection()
         kwargs = connection.get_operation_kwargs(probe.pk, range_key=probe.sk, condition=condition)
-        self.checks.append(Step("check", kwargs, lambda: ConflictError(
+        self.checks.append(Step("check", kwargs, lambda _: ConflictError(
             f"the condition on the {model.__name__} in this transaction does not hold")))
 
     def commit(self) -> None:

@@ -19,6 +19,7 @@ from core.errors import (
     NotFound,
     RetriesExhausted,
     TransferOutcomeUnknown,
+    WriteOutcomeUnknown,
 )
 from repositories.paging import CursorSecretMissing
 
@@ -35,4 +36,5 @@ __all__ = [
     "NotFound",
     "RetriesExhausted",
     "TransferOutcomeUnknown",
+    "WriteOutcomeUnknown",
 ]

@@ -17,7 +17,14 @@ import pytest
 from pynamodb.transactions import TransactWrite
 
 from core.config import Settings
-from core.errors import AlreadyExists, ConflictError, DataLayerError, InvalidInput, NotFound
+from core.errors import (
+    AlreadyExists,
+    ConflictError,
+    DataLayerError,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+)
 from models import (
     Account,
     EmailClaim,
@@ -291,12 +298,20 @@ def test_a_balance_changes_only_through_transfer_funds(local_table: Settings) ->
     _refused(local_table, InvalidInput, lambda: account.update(set_balance), "transfer_funds")
     _refused(local_table, InvalidInput, account.delete, "cannot be deleted")
     _refused(local_table, InvalidInput, lambda: batch_write([account]), "transfer_funds")
-    forged = Transfer(transfer_id="t", from_account=rich.account_id, to_account=poor.account_id,
-                      amount=Decimal(1))
-    _refused(local_table, InvalidInput, forged.save, "transfer_funds")
     transfer_funds(rich.account_id, poor.account_id, Decimal("2.50"))
+    # A Transfer's own save is a transfer: it moves its amount in the same transaction, or nothing.
+    direct = Transfer(transfer_id="t", from_account=rich.account_id, to_account=poor.account_id,
+                      amount=Decimal(1))
+    direct.save()
+    too_much = Transfer(transfer_id="t2", from_account=poor.account_id, to_account=rich.account_id,
+                        amount=Decimal(1000))
+    _refused(local_table, InsufficientFunds, too_much.save)
+    _refused(local_table, InvalidInput, direct.delete, "written once")
+    more = [Transfer.amount.set(Decimal(9))]
+    _refused(local_table, InvalidInput, lambda: direct.update(more), "written once")
+    _refused(local_table, InvalidInput, lambda: batch_write([too_much]), "transfer_funds")
     assert (get_account(rich.account_id).balance, get_account(poor.account_id).balance) == (
-        Decimal("97.50"), Decimal("2.50"))
+        Decimal("96.50"), Decimal("3.50"))
 
 
 # --- derived items, TTL, dimensions, shards -----------------------------------------------------
