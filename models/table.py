@@ -114,8 +114,10 @@ class TableModel(Model):
     updated_at = UnicodeDatetimeAttribute(attr_name="UpdatedAt", force_utc=True, null=True)
     # index keys (GSI1's sort key is the table's SK)
     gsi1pk = UnicodeAttribute(attr_name="GSI1PK", null=True)
-    # optimistic locking
+    # optimistic locking, and the token of the last write (a write re-sent after a lost answer
+    # recognises its own effect by it)
     version = VersionAttribute(attr_name="Version")
+    write_token = UnicodeAttribute(attr_name="WriteToken", null=True)
     # TTL
     expires_at = TTLAttribute(attr_name="ExpiresAt", null=True)
 
@@ -172,7 +174,8 @@ class TableModel(Model):
     @classmethod
     def managed_attributes(cls) -> frozenset[str]:
         """Attributes the write path sets itself: keys, type, timestamps and version."""
-        return frozenset({*cls._key_templates, "entity_type", "created_at", "updated_at", "version"})
+        managed = {"entity_type", "created_at", "updated_at", "version", "write_token"}
+        return frozenset({*cls._key_templates, *managed})
 
     @classmethod
     def watched_attributes(cls) -> frozenset[str]:

@@ -84,6 +84,7 @@ class Step:
     kwargs: dict[str, Any]
     failure: Callable[[dict[str, Any] | None], DataLayerError]
     retry: bool = False
+    token: str | None = None  # the WriteToken this step stores: a failed condition showing it is our own
 
     @property
     def key(self) -> tuple[str, str]:
@@ -156,19 +157,25 @@ class Plan:
     def _build_main(self, *, add_version_condition: bool) -> Step:
         entity = self.entity
         condition = self.condition
+        model = type(entity)
+        token = None if self.kind == "delete" else self.token
         if self.kind == "put":
             entity.stamp(self.now)
+            entity.write_token = token
             low = put_kwargs(entity, condition, add_version_condition=add_version_condition)
         else:
             hash_key, range_key = entity._get_hash_range_key_serialized_values()
-            actions = self.actions if self.kind == "update" else None
+            actions = [*self.actions, model.write_token.set(self.token)] if self.kind == "update" else None
+            if self.kind == "update" and not self.versioned:  # not applied twice when sent again
+                mine: Condition = model.write_token.does_not_exist() | (model.write_token != token)
+                condition = mine if condition is None else condition & mine
             version = entity._handle_version_attribute(actions=actions) if self.versioned else None
             if add_version_condition and version is not None:
                 condition = version if condition is None else condition & version
             low = entity._get_connection().get_operation_kwargs(
                 hash_key, range_key=range_key, key=KEY, actions=actions, condition=condition
             )
-        return Step(self.kind, low, self.main_failure)
+        return Step(self.kind, low, self.main_failure, token=token)
 
 
 def put_kwargs(entity: TableModel, condition: Condition | None, *,
@@ -258,7 +265,7 @@ def plan_upsert(entity: TableModel) -> Plan:
             raise InvalidInput(f"{model.__name__} cannot be replaced blindly; use {rule.instead}")
     entity.fill_keys()
     now = model.now()
-    skip = {"pk", "sk", "version", "created_at", "updated_at"}
+    skip = {"pk", "sk", "version", "created_at", "updated_at", "write_token"}
     actions: list[Action] = [model.entity_type.set(model)]
     for name, attribute in model.get_attributes().items():
         if name not in skip and name != "entity_type":
@@ -327,10 +334,12 @@ def send(plans: list[Plan], *, what: str, token: str | None = None) -> dict[str,
     try:
         if len(steps) == 1:
             response = _send_one(connection, steps[0])
-        else:
+        else:  # botocore re-sends a transaction under the same token: DynamoDB applies it once
             response = _send_transaction(connection, steps, token or plans[0].token)
     except (BotoCoreError, ClientError) as exc:
-        _raise_for(exc, steps, what)
+        response = _own_effect(exc, steps) or {}
+        if not response:
+            _raise_for(exc, steps, what)
     for plan in plans:
         _written(plan, response if len(steps) == 1 else None)
     return response
@@ -349,8 +358,19 @@ def _without_repeated_checks(steps: list[Step]) -> list[Step]:
     return out
 
 
+def _own_effect(exc: BaseException, steps: list[Step]) -> dict[str, Any] | None:
+    """The item, when a single write's condition failed only because botocore re-sent it after its
+    first attempt was applied and the answer lost: the item then carries this write's token."""
+    if len(steps) != 1 or steps[0].token is None or error_code(exc) != CONDITIONAL_CHECK_FAILED_EXCEPTION:
+        return None
+    item = _returned_item(exc)
+    if item is None or item.get("WriteToken") != {"S": steps[0].token}:
+        return None
+    return {"Attributes": item}
+
+
 def _send_one(connection: Any, step: Step) -> dict[str, Any]:
-    kwargs = dict(step.kwargs)
+    kwargs = {"ReturnValuesOnConditionCheckFailure": "ALL_OLD", **step.kwargs}
     if step.op == "update":
         kwargs["ReturnValues"] = "ALL_NEW"
     response: dict[str, Any] = connection.dispatch(_OPERATIONS[step.op], kwargs)
@@ -403,8 +423,13 @@ def _reasons(exc: BaseException) -> list[tuple[str | None, dict[str, Any] | None
 
 
 def _returned_item(exc: BaseException) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = getattr(exc, "response", {}).get("Item")
-    return item
+    # PynamoDB's VerboseClientError keeps only the error; botocore's own exception has the item.
+    for source in (exc, exc.__cause__):
+        response = getattr(source, "response", None) or {}
+        if isinstance(response, dict) and "Item" in response:
+            found: dict[str, Any] = response["Item"]
+            return found
+    return None
 
 
 def _fail(step: Step, old: dict[str, Any] | None, exc: BaseException) -> None:

@@ -28,6 +28,7 @@ def test_user_is_stored_in_the_wire_format(moto_table: Settings) -> None:
     item = raw_item(moto_table, "USER#u1", "PROFILE")
     assert set(item) == {
         "PK", "SK", "EntityType", "UserId", "Email", "Name", "CreatedAt", "UpdatedAt", "Version",
+        "WriteToken",
     }
     assert item["EntityType"] == {"S": "USER"}
     assert item["Email"] == {"S": "ada@example.com"}

@@ -1,0 +1,128 @@
+"""A write whose answer is lost tells the truth, on DynamoDB Local.
+
+Faults are injected at botocore's ``before-send`` event: the request is really sent (DynamoDB
+Local applies it), then the answer is dropped with a read timeout, so botocore sends the very same
+request again, as it would after a network fault. The caller must get success, and the effect must
+exist exactly once; when every answer is lost, ``WriteOutcomeUnknown`` names what may be written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from botocore.exceptions import ReadTimeoutError
+from botocore.httpsession import URLLib3Session
+
+from core.config import Settings
+from core.errors import WriteOutcomeUnknown
+from models import Order, TableModel
+from repositories.accounts import open_account
+from repositories.metrics import get_hourly_aggregates, record_metric
+from repositories.orders import get_order, place_order, set_order_status
+from repositories.products import put_product
+from repositories.users import create_user, get_user, update_user
+from tests.helpers import random_email, raw_scan
+
+AT = datetime(2025, 6, 1, 12, tzinfo=UTC)
+
+
+class LoseAnswers:
+    """Apply requests of the chosen operations for real, then drop their answers (``times`` of them)."""
+
+    def __init__(self) -> None:
+        self.lost = 0
+        self.times = 0
+        self.operations: set[str] = set()
+        self._http = URLLib3Session()
+
+    def __call__(self, request: Any, **_: Any) -> None:
+        operation = request.headers.get("X-Amz-Target", b"")
+        name = (operation.decode() if isinstance(operation, bytes) else operation).rpartition(".")[2]
+        if name in self.operations and self.lost < self.times:
+            self.lost += 1
+            self._http.send(request)  # DynamoDB applies it...
+            raise ReadTimeoutError(endpoint_url=request.url)  # ...and the answer never arrives
+
+
+@pytest.fixture
+def lose(local_table: Settings) -> Iterator[Callable[..., LoseAnswers]]:
+    """``lose("PutItem", times=1)``: the next answers to those operations are lost after being applied."""
+    injector = LoseAnswers()
+    client = TableModel._get_connection().connection.client
+    client.meta.events.register_first("before-send.dynamodb", injector)
+
+    def arm(*operations: str, times: int = 1) -> LoseAnswers:
+        injector.operations, injector.times, injector.lost = set(operations), times, 0
+        return injector
+
+    yield arm
+    client.meta.events.unregister("before-send.dynamodb", injector)
+
+
+def _items(settings: Settings, entity_type: str) -> list[dict[str, Any]]:
+    return [i for i in raw_scan(settings) if i["EntityType"]["S"] == entity_type]
+
+
+def test_a_put_whose_answer_is_lost_succeeds_once(
+    local_table: Settings, lose: Callable[..., LoseAnswers]
+) -> None:
+    injector = lose("PutItem")
+    account = open_account(balance=Decimal(5))
+    assert injector.lost == 1
+    [stored] = _items(local_table, "ACCOUNT")
+    assert stored["AccountId"] == {"S": account.account_id} and stored["Version"] == {"N": "1"}
+
+
+def test_an_update_whose_answer_is_lost_succeeds_once(
+    local_table: Settings, lose: Callable[..., LoseAnswers]
+) -> None:
+    user = create_user(random_email(), "Ada")
+    order = place_order(user.user_id, 10)
+    injector = lose("UpdateItem", times=2)
+    paid = set_order_status(order, "PAID")
+    renamed = update_user(user, name="Ada Lovelace")
+    assert injector.lost == 2  # each write's first answer was lost
+    assert paid.status.value == "PAID" and paid.version == order.version + 1
+    stored = get_order(order.user_id, order.order_id)
+    assert (stored.status, stored.version, stored.gsi1pk) == (paid.status, order.version + 1, "STATUS#PAID")
+    assert get_user(user.user_id).version == renamed.version == user.version + 1
+
+
+def test_an_upsert_whose_answer_is_lost_moves_the_version_once(
+    local_table: Settings, lose: Callable[..., LoseAnswers]
+) -> None:
+    injector = lose("UpdateItem")
+    product = put_product("lamp", "Lamp", Decimal("9.99"))
+    assert injector.lost == 1
+    [stored] = _items(local_table, "PRODUCT")
+    assert stored["Version"] == {"N": "1"} and product.version == 1
+
+
+def test_transactions_whose_answer_is_lost_succeed_once(
+    local_table: Settings, lose: Callable[..., LoseAnswers]
+) -> None:
+    injector = lose("TransactWriteItems", times=3)
+    user = create_user(random_email(), "Ada")
+    order = place_order(user.user_id, 10)
+    record_metric("d1", "temp", 7, at=AT)
+    assert injector.lost == 3
+    assert len(_items(local_table, "USER")) == len(_items(local_table, "EMAIL")) == 1
+    assert [o["OrderId"]["S"] for o in _items(local_table, "ORDER")] == [order.order_id]
+    (hourly,) = get_hourly_aggregates("d1", AT, AT)
+    assert (hourly.sample_count, hourly.total) == (1, 7)  # folded in once
+
+
+def test_when_every_answer_is_lost_the_outcome_is_unknown_and_names_the_item(
+    local_table: Settings, lose: Callable[..., LoseAnswers]
+) -> None:
+    user = create_user(random_email(), "Ada")
+    lose("TransactWriteItems", "PutItem", times=100)
+    with pytest.raises(WriteOutcomeUnknown) as raised:
+        place_order(user.user_id, 10)
+    (pk, sk), *_ = raised.value.keys
+    assert pk == Order.key_template("pk").compose(user_id=user.user_id) and sk.startswith("ORDER#")
+    assert "ReadTimeoutError" in str(raised.value)
