@@ -60,9 +60,12 @@ class WriteOutcomeUnknown(DataLayerError):
     a write that recognises its own effect (same ids, same idempotency key) is then applied once.
     """
 
-    def __init__(self, message: str, keys: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(self, message: str, keys: Sequence[tuple[str, str]] = (), *,
+                 written: Sequence[Any] = (), not_written: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.keys: list[tuple[str, str]] = list(keys)
+        self.written: list[Any] = list(written)  # a batch: what certainly was written
+        self.not_written: list[Any] = list(not_written)  # and what certainly was not
 
 
 class TransferOutcomeUnknown(WriteOutcomeUnknown):

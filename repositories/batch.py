@@ -44,13 +44,14 @@ templates: a hand-built key for another entity is ``InvalidKey``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.error_codes import raise_unexpected
+from core.error_codes import error_code, is_throttling, raise_unexpected
 from core.errors import (
     AlreadyExists,
     ConflictError,
@@ -58,8 +59,9 @@ from core.errors import (
     InvalidInput,
     InvalidKey,
     RetriesExhausted,
+    WriteOutcomeUnknown,
 )
-from core.retry import RetryPolicy
+from core.retry import RetryPolicy, retried_by_botocore
 from models.item_size import MAX_ITEM_BYTES, item_size
 from models.keys import KeyTemplate
 from models.product import Product
@@ -76,6 +78,8 @@ MAX_WRITE_BATCH = 25  # DynamoDB's limit of items in one BatchWriteItem
 MAX_GET_BATCH = 100  # and of keys in one BatchGetItem
 _VERSION = TableModel.version.attr_name
 _CREATED = TableModel.created_at.attr_name
+_TOKEN = TableModel.write_token.attr_name
+_PENDING = "_pending_write_token"
 
 Key = tuple[str, str]
 
@@ -110,12 +114,12 @@ def batch_write(
         except RetriesExhausted as exc:
             message = f"the stored versions could not be read ({exc}); nothing written"
             raise RetriesExhausted(message, batch) from exc
-        _set_versions(batch, items, stored, [created for created, _ in stamps], overwrite=overwrite)
+        landed = _set_versions(batch, items, stored, [created for created, _ in stamps], overwrite=overwrite)
     except DataLayerError:
         for entity, (created, updated) in zip(batch, stamps, strict=True):  # nothing was written
             entity.created_at, entity.updated_at = created, updated
         raise
-    pending = list(zip(batch, items, strict=True))
+    pending = [(e, item) for e, item in zip(batch, items, strict=True) if _key_of(item) not in landed]
     try:
         _send(client, pending, policy)
     finally:  # also when the outcome is unknown
@@ -127,18 +131,33 @@ def batch_write(
 
 def _send(client: Any, pending: list[tuple[TableModel, dict[str, Any]]], policy: RetryPolicy) -> None:
     table = TableModel.Meta.table_name
+    done: list[TableModel] = []
+    in_flight: list[tuple[TableModel, dict[str, Any]]] = []
 
     def send(chunk: list[tuple[TableModel, dict[str, Any]]]) -> list[tuple[TableModel, dict[str, Any]]]:
+        in_flight[:] = chunk
         request = {table: [{"PutRequest": {"Item": item}} for _, item in chunk]}
-        response = _call(client.batch_write_item, "BatchWriteItem", RequestItems=request)
+        response = client.batch_write_item(RequestItems=request)
         left = {_key_of(r["PutRequest"]["Item"]) for r in response.get("UnprocessedItems", {}).get(table, [])}
         for entity, item in chunk:
             if _key_of(item) not in left:
                 _written(entity, item)
+                done.append(entity)
         return [(entity, item) for entity, item in chunk if _key_of(item) in left]
 
     for start in range(0, len(pending), MAX_WRITE_BATCH):
-        left = policy.until_done(send, pending[start : start + MAX_WRITE_BATCH])
+        try:
+            left = policy.until_done(send, pending[start : start + MAX_WRITE_BATCH])
+        except (BotoCoreError, ClientError) as exc:
+            if not retried_by_botocore(error_code(exc)) or is_throttling(exc):
+                raise_unexpected(exc, "BatchWriteItem")
+            later = [entity for entity, _ in pending[start + MAX_WRITE_BATCH:]]
+            raise WriteOutcomeUnknown(
+                f"batch_write: {len(done)} of {len(pending)} entities written, {len(in_flight)} unknown "
+                f"({error_code(exc) or type(exc).__name__}), {len(later)} not sent; calling batch_write "
+                "again with the same entities writes each exactly once",
+                [_key_of(item) for _, item in in_flight], written=done, not_written=later,
+            ) from exc
         if left:
             not_written = [entity for entity, _ in left] + [e for e, _ in pending[start + MAX_WRITE_BATCH :]]
             raise RetriesExhausted(
@@ -241,6 +260,9 @@ def _check_size(item: Mapping[str, Any]) -> None:
 
 
 def _serialize(entity: TableModel) -> dict[str, Any]:
+    # The token stays with the entity until its write is acknowledged: sent again after a lost
+    # answer, the stored item shows it, and the entity counts as written.
+    entity.write_token = entity.__dict__.setdefault(_PENDING, uuid.uuid4().hex)
     try:
         item = entity.serialize()
     except InvalidInput:
@@ -254,8 +276,9 @@ def _serialize(entity: TableModel) -> dict[str, Any]:
 def _stored_versions(client: Any, keys: list[Key], policy: RetryPolicy) -> dict[Key, Mapping[str, Any]]:
     """What is stored at ``keys``: the key, ``Version`` and ``CreatedAt`` of each existing item."""
     projection = {
-        "ProjectionExpression": "#pk, #sk, #version, #created",
-        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK, "#version": _VERSION, "#created": _CREATED},
+        "ProjectionExpression": "#pk, #sk, #version, #created, #token",
+        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK, "#version": _VERSION, "#created": _CREATED,
+                                     "#token": _TOKEN},
     }
     return _read(client, keys, policy, consistent_read=True, **projection)
 
@@ -267,12 +290,18 @@ def _set_versions(
     created: Sequence[datetime | None],
     *,
     overwrite: bool,
-) -> None:
-    """Give each item the version it is written with (never below the stored one), or refuse."""
+) -> set[Key]:
+    """Give each item the version it is written with (never below the stored one), or refuse;
+    return the keys an earlier attempt of the same entity wrote already (its token is stored)."""
     taken, conflicts = 0, 0
+    landed: set[Key] = set()
     for entity, item, created_before in zip(batch, items, created, strict=True):
         old = stored.get(_key_of(item))
         old_version = int(old[_VERSION]["N"]) if old is not None and _VERSION in old else None
+        if old is not None and old.get(_TOKEN) == item[_TOKEN] and old_version == (entity.version or 0) + 1:
+            landed.add(_key_of(item))
+            _written(entity, {**item, **old})
+            continue
         if entity.version is None and old is not None:
             taken += 1
         elif entity.version is not None and (old is None or entity.version != old_version):
@@ -290,9 +319,11 @@ def _set_versions(
             f"{conflicts} entities have a version other than the stored one (changed or deleted since "
             "read); pass overwrite=True to replace them anyway"
         )
+    return landed
 
 
 def _written(entity: TableModel, item: Mapping[str, Any]) -> None:
+    entity.__dict__.pop(_PENDING, None)
     entity.version = int(item[_VERSION]["N"])
     if _CREATED in item:
         entity.created_at = type(entity).created_at.deserialize(item[_CREATED]["S"])

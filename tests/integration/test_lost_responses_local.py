@@ -19,8 +19,9 @@ from botocore.httpsession import URLLib3Session
 
 from core.config import Settings
 from core.errors import WriteOutcomeUnknown
-from models import Order, TableModel
+from models import Order, Product, TableModel
 from repositories.accounts import open_account
+from repositories.batch import batch_write
 from repositories.metrics import get_hourly_aggregates, record_metric
 from repositories.orders import get_order, place_order, set_order_status
 from repositories.products import put_product
@@ -31,17 +32,22 @@ AT = datetime(2025, 6, 1, 12, tzinfo=UTC)
 
 
 class LoseAnswers:
-    """Apply requests of the chosen operations for real, then drop their answers (``times`` of them)."""
+    """Apply requests of the chosen operations for real, then drop their answers (``times`` of them,
+    after letting ``skip`` through)."""
 
     def __init__(self) -> None:
         self.lost = 0
         self.times = 0
+        self.skip = 0
         self.operations: set[str] = set()
         self._http = URLLib3Session()
 
     def __call__(self, request: Any, **_: Any) -> None:
         operation = request.headers.get("X-Amz-Target", b"")
         name = (operation.decode() if isinstance(operation, bytes) else operation).rpartition(".")[2]
+        if name in self.operations and self.skip > 0:
+            self.skip -= 1
+            return
         if name in self.operations and self.lost < self.times:
             self.lost += 1
             self._http.send(request)  # DynamoDB applies it...
@@ -55,8 +61,8 @@ def lose(local_table: Settings) -> Iterator[Callable[..., LoseAnswers]]:
     client = TableModel._get_connection().connection.client
     client.meta.events.register_first("before-send.dynamodb", injector)
 
-    def arm(*operations: str, times: int = 1) -> LoseAnswers:
-        injector.operations, injector.times, injector.lost = set(operations), times, 0
+    def arm(*operations: str, times: int = 1, skip: int = 0) -> LoseAnswers:
+        injector.operations, injector.times, injector.lost, injector.skip = set(operations), times, 0, skip
         return injector
 
     yield arm
@@ -126,3 +132,22 @@ def test_when_every_answer_is_lost_the_outcome_is_unknown_and_names_the_item(
     (pk, sk), *_ = raised.value.keys
     assert pk == Order.key_template("pk").compose(user_id=user.user_id) and sk.startswith("ORDER#")
     assert "ReadTimeoutError" in str(raised.value)
+
+
+def test_a_batch_whose_answers_are_lost_says_what_was_written_and_a_rerun_converges(
+    local_table: Settings, lose: Callable[..., LoseAnswers]
+) -> None:
+    products = [Product(product_id=f"p{i:03d}", name=f"Product {i}", price=Decimal(i)) for i in range(60)]
+    lose("BatchWriteItem", skip=1, times=100)  # the first request answers, every later answer is lost
+    with pytest.raises(WriteOutcomeUnknown) as raised:
+        batch_write(products)
+    outcome = raised.value
+    assert (len(outcome.written), len(outcome.keys), len(outcome.not_written)) == (25, 25, 10)
+    assert outcome.written == products[:25] and outcome.not_written == products[50:]
+    lose("BatchWriteItem", times=0)
+    batch_write(products[25:])  # again, what was not known written: no AlreadyExists, each once
+    stored = _items(local_table, "PRODUCT")
+    assert len(stored) == 60 and {item["Version"]["N"] for item in stored} == {"1"}
+    assert all(product.version == 1 for product in products)
+    batch_write(products)  # the whole call again converges too: a plain rewrite, one version on
+    assert {item["Version"]["N"] for item in _items(local_table, "PRODUCT")} == {"2"}

@@ -227,7 +227,8 @@ def test_batch_write_of_a_loaded_entity_stores_the_next_version(moto_table: Sett
     assert loaded.version == 4
     (read,) = proxy.version_reads  # the stored versions, strongly consistent, keys and Version only
     assert read["ConsistentRead"] is True
-    assert set(read["ExpressionAttributeNames"].values()) == {"PK", "SK", "Version", "CreatedAt"}
+    projected = set(read["ExpressionAttributeNames"].values())
+    assert projected == {"PK", "SK", "Version", "CreatedAt", "WriteToken"}
 
 
 def test_batch_write_of_a_stale_entity_raises_conflict_error_and_writes_nothing(moto_table: Settings) -> None:
