@@ -4,6 +4,11 @@ With no endpoint configured (``AWS_ENDPOINT_URL_DYNAMODB`` unset) the commands u
 DynamoDB Local on 127.0.0.1, started if it is not running. Reaching AWS takes an explicit
 ``--aws`` (or ``DYNAMODB_TARGET=aws``). ``check`` exits 1 when the table has drifted from
 ``models/``, so CI can run it.
+
+An ``upgrade`` or ``downgrade`` with a step that deletes the table, or an index, while it holds
+items runs only with ``--destroy-data``; without it the command changes nothing, prints what it
+would delete (each table or index, with its item count) and exits 2. ``plan`` marks such steps
+``DESTROYS DATA``. Other errors exit 1.
 """
 
 from __future__ import annotations
@@ -19,6 +24,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.config import get_settings
 from migrations import runner
 from migrations.calls import MigrationError
+from migrations.destructive import DataWouldBeDestroyed
+
+# The exit status of an upgrade or downgrade refused because it would delete data without
+# --destroy-data (2, like a command line that lacks what it needs; other errors exit 1).
+EXIT_DESTROYS_DATA = 2
+DESTROY_HELP = (
+    "let steps delete the table or an index that holds data (without it such a run changes nothing, "
+    f"lists what it would delete and exits {EXIT_DESTROYS_DATA})"
+)
 
 
 def _use_local_when_unset(aws: bool) -> None:
@@ -77,8 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upgrade", help="apply pending revisions up to TARGET (default head)")
     up.add_argument("target", nargs="?", default="head")
+    up.add_argument("--destroy-data", action="store_true", help=DESTROY_HELP)
     down = sub.add_parser("downgrade", help="revert revisions until TARGET (a revision or base)")
     down.add_argument("target")
+    down.add_argument("--destroy-data", action="store_true", help=DESTROY_HELP)
     pl = sub.add_parser("plan", help="print the calls upgrade (or downgrade) would make, making none")
     pl.add_argument("target", nargs="?", default="head")
     sub.add_parser("status", help="current revision, pending revisions, table and index states")
@@ -110,6 +126,7 @@ def _command(args: argparse.Namespace) -> int:
         lease_seconds=args.lease_seconds,
         wait_timeout=args.timeout,
         progress=not args.no_progress,
+        destroy_data=getattr(args, "destroy_data", False),
     )
     if args.command == "upgrade":
         runner.upgrade(args.target, versions_dir=args.versions_dir, options=options)
@@ -158,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         return _command(args)
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        destroys = isinstance(exc, DataWouldBeDestroyed) or isinstance(exc.__cause__, DataWouldBeDestroyed)
+        return EXIT_DESTROYS_DATA if destroys else 1
     except (ClientError, BotoCoreError) as exc:
         print(f"error: DynamoDB: {exc}", file=sys.stderr)
         return 1

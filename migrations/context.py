@@ -4,17 +4,20 @@ A revision's ``upgrade(ctx)`` and ``downgrade(ctx)`` call these. Each looks at t
 does nothing when it is already as asked (so a revision interrupted half-way can run again), makes
 its calls in the order DynamoDB accepts them (one index change per ``UpdateTable``) and waits
 until the table and every index are ACTIVE and no index is backfilling. With ``dry_run`` the calls
-are recorded, not made (``plan``).
+are recorded, not made (``plan``, and the runner's check before every ``upgrade``/``downgrade``
+of what the run would delete): a revision acts on DynamoDB only through these operations, or
+checks ``ctx.dry_run`` first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from migrations.backfill import Backfill, BackfillStats
 from migrations.calls import Key, MigrationError, Printer, attribute_definitions, key_schema
+from migrations.destructive import DataWouldBeDestroyed, holds_items, inspect
 from migrations.items import AttributeValue, Delete, Item, ItemFailed, ItemUpdate, Put, Transform
 from migrations.lock import Lease
 from migrations.planned import PlannedCall
@@ -23,6 +26,7 @@ from migrations.table_settings import TableSettings, TTLCooldown, billing_mode
 __all__ = [
     "AttributeValue",
     "BackfillStats",
+    "DataWouldBeDestroyed",
     "Delete",
     "Item",
     "ItemFailed",
@@ -45,6 +49,11 @@ class MigrationContext(TableSettings):
 
     lease: Lease | None = None
     progress: bool = False
+    # Delete a table or index even while it holds items (``--destroy-data``); see ``migrations.destructive``.
+    destroy_data: bool = False
+    # What this context created ("" for the table, else index names): deleting them destroys nothing
+    # that was there before the run.
+    created: set[str] = field(default_factory=set)
 
     def keep_going(self) -> None:
         """Raise ``LockLost`` if this runner's lease ran out or was taken over."""
@@ -84,14 +93,19 @@ class MigrationContext(TableSettings):
         if stream_view_type:
             params["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream_view_type}
         self.call("CreateTable", **params)
+        self.created.add("")
         self.wait_until_active()
 
     def delete_table(self) -> None:
-        """Delete the table and wait until it is gone."""
+        """Delete the table and wait until it is gone. While it holds items, only with
+        ``destroy_data`` (the runner checks every delete of a run before its first change; this
+        checks again, for items written since)."""
         if self.table() is None:
             self.note(f"table {self.table_name} does not exist: nothing to delete")
             return
+        self._refuse_destroying_data(None)
         self.call("DeleteTable", TableName=self.table_name)
+        self.deletes_table_later = False
         self.wait_until_deleted()
 
     # -- indexes --------------------------------------------------------------------------------
@@ -137,10 +151,12 @@ class MigrationContext(TableSettings):
             AttributeDefinitions=attribute_definitions(keys),
             GlobalSecondaryIndexUpdates=[{"Create": index}],
         )
+        self.created.add(name)
         self.wait_until_active(index=name)
 
     def delete_global_index(self, name: str) -> None:
-        """Drop one GSI; wait until it is gone."""
+        """Drop one GSI; wait until it is gone. While it holds items, only with ``destroy_data``
+        (as for ``delete_table``)."""
         table = self._require_table()
         existing = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
         if name not in existing:
@@ -151,12 +167,26 @@ class MigrationContext(TableSettings):
             self.wait_until_active(without_index=name)
             return
         self.wait_until_active()
+        self._refuse_destroying_data(name)
         self.call(
             "UpdateTable",
             TableName=self.table_name,
             GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": name}}],
         )
         self.wait_until_active(without_index=name)
+
+    def _refuse_destroying_data(self, index: str | None) -> None:
+        """Raise ``DataWouldBeDestroyed`` if deleting the table (``index`` None) or ``index`` would
+        delete items and ``destroy_data`` is not set (one Scan, Select=COUNT, Limit=1)."""
+        if self.dry_run or self.destroy_data or (index or "") in self.created:
+            return
+        if holds_items(self.client, self.table_name, index):
+            step = f"revision {self.revision}" if self.revision else ""
+            raise DataWouldBeDestroyed(
+                f"deleting {'table ' + self.table_name if index is None else 'index ' + index}",
+                [inspect(self.client, self.table_name, index, step=step)],
+                midway=True,
+            )
 
     # -- TTL, stream, PITR, billing -------------------------------------------------------------
     def get_item(self, key: Mapping[str, AttributeValue]) -> Item | None:

@@ -9,7 +9,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class PlannedCall:
-    """A call made (or, in a dry run, that would be made), a wait, or a note."""
+    """A call made (or, in a dry run, that would be made), a wait, a note, or (``plan``) a
+    ``destroys`` line under a call that deletes a table or an index holding data."""
 
     operation: str
     params: dict[str, Any]
@@ -18,6 +19,8 @@ class PlannedCall:
         """One line: the operation and its key parameters."""
         if self.operation in ("wait", "note"):
             return f"    {self.operation}: {self.params['what']}"
+        if self.operation == "destroys":  # after a call that deletes a table or an index holding data
+            return f"    DESTROYS DATA: {self.params['what']}"
         if self.operation == "revision":
             return f"{self.params['what']}"
         shown = ", ".join(f"{k}={_compact(k, v)}" for k, v in self.params.items())

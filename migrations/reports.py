@@ -1,8 +1,10 @@
 """The commands that change nothing: ``plan``, ``history``, ``status``, ``check``, and ``new``
-(which writes a revision file, not the table). ``runner`` re-exports them."""
+(which writes a revision file, not the table). ``runner`` re-exports them, and plans its runs with
+``plan_run`` before changing anything."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from core.config import Settings, get_settings
 from migrations import autogenerate, revisions
 from migrations.calls import Caller, MigrationError, Printer
 from migrations.context import MigrationContext
+from migrations.destructive import Deletion, mark
 from migrations.ledger import Ledger
 from migrations.planned import PlannedCall
 from migrations.revisions import VERSIONS_DIR, Revision, load_revisions, name, resolve, write_revision
@@ -32,6 +35,67 @@ def to_revert(chain: list[Revision], records: dict[str, dict[str, Any]], goal: i
     return [rev for rev in reversed(chain[goal + 1 :]) if rev.revision in records]
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """A run planned as a dry run: its calls (as ``plan`` prints them, each deletion followed by
+    what it would delete) and every table or index it deletes, with what each holds now."""
+
+    calls: list[PlannedCall]
+    deletions: list[Deletion]
+
+    @property
+    def destroying(self) -> list[Deletion]:
+        """The deletions that would delete data (they need ``destroy_data``)."""
+        return [d for d in self.deletions if d.holds_data]
+
+    @property
+    def deletes_table(self) -> bool:
+        """Whether the run deletes the table (point-in-time recovery then stays on until it does)."""
+        return any(d.index is None for d in self.deletions)
+
+
+def plan_run(
+    client: Any,
+    table_name: str,
+    ledger: Ledger,
+    steps: list[tuple[Revision, str]],
+    *,
+    stop_at_error: bool = False,
+) -> RunPlan:
+    """Run ``steps`` (revision, ``upgrade``/``downgrade``) as a dry run, making no change, and
+    inspect each table or index they would delete. A run that deletes the table is planned again
+    with ``deletes_table_later`` set, so its PITR steps read as they will run. With
+    ``stop_at_error`` a revision that raises ends the plan there (the real run stops there too;
+    the delete operations check again for what a later step would delete)."""
+
+    def dry_run(deletes_table_later: bool) -> list[PlannedCall]:
+        ctx = MigrationContext(
+            client,
+            table_name,
+            out=lambda _: None,
+            dry_run=True,
+            ledger=ledger,
+            deletes_table_later=deletes_table_later,
+        )
+        for rev, action in steps:
+            ctx.revision = rev.revision
+            ctx.calls.append(PlannedCall("revision", {"what": f"{action} {rev.revision}: {rev.message}"}))
+            try:
+                (rev.upgrade if action == "upgrade" else rev.downgrade)(ctx)
+            except Exception as exc:
+                if not stop_at_error:
+                    raise
+                ctx.calls.append(PlannedCall("note", {"what": f"the dry run stops here: {exc!r}"}))
+                break
+        return ctx.calls
+
+    calls = dry_run(False)
+    if any(call.operation == "DeleteTable" for call in calls):
+        calls = dry_run(True)
+    marked, deletions = mark(client, calls)
+    return RunPlan(marked, deletions)
+
+
 def plan(
     target: str = "head",
     *,
@@ -40,23 +104,19 @@ def plan(
     versions_dir: Path | None = None,
 ) -> list[PlannedCall]:
     """The calls ``upgrade(target)`` (or ``downgrade``, for a target behind) would make, in order,
-    with its waits; makes none of them."""
+    with its waits; makes none of them. Each call that deletes a table or an index is followed by
+    what it would delete: ``DESTROYS DATA`` (the run needs ``--destroy-data``) or a note."""
     settings, client, ledger, chain = setup(settings, client, versions_dir)
     records = ledger.records()
     position = revisions.position(chain, records)
     goal = resolve(chain, target)
-    ctx = MigrationContext(client, settings.table_name, out=lambda _: None, dry_run=True, ledger=ledger)
     if goal >= position:
         steps = [(rev, "upgrade") for rev in chain[position + 1 : goal + 1]]
     else:
         steps = [(rev, "downgrade") for rev in to_revert(chain, records, goal)]
     if not steps:
-        ctx.calls.append(PlannedCall("revision", {"what": f"nothing to do: at {name(chain, position)}"}))
-    for rev, action in steps:
-        ctx.revision = rev.revision
-        ctx.calls.append(PlannedCall("revision", {"what": f"{action} {rev.revision}: {rev.message}"}))
-        (rev.upgrade if action == "upgrade" else rev.downgrade)(ctx)
-    return ctx.calls
+        return [PlannedCall("revision", {"what": f"nothing to do: at {name(chain, position)}"})]
+    return plan_run(client, settings.table_name, ledger, steps).calls
 
 
 def history(versions_dir: Path | None = None) -> list[Revision]:

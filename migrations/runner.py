@@ -5,6 +5,12 @@ layer over these.
 ledger: ``running`` when it starts, ``applied`` or ``failed`` when it ends. The current revision
 is the last of the unbroken run of applied revisions from base, so it never moves past a failed
 one, and applying twice is a no-op.
+
+Before their first write (the ledger table, the lock) they plan the whole run as a dry run and
+refuse it, changing nothing, when a step would delete a table or an index that holds data and
+``destroy_data`` was not given (``DataWouldBeDestroyed``, naming each; see
+``migrations.destructive``). Under the lock the plan is made again if the ledger moved meanwhile.
+A run that deletes the table leaves point-in-time recovery on until the delete.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from core.config import Settings
 from migrations import revisions
 from migrations.calls import MigrationError, Printer
 from migrations.context import MigrationContext
+from migrations.destructive import DataWouldBeDestroyed
 from migrations.ledger import Ledger
 from migrations.lock import LockLost
-from migrations.reports import check, history, new, plan, setup, status, to_revert
+from migrations.reports import RunPlan, check, history, new, plan, plan_run, setup, status, to_revert
 from migrations.revisions import Revision, current, name, resolve
 
 __all__ = [
+    "DataWouldBeDestroyed",
     "Options",
     "RevisionFailed",
     "check",
@@ -56,13 +64,46 @@ class Options:
     lease_seconds: float = 30.0
     wait_timeout: float = 900.0
     progress: bool = False
+    # Let steps delete a table or an index that holds data (``--destroy-data``); without it such a
+    # run is refused before any change.
+    destroy_data: bool = False
 
 
-def _options(options: Options | None, lock_wait_seconds: float | None) -> Options:
+def _options(options: Options | None, lock_wait_seconds: float | None, destroy_data: bool | None) -> Options:
     options = options or Options()
     if lock_wait_seconds is not None:  # the explicit argument wins over the one in options
         options = dataclasses.replace(options, lock_wait_seconds=lock_wait_seconds)
+    if destroy_data is not None:
+        options = dataclasses.replace(options, destroy_data=destroy_data)
     return options
+
+
+def _checked(
+    command: str, steps: list[tuple[Revision, str]], settings: Settings, ledger: Ledger, options: Options
+) -> RunPlan:
+    """The run planned as a dry run; ``DataWouldBeDestroyed`` if a step would delete a table or an
+    index holding data and ``options.destroy_data`` is not set."""
+    run = plan_run(ledger.client, settings.table_name, ledger, steps, stop_at_error=True)
+    if run.destroying and not options.destroy_data:
+        raise DataWouldBeDestroyed(command, run.destroying)
+    return run
+
+
+def _upgrade_steps(
+    chain: list[Revision], records: dict[str, dict[str, Any]], goal: int
+) -> list[tuple[Revision, str]]:
+    return [(rev, "upgrade") for rev in chain[revisions.position(chain, records) + 1 : goal + 1]]
+
+
+def _downgrade_steps(
+    chain: list[Revision], records: dict[str, dict[str, Any]], goal: int, target: str
+) -> list[tuple[Revision, str]]:
+    position = revisions.position(chain, records)
+    if goal > position:
+        raise MigrationError(
+            f"{target} is ahead of the current revision {name(chain, position)}: use upgrade"
+        )
+    return [(rev, "downgrade") for rev in to_revert(chain, records, goal)]
 
 
 @contextlib.contextmanager
@@ -83,6 +124,7 @@ def _locked(
                 ledger=ledger,
                 lease=lease,
                 progress=options.progress,
+                destroy_data=options.destroy_data,
             )
         finally:
             ledger.fence(None)
@@ -97,17 +139,26 @@ def upgrade(
     lock_wait_seconds: float | None = None,
     versions_dir: Path | None = None,
     options: Options | None = None,
+    destroy_data: bool | None = None,
 ) -> list[str]:
     """Apply the pending revisions up to ``target``; return the ids applied (none: a no-op).
 
-    ``lock_wait_seconds``, when given, overrides ``options.lock_wait_seconds``."""
-    options = _options(options, lock_wait_seconds)
+    ``lock_wait_seconds`` and ``destroy_data``, when given, override those of ``options``.
+    Raises ``DataWouldBeDestroyed``, changing nothing, if a step would delete a table or an index
+    that holds data without ``destroy_data``."""
+    options = _options(options, lock_wait_seconds, destroy_data)
     settings, client, ledger, chain = setup(settings, client, versions_dir)
     goal = resolve(chain, target)
+    command = f"upgrade to {target}"
+    checked = ledger.records()
+    run = _checked(command, _upgrade_steps(chain, checked, goal), settings, ledger, options)
     ledger.ensure()
     done: list[str] = []
     with _locked(settings, client, ledger, options, out) as ctx:
         records = ledger.records()
+        if records != checked:  # another runner moved the ledger meanwhile: check this run again
+            run = _checked(command, _upgrade_steps(chain, records, goal), settings, ledger, options)
+        ctx.deletes_table_later = run.deletes_table
         position = revisions.position(chain, records)
         if position >= goal:
             out(f"nothing to do: {settings.table_name} is at {name(chain, position)}")
@@ -136,25 +187,31 @@ def downgrade(
     lock_wait_seconds: float | None = None,
     versions_dir: Path | None = None,
     options: Options | None = None,
+    destroy_data: bool | None = None,
 ) -> list[str]:
     """Revert applied revisions, newest first, until ``target`` (a revision or ``base``) is current.
 
-    ``lock_wait_seconds``, when given, overrides ``options.lock_wait_seconds``."""
-    options = _options(options, lock_wait_seconds)
+    ``lock_wait_seconds`` and ``destroy_data``, when given, override those of ``options``.
+    Raises ``DataWouldBeDestroyed``, changing nothing, if a step would delete a table or an index
+    that holds data without ``destroy_data``. Point-in-time recovery is not turned off when a later
+    step of the run deletes the table."""
+    options = _options(options, lock_wait_seconds, destroy_data)
     settings, client, ledger, chain = setup(settings, client, versions_dir)
     goal = resolve(chain, target)
     if not ledger.exists():
         out("nothing to do: no revision was ever applied")
         return []
+    command = f"downgrade to {target}"
+    checked = ledger.records()
+    run = _checked(command, _downgrade_steps(chain, checked, goal, target), settings, ledger, options)
     reverted: list[str] = []
     with _locked(settings, client, ledger, options, out) as ctx:
         records = ledger.records()
-        position = revisions.position(chain, records)
-        if goal > position:
-            raise MigrationError(
-                f"{target} is ahead of the current revision {name(chain, position)}: use upgrade"
-            )
-        for rev in to_revert(chain, records, goal):
+        steps = _downgrade_steps(chain, records, goal, target)
+        if records != checked:  # another runner moved the ledger meanwhile: check this run again
+            run = _checked(command, steps, settings, ledger, options)
+        ctx.deletes_table_later = run.deletes_table
+        for rev, _ in steps:
             ctx.keep_going()
             status = records[rev.revision].get("Status")
             unfinished = "" if status == "applied" else f" (its last run is {status}: undoing what it did)"

@@ -42,6 +42,9 @@ class TableSettings(Caller):
     ledger: Ledger | None = None
     revision: str = ""
     enforce_ttl_cooldown: bool | None = None  # None: where the endpoint enforces it (AWS, not Local)
+    # Set by the runner when a later step of the same run deletes the table (cleared by that delete):
+    # point-in-time recovery then stays on, see enable_point_in_time_recovery.
+    deletes_table_later: bool = False
 
     def set_ttl(self, attribute: str, *, enabled: bool = True) -> None:
         """Enable (or disable) TTL on ``attribute``. DynamoDB allows one TTL change an hour."""
@@ -118,7 +121,19 @@ class TableSettings(Caller):
             )
 
     def enable_point_in_time_recovery(self, *, enabled: bool = True) -> None:
-        """Enable (or disable) PITR; where the endpoint does not support it (DynamoDB Local), warn."""
+        """Enable (or disable) PITR; where the endpoint does not support it (DynamoDB Local), warn.
+
+        PITR is never turned off before a delete: when a later step of this run deletes the table
+        (``deletes_table_later``, set by the runner from its plan of the whole run), disabling is
+        skipped and PITR stays on until the table is gone. DynamoDB keeps a deleted table's PITR as
+        a system backup (35 days), from which it can be restored; off first, there would be none.
+        If the run stops before the delete, PITR is left on, the safe side."""
+        if not enabled and self.deletes_table_later:
+            self.note(
+                "point-in-time recovery stays enabled: a later step deletes the table, and only with "
+                "PITR on does DynamoDB keep a backup of a deleted table"
+            )
+            return
         try:
             if not self.dry_run:
                 answer = self.client.describe_continuous_backups(TableName=self.table_name)

@@ -12,6 +12,8 @@ down_revision = "0001"
 
 
 def upgrade(ctx: MigrationContext) -> None:
+    if ctx.dry_run:  # plan, and the runner's check before it runs: act only for real
+        return
     assert ctx.ledger is not None
     ctx.client.put_item(
         TableName=ctx.ledger.table_name,
