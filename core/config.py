@@ -14,16 +14,25 @@ raises ``ConfigurationError``.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from core.errors import ConfigurationError
 
 DEFAULT_TABLE_NAME = "ApplicationData"
-# Hostnames as urlsplit gives them (an IPv6 address without its brackets).
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_IPV4_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+_IPV6_LOOPBACK = ipaddress.ip_address("::1")
+# Anything outside printable ASCII, and the characters that let parsers disagree about the host.
+_UNSAFE_URL_CHARACTER = re.compile(r"[^\x21-\x7e]|[@\\%?#]")
+# A written host (a name, dotted quad or bracketed IPv6 without zone) and an optional decimal port.
+_NETLOC = re.compile(r"(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 CURSOR_SECRET_ENV = "DATALAYER_CURSOR_SECRET"  # noqa: S105 (the variable's name, not a secret)
 CACHE_TTL_ENV = "DATALAYER_CACHE_TTL_SECONDS"
 
@@ -46,25 +55,66 @@ class Settings:
 
     @property
     def is_local(self) -> bool:
-        """True when the endpoint's host is this machine's loopback (the whole host, not a prefix)."""
-        if self.endpoint_url is None:
-            return False
-        try:
-            parts = urlsplit(self.endpoint_url)
-            host, port = parts.hostname, parts.port
-        except ValueError:  # a malformed URL: an unclosed IPv6 bracket, a port that is no number
-            return False
-        if host not in LOCAL_HOSTS:
-            return False
-        # urlsplit reads "[::1].attacker.example" as host "::1": the written host must be the
-        # whole of it, bracketed if it is IPv6.
-        written = parts.netloc.rpartition("@")[2].lower()
-        bare = f"[{host}]" if ":" in host else host
-        return written in (bare, f"{bare}:{port}")
+        """True only when the host botocore will connect to is this machine's loopback.
+
+        See ``is_loopback_endpoint``: anything two URL parsers could read differently is not local.
+        """
+        return self.endpoint_url is not None and is_loopback_endpoint(self.endpoint_url)
+
+
+def is_loopback_endpoint(url: str) -> bool:
+    """True when ``url`` names, unambiguously, a loopback host: ``localhost``, 127.0.0.0/8 or ``[::1]``.
+
+    botocore keeps the endpoint's netloc as written (``urlsplit``/``urlunsplit``) and urllib3
+    connects to ``urllib3.util.parse_url(url).host``. The two parsers disagree on some URLs:
+    ``http://evil.example\\@127.0.0.1`` is host ``127.0.0.1`` to ``urlsplit`` but ``evil.example`` to
+    urllib3, which is where the connection goes. So a URL is local only when both parsers, and the
+    URL botocore rebuilds, name the same loopback host, and nothing in it invites a third reading:
+    no userinfo (``@``), backslash, percent-encoding, whitespace, control or non-ASCII character,
+    query or fragment; scheme ``http``/``https``; netloc exactly ``host`` or ``host:digits``;
+    IPv4 only as four decimal octets (``0x7f000001``, ``2130706433``, ``127.1`` are refused), no
+    IPv6 zone id, no trailing dot.
+    """
+    host = _unambiguous_host(url)
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    bracketed = host.startswith("[")
+    try:
+        address = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:  # a name other than localhost, or a numeric shortcut such as 0x7f000001
+        return False
+    if bracketed:
+        return address == _IPV6_LOOPBACK
+    return address.version == 4 and address in _IPV4_LOOPBACK
+
+
+def _unambiguous_host(url: str) -> str | None:
+    """The host as written (lower-cased, IPv6 in brackets), when every parser on the way agrees on it."""
+    if _UNSAFE_URL_CHARACTER.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        split_host, split_port = parts.hostname, parts.port
+        connected = parse_url(url)
+        # The URL botocore sends: awsrequest._urljoin rebuilds it from the split parts.
+        rebuilt = parse_url(urlunsplit((parts.scheme, parts.netloc, parts.path or "/", "", "")))
+    except (ValueError, LocationParseError):  # an unclosed IPv6 bracket, a port that is no number, ...
+        return None
+    written = _NETLOC.fullmatch(parts.netloc.lower())
+    if (parts.scheme not in ("http", "https") or parts.query or parts.fragment or not split_host
+            or written is None):
+        return None
+    host = written["host"]
+    agree = (host.strip("[]") == split_host and host == connected.host == rebuilt.host
+             and split_port == connected.port == rebuilt.port
+             and parts.scheme == connected.scheme == rebuilt.scheme and connected.auth is None)
+    return host if agree else None
 
 
 def cursor_secret() -> str | None:
-    """``DATALAYER_CURSOR_SECRET``, the key that signs paging cursors (``None`` when unset or empty)."""
+    """``DATALAYER_CURSOR_SECRET``, the secret that keys paging cursors (``None`` when unset or empty)."""
     return os.environ.get(CURSOR_SECRET_ENV) or None
 
 

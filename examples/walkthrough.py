@@ -163,7 +163,7 @@ def main() -> int:
     from migrations.__main__ import _use_local_when_unset
 
     _use_local_when_unset(False)
-    os.environ["LOG_LEVEL"] = "INFO"
+    os.environ["LOG_LEVEL"] = "DEBUG"
     configure_logging(force=True)
     # Every call's event is captured (and summarised per step) rather than printed.
     with capture_logs():

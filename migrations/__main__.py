@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar for backfills")
     parser.add_argument("--verbose", action="store_true",
-                        help="log every DynamoDB call (one structured event each); same as LOG_LEVEL=INFO")
+                        help="log every DynamoDB call (one structured event each); same as LOG_LEVEL=DEBUG")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upgrade", help="apply pending revisions up to TARGET (default head)")
     up.add_argument("target", nargs="?", default="head")
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The command prints what it does; per-call events are for --verbose (or an explicit LOG_LEVEL).
     if args.verbose:
-        os.environ["LOG_LEVEL"] = "INFO"
+        os.environ["LOG_LEVEL"] = "DEBUG"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     try:
         if args.command == "history":

@@ -1,19 +1,26 @@
-"""Pages of query results and the signed, query-bound cursors that continue them.
+"""Pages of query results and the encrypted, query-bound cursors that continue them.
 
-A cursor is ``<payload>.<signature>``, both URL-safe base64 without padding. The payload is JSON:
-the ``LastEvaluatedKey`` to resume from and the *binding* of the query that made it (function,
-table, index, key values, direction, page size, range bounds). The signature is HMAC-SHA256 over
-the payload with the secret ``DATALAYER_CURSOR_SECRET`` (``core.config``). A cursor is refused with
-``InvalidCursor`` unless its signature checks out (``hmac.compare_digest``) and its binding equals
-the binding of the query it is handed to: a cursor cannot be edited, forged without the secret, or
-replayed against another user, status, page size, direction or date range.
+A cursor is opaque: URL-safe base64 (no padding) of ``version || nonce || AES-256-GCM ciphertext``.
 
-Cursors are signed, not encrypted: the key values in them (a user id, an order id) are readable
-by whoever holds the cursor. They carry no expiry.
+- ``version`` (1 byte, ``2``) names the format; it is authenticated as associated data.
+- ``nonce`` (16 random bytes) makes every cursor's key its own: the AES-GCM key is
+  HKDF-SHA256(secret, salt = a fixed label, info = a fixed label + nonce). A key encrypts one
+  cursor only, so its GCM nonce can be fixed and no number of cursors under one secret ever
+  repeats a (key, nonce) pair (a random 96-bit GCM nonce under one key would, after about 2**32).
+- The plaintext is the SHA-256 of the query's *binding* (function, table, index, key values,
+  direction, page size, range bounds), then the ``LastEvaluatedKey`` to resume from as JSON.
+
+The secret is ``DATALAYER_CURSOR_SECRET`` (``core.config``). ``decode_cursor`` raises
+``InvalidCursor``, and nothing else, unless the cursor decrypts and authenticates under this
+secret and the binding inside equals the binding of the query it is handed to: a cursor cannot be
+read, edited, truncated, forged without the secret, or replayed against another user, status, page
+size, direction or date range. Nothing in a cursor is readable without the secret (a user id, an
+order id); only its length says roughly how long the key is. Cursors carry no expiry.
 
 Without ``DATALAYER_CURSOR_SECRET`` a fixed development secret is used, but only when the endpoint
-is on this machine (``Settings.is_local``); anywhere else paged queries raise
-``CursorSecretMissing`` before sending anything, rather than hand out cursors anyone could forge.
+is this machine's loopback (``Settings.is_local``); anywhere else paged queries raise
+``CursorSecretMissing`` before sending anything, rather than hand out cursors anyone could read
+and forge.
 
 ``has_more`` is exact: a page of ``limit`` asks DynamoDB for ``limit + 1`` items. Only when the
 extra item exists is there a next page; its cursor points at the page's last item (the extra one
@@ -28,12 +35,17 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pynamodb.indexes import Index
 from pynamodb.models import Model
 
@@ -49,7 +61,15 @@ MIN_SECRET_LENGTH = 16
 MAX_LIMIT = 100
 MAX_CURSOR_LENGTH = 4096
 _DEVELOPMENT_SECRET = b"datalayer-development-cursor-secret (local endpoints only)"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+_VERSION_BYTE = _FORMAT_VERSION.to_bytes(1, "big")
+_NONCE_LENGTH = 16
+_TAG_LENGTH = 16
+_DIGEST_LENGTH = 32
+_KDF_SALT = b"datalayer/paging/cursor"
+_KDF_INFO = b"datalayer cursor v2: AES-256-GCM key for one cursor\x00"
+_AAD = b"datalayer-cursor\x00" + _VERSION_BYTE
+_GCM_NONCE = bytes(12)  # every key encrypts one cursor only
 _B64 = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 # A raw DynamoDB key: attribute name -> {"S": value}. Every key attribute of the table is a string.
@@ -70,7 +90,7 @@ class Page(Generic[T]):
 
 
 def cursor_secret() -> bytes:
-    """The signing secret: ``DATALAYER_CURSOR_SECRET``, or the development secret on a local endpoint."""
+    """The cursor secret: ``DATALAYER_CURSOR_SECRET``, or the development secret on a local endpoint."""
     raw = configured_cursor_secret()
     if raw is not None:
         if len(raw) < MIN_SECRET_LENGTH:
@@ -93,9 +113,11 @@ def check_limit(limit: Any) -> int:
 
 
 def encode_cursor(last_key: RawKey, binding: Mapping[str, Any], secret: bytes) -> str:
-    """Sign ``last_key`` together with the query ``binding``."""
-    payload = _canonical({"v": _FORMAT_VERSION, "k": last_key, "q": binding})
-    return f"{_b64encode(payload)}.{_b64encode(_sign(payload, secret))}"
+    """Encrypt ``last_key`` under ``secret``, bound to the query ``binding``."""
+    nonce = os.urandom(_NONCE_LENGTH)
+    plaintext = _binding_digest(binding) + _canonical(last_key)
+    sealed = AESGCM(_cursor_key(secret, nonce)).encrypt(_GCM_NONCE, plaintext, _AAD)
+    return _b64encode(_VERSION_BYTE + nonce + sealed)
 
 
 def decode_cursor(cursor: Any, binding: Mapping[str, Any], secret: bytes) -> RawKey:
@@ -104,21 +126,24 @@ def decode_cursor(cursor: Any, binding: Mapping[str, Any], secret: bytes) -> Raw
         raise InvalidCursor(f"a cursor must be a string, got {type(cursor).__name__}")
     if len(cursor) > MAX_CURSOR_LENGTH:
         raise InvalidCursor("cursor is too long")
-    encoded_payload, dot, encoded_signature = cursor.partition(".")
-    if not dot:
+    raw = _b64decode(cursor)
+    if len(raw) < 1 + _NONCE_LENGTH + _TAG_LENGTH + _DIGEST_LENGTH:
         raise InvalidCursor("malformed cursor")
-    payload = _b64decode(encoded_payload)
-    if not hmac.compare_digest(_b64decode(encoded_signature), _sign(payload, secret)):
-        raise InvalidCursor("cursor signature does not match (tampered, or signed with another secret)")
-    try:
-        content = json.loads(payload)
-    except ValueError as exc:  # signed by us, so only a change of format gets here
-        raise InvalidCursor("malformed cursor payload") from exc
-    if not isinstance(content, dict) or content.get("v") != _FORMAT_VERSION:
+    if raw[:1] != _VERSION_BYTE:
         raise InvalidCursor("unsupported cursor format")
-    if _canonical(content.get("q")) != _canonical(binding):
+    nonce, sealed = raw[1:1 + _NONCE_LENGTH], raw[1 + _NONCE_LENGTH:]
+    try:
+        plaintext = AESGCM(_cursor_key(secret, nonce)).decrypt(_GCM_NONCE, sealed, _AAD)
+    except InvalidTag:
+        raise InvalidCursor("cursor does not authenticate (tampered, or another secret's)") from None
+    digest, encoded_key = plaintext[:_DIGEST_LENGTH], plaintext[_DIGEST_LENGTH:]
+    if not hmac.compare_digest(digest, _binding_digest(binding)):
         raise InvalidCursor("cursor belongs to another query")
-    return _check_raw_key(content.get("k"))
+    try:
+        last_key = json.loads(encoded_key)
+    except (ValueError, RecursionError) as exc:  # encrypted by us, so only a change of format gets here
+        raise InvalidCursor("malformed cursor payload") from exc
+    return _check_raw_key(last_key)
 
 
 def item_key(item: Model, index: Index[Any] | None = None) -> RawKey:
@@ -162,8 +187,13 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-def _sign(payload: bytes, secret: bytes) -> bytes:
-    return hmac.new(secret, b"datalayer-cursor\x00" + payload, hashlib.sha256).digest()
+def _binding_digest(binding: Mapping[str, Any]) -> bytes:
+    return hashlib.sha256(b"datalayer-cursor-binding\x00" + _canonical(binding)).digest()
+
+
+def _cursor_key(secret: bytes, nonce: bytes) -> bytes:
+    kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_KDF_SALT, info=_KDF_INFO + nonce)
+    return kdf.derive(secret)
 
 
 def _b64encode(data: bytes) -> str:
@@ -172,7 +202,7 @@ def _b64encode(data: bytes) -> str:
 
 def _b64decode(text: str) -> bytes:
     # Strict: only the URL-safe alphabet, and only the canonical encoding of the bytes (so no two
-    # different cursors carry the same payload).
+    # different strings are the same cursor).
     if not _B64.match(text):
         raise InvalidCursor("malformed cursor")
     try:

@@ -3,7 +3,7 @@ one entity by its key parts.
 
 ``page`` composes the partition key and the sort-key condition from the entity's key templates,
 queries the table or the declared index, and returns a ``Page`` with an exact ``has_more`` and a
-signed, query-bound cursor (``repositories.paging``); DynamoDB's errors become the error tree.
+encrypted, query-bound cursor (``repositories.paging``); DynamoDB's errors become the error tree.
 A repository function over a declared query validates its own arguments, then calls ``page``.
 """
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
+from typing import Any
+from urllib.parse import urlsplit
 
+import botocore.session
 import pytest
+from botocore.awsrequest import AWSPreparedRequest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from urllib3.util import parse_url
 
 from core.config import (
     CACHE_TTL_ENV,
@@ -23,31 +31,146 @@ def _settings(endpoint: str | None) -> Settings:
                     connect_timeout_seconds=1.0, read_timeout_seconds=1.0)  # fmt: skip
 
 
-@pytest.mark.parametrize("endpoint", [
-    "http://127.0.0.1:8000",
-    "http://localhost:8000",
-    "http://LocalHost:8000/",
-    "http://localhost",
-    "http://[::1]:8000",
-])
-def test_a_loopback_endpoint_is_local(endpoint: str) -> None:
-    assert _settings(endpoint).is_local
+# endpoint -> is_local. Local means: the host the connection goes to is loopback, and no parser on
+# the way could read the URL otherwise.
+ENDPOINTS: list[tuple[str | None, bool]] = [
+    ("http://127.0.0.1:8000", True),
+    ("http://localhost:8000", True),
+    ("http://LocalHost:8000/", True),
+    ("http://localhost", True),
+    ("https://localhost:8443/dynamodb", True),
+    ("http://[::1]:8000", True),
+    ("http://[0:0:0:0:0:0:0:1]:8000", True),
+    ("http://127.0.0.2:9", True),
+    ("http://127.0.0.10:8000", True),
+    ("http://127.255.255.254", True),
+    (None, False),
+    ("", False),
+    ("https://dynamodb.us-east-1.amazonaws.com", False),
+    # botocore connects to evil.example; urlsplit alone says 127.0.0.1.
+    ("http://evil.example\\@127.0.0.1", False),
+    ("http://evil.example\\@127.0.0.1:8000/", False),
+    ("http://evil.example#@127.0.0.1", False),
+    ("http://evil.example?@127.0.0.1", False),
+    ("http://127.0.0.1#@evil.example", False),
+    ("http://127.0.0.1?@evil.example", False),
+    ("http://127.0.0.1.evil.example", False),
+    ("https://localhost.attacker.example", False),
+    ("http://[::1].evil.example", False),
+    ("http://localhost@attacker.example", False),
+    ("http://127.0.0.1:8000@attacker.example", False),
+    ("http://user@127.0.0.1", False),
+    ("http://user:password@localhost:8000", False),
+    ("http://127.0.0.1:notaport", False),
+    ("http://localhost:not-a-port", False),
+    ("http://127.0.0.1:", False),
+    ("http://127.0.0.1:+80", False),
+    ("http://127.0.0.1:70000", False),
+    ("ftp://127.0.0.1", False),
+    ("file://localhost/etc/passwd", False),
+    ("localhost:8000", False),
+    ("//127.0.0.1:8000", False),
+    ("http://", False),
+    ("http://:8000", False),
+    # Numeric shortcuts some resolvers read as 127.0.0.1: ambiguous, so refused.
+    ("http://0x7f000001", False),
+    ("http://2130706433", False),
+    ("http://0177.0.0.1", False),
+    ("http://127.1", False),
+    ("http://127.000.000.001", False),
+    ("http://localhost.", False),
+    ("http://127.0.0.1.:8000", False),
+    ("http://%6cocalhost", False),
+    ("http://127.0.0.%31", False),
+    ("http://[::1%25lo]:8000", False),
+    ("http://[fe80::1%25eth0]:8000", False),
+    ("http://[::ffff:127.0.0.1]", False),
+    ("http://[127.0.0.1]", False),
+    ("http://[::1", False),
+    ("http://127.0.0.1 .evil.example", False),
+    ("http://127.0.0.1\t:8000", False),
+    ("http://local\nhost:8000", False),
+    (" http://127.0.0.1:8000", False),
+    ("http://127.0.0.1:8000\x00", False),
+    ("http://l\u043ecalhost:8000", False),  # a Cyrillic o
+    ("http://0.0.0.0:8000", False),
+    ("http://10.0.0.1:8000", False),
+    ("http://[::]:8000", False),
+]
 
 
-@pytest.mark.parametrize("endpoint", [
-    None,
-    "https://dynamodb.us-east-1.amazonaws.com",
-    "https://localhost.attacker.example",
-    "https://127.0.0.1.attacker.example",
-    "http://127.0.0.10:8000",
-    "http://localhost@attacker.example",
-    "http://127.0.0.1:8000@attacker.example",
-    "http://[::1].attacker.example",
-    "http://localhost:not-a-port",
-    "localhost:8000",
-])
-def test_an_endpoint_that_only_looks_local_is_not_local(endpoint: str | None) -> None:
-    assert not _settings(endpoint).is_local
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address((host or "").strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize(("endpoint", "expected"), ENDPOINTS)
+def test_an_endpoint_is_local_only_when_it_unambiguously_names_loopback(
+    endpoint: str | None, expected: bool
+) -> None:
+    assert _settings(endpoint).is_local is expected
+    if expected:
+        assert endpoint is not None
+        # What urllib3 (and so botocore) would connect to, not only what we parsed.
+        assert _loopback(parse_url(endpoint).host)
+
+
+def _host_botocore_sends_to(endpoint: str) -> str | None:
+    """Prepare (not send) a DynamoDB request through botocore and read the host urllib3 would dial."""
+
+    class Stop(Exception):
+        pass
+
+    urls: list[str] = []
+
+    def capture(request: AWSPreparedRequest, **_: object) -> None:
+        urls.append(request.url)
+        raise Stop
+
+    client: Any = botocore.session.get_session().create_client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+    )
+    client.meta.events.register("before-send.dynamodb", capture)
+    try:
+        client.list_tables()
+    except Stop:
+        pass
+    finally:
+        client.close()
+    return parse_url(urls[0]).host
+
+
+@pytest.mark.parametrize("endpoint", [endpoint for endpoint, local in ENDPOINTS if local])
+def test_every_local_endpoint_is_loopback_in_the_request_botocore_prepares(endpoint: str) -> None:
+    assert _loopback(_host_botocore_sends_to(endpoint))
+
+
+def test_the_backslash_endpoint_really_goes_elsewhere() -> None:
+    # Why it is refused: the request botocore prepares is for evil.example.
+    assert _host_botocore_sends_to("http://evil.example\\@127.0.0.1") == "evil.example"
+    assert not _settings("http://evil.example\\@127.0.0.1").is_local
+
+
+_URL_PIECES = [
+    "127.0.0.1", "127.0.0.2", "localhost", "LOCALHOST", "[::1]", "::1", "evil.example", "user", "0x7f000001",
+    "1", "-", "@", "\\", "#", "?", "%", "%25", "/", ":", ":8000", ".", "[", "]", " ", "\t",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["http://", "https://", "HTTP://", "ftp://", "//", ""]),
+       st.lists(st.sampled_from(_URL_PIECES), max_size=6))
+def test_an_endpoint_said_to_be_local_is_loopback_to_every_parser(scheme: str, pieces: list[str]) -> None:
+    endpoint = scheme + "".join(pieces)
+    if not _settings(endpoint).is_local:
+        return
+    assert _loopback(parse_url(endpoint).host)
+    assert _loopback(urlsplit(endpoint).hostname)
 
 
 def test_the_cursor_secret_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
