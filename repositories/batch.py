@@ -32,6 +32,12 @@ the one it stored). ``batch_write`` is for loading and bulk-replacing data; for 
 writers update concurrently use the entity's own conditioned writes (``save()``/``update()``, or
 the repository functions), which check the version in the same request.
 
+Lost answers. Each entity's item carries a ``WriteToken`` that stays with the entity until its
+write is acknowledged. When no answer comes back, ``WriteOutcomeUnknown`` lists what was written,
+the keys whose outcome is unknown and what was not sent; calling ``batch_write`` again with the same
+entities recognises the items that did land (their stored token is the entity's) and writes the rest
+once, without ``overwrite=True``.
+
 Every write through ``batch_write`` invalidates the read-through cache of the entities it caches
 (products). Every entity is checked before the first request (a ``TableModel`` entity of an
 allowed type, its keys valid, no two with the same key, each at most 400 KB as DynamoDB counts
