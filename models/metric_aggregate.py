@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from functools import reduce
 from typing import TYPE_CHECKING, ClassVar
 
@@ -14,7 +14,7 @@ from pynamodb.expressions.update import Action
 
 from core.error_codes import raise_unexpected
 from core.errors import ConflictError
-from models.attributes import DecimalAttribute
+from models.attributes import MAX_SIGNIFICANT_DIGITS, DecimalAttribute
 from models.keys import EntityKeys, KeyTemplate
 from models.queries import Query
 from models.rules import Expires, WrittenBy
@@ -23,6 +23,9 @@ from models.writes import Step
 
 if TYPE_CHECKING:
     from models.metric import Metric
+
+
+_EXACT_PRECISION = 400  # enough for any sum of two DynamoDB numbers (1E-130 .. 1E+126) exactly
 
 
 def _contended(_: object) -> ConflictError:
@@ -82,12 +85,20 @@ class MetricAggregate(TableModel, discriminator="METRIC_AGG"):
         the ``SET`` is guarded (``attribute_not_exists(Min) OR Min > v``); when a concurrent
         writer went lower meanwhile the whole transaction is cancelled (no point, no count) and
         planned again after a fresh read (``Step.retry``). ``Max`` alike.
+
+        Why no valid reading is refused for the sum's sake: DynamoDB keeps 38 significant digits
+        and refuses an ``ADD`` whose exact result needs more (``1E22`` then ``1E-20``). The sum is
+        read with the extremes; while ``Sum + v`` fits in 38 digits it is an exact ``ADD``. When it
+        does not, the sum is ``SET`` to ``Sum + v`` rounded half-even to 38 significant digits, on
+        condition that ``Sum`` is still the value read (else planned again). So the sum is exact
+        while it fits, and from then on as precise as DynamoDB can store it.
         """
         aggregate = cls(device_id=point.device_id, metric_name=point.metric_name,
                         hour=hour_of(point.timestamp), shard=point.shard)
         aggregate.fill_keys()
         low, high = aggregate._extremes()
         number: Decimal = point.value
+        add_total, total_condition = cls._fold_total(aggregate.__dict__.get("_stored_total"), number)
         now = cls.now()
         retention = type(point).rule(Expires)
         hour_start = point.timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -98,7 +109,7 @@ class MetricAggregate(TableModel, discriminator="METRIC_AGG"):
             cls.metric_name.set(aggregate.metric_name),
             cls.hour.set(aggregate.hour),
             cls.sample_count.add(1),
-            cls.total.add(number),
+            add_total,
             cls.created_at.set(cls.created_at | now),
             cls.updated_at.set(now),
             cls.expires_at.set(expires),
@@ -106,7 +117,7 @@ class MetricAggregate(TableModel, discriminator="METRIC_AGG"):
         ]
         if aggregate.shard is not None:
             actions.append(cls.shard.set(aggregate.shard))
-        conditions: list[Condition] = []
+        conditions: list[Condition] = [] if total_condition is None else [total_condition]
         if low is None or number < low:
             actions.append(cls.minimum.set(number))
             conditions.append(cls.minimum.does_not_exist() | (cls.minimum > number))
@@ -119,12 +130,39 @@ class MetricAggregate(TableModel, discriminator="METRIC_AGG"):
         )
         return Step("update", kwargs, _contended, retry=True)
 
+    @classmethod
+    def _fold_total(cls, stored: Decimal | None, number: Decimal) -> tuple[Action, Condition | None]:
+        """``ADD Sum :v`` while the exact sum fits in 38 digits, else a guarded ``SET`` of it rounded."""
+        if stored is None:
+            return cls.total.add(number), None
+        with localcontext() as exact:
+            exact.prec = _EXACT_PRECISION
+            candidate = stored + number
+        if candidate.is_zero() or _digits(candidate, stored, number) <= MAX_SIGNIFICANT_DIGITS:
+            return cls.total.add(number), None
+        with localcontext() as rounded:
+            rounded.prec, rounded.rounding = MAX_SIGNIFICANT_DIGITS, ROUND_HALF_EVEN
+            return cls.total.set(+candidate), cls.total == stored
+
     def _extremes(self) -> tuple[Decimal | None, Decimal | None]:
-        names = [type(self).minimum.attr_name, type(self).maximum.attr_name]
+        """The stored ``Min`` and ``Max`` (and, kept on the aggregate, ``Sum``), read consistently."""
+        names = [type(self).minimum.attr_name, type(self).maximum.attr_name, type(self).total.attr_name]
         try:
             stored = type(self).get(self.pk, self.sk, consistent_read=True, attributes_to_get=names)
         except MetricAggregate.DoesNotExist:
             return None, None
         except PynamoDBException as exc:
             raise_unexpected(exc, "reading the hourly aggregate")
+        self.__dict__["_stored_total"] = stored.total
         return stored.minimum, stored.maximum
+
+
+def _digits(total: Decimal, *parts: Decimal) -> int:
+    """Significant digits ``total`` needs at the finest precision of ``parts``."""
+    finest = min(_exponent(part) for part in parts)
+    return total.adjusted() - finest + 1
+
+
+def _exponent(number: Decimal) -> int:
+    exponent = number.normalize().as_tuple().exponent
+    return exponent if isinstance(exponent, int) else 0

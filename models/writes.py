@@ -400,6 +400,9 @@ def _raise_for(exc: BaseException, steps: list[Step], what: str) -> None:
         for step, _ in failed:  # a contended rule first: planning again may succeed
             if step.retry:
                 raise Contended() from exc
+        # A concurrent writer can also turn a rule's exact arithmetic invalid (a sum past 38 digits).
+        if any(step.retry and code == "ValidationError" for step, code in zip(steps, codes, strict=True)):
+            raise Contended() from exc
         if failed:
             _fail(*failed[0], exc)
     if TRANSACTION_CONFLICT in codes or code == TRANSACTION_CONFLICT_EXCEPTION:

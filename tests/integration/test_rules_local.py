@@ -379,3 +379,13 @@ def test_a_copy_made_by_hand_cannot_move_an_email_or_a_status_behind_the_rules(l
     _refused(local_table, ConflictError, again.save)
     _refused(local_table, ConflictError, lambda: again.update([Order.status.set(OrderStatus.CANCELLED)]))
     _assert_one_claim_per_user(local_table)
+
+
+def test_an_hours_sum_never_blocks_a_valid_reading(local_table: Settings) -> None:
+    for i, value in enumerate(["0.1", "0.2", "1E22", "1E-20", "5"]):
+        record_metric("d5", "load", Decimal(value), at=AT + timedelta(seconds=i))
+    (hourly,) = get_hourly_aggregates("d5", AT, AT)
+    assert hourly.sample_count == 5  # every reading counted, none refused
+    # Exact while the sum fits in 38 digits; then rounded to DynamoDB's 38 significant digits.
+    assert hourly.total == Decimal("10000000000000000000005.3")
+    assert (hourly.minimum, hourly.maximum) == (Decimal("1E-20"), Decimal("1E22"))
