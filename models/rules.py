@@ -15,6 +15,7 @@ import operator
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal, localcontext
 from functools import reduce
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +33,10 @@ from models.writes import Plan, Step, put_kwargs
 
 if TYPE_CHECKING:
     from models.table import TableModel
+
+# The largest balance DynamoDB's 38 significant digits hold to the cent.
+MAX_BALANCE_DIGITS = 38
+MAX_BALANCE = Decimal("9" * (MAX_BALANCE_DIGITS - 2) + ".99")
 
 
 class Rule:
@@ -338,9 +343,15 @@ class Moves(Rule):
         amount = getattr(plan.entity, self.amount)
         balance = self.account.get_attributes()[self.balance]
         exists: Condition = self.account.pk.exists()
-        # The credit first: an unknown target is named even when the source is short of funds.
-        plan.add(self._change(target, [balance.set(balance + amount)], exists,
-                              lambda _: NotFound("the account to credit does not exist"), plan.now))
+        # The credit first: an unknown target is named even when the source is short of funds. It
+        # may not take the balance past what 38 digits hold at two decimal places.
+        with localcontext() as exact:
+            exact.prec = 2 * MAX_BALANCE_DIGITS
+            room = MAX_BALANCE - amount
+        if room < 0:
+            raise InvalidInput(f"the amount is larger than an account can hold ({MAX_BALANCE})")
+        plan.add(self._change(target, [balance.set(balance + amount)], exists & (balance <= room),
+                              _credit_failed, plan.now))
         debit = [balance.set(balance - amount)]
         plan.add(self._change(source, debit, exists & (balance >= amount), _debit_failed, plan.now))
 
@@ -354,6 +365,12 @@ class Moves(Rule):
         actions = [*actions, self.account.updated_at.set(now), self.account.version.add(1)]
         return _keyed_step("update", account, condition, failure, actions=actions,
                            return_values_on_condition_failure="ALL_OLD")
+
+
+def _credit_failed(old: dict[str, Any] | None) -> DataLayerError:
+    if old is None:
+        return NotFound("the account to credit does not exist")
+    return InvalidInput(f"the credit would take the balance past the most an account holds ({MAX_BALANCE})")
 
 
 def _debit_failed(old: dict[str, Any] | None) -> DataLayerError:

@@ -263,7 +263,7 @@ def plan_upsert(entity: TableModel) -> Plan:
     for rule in model.rules:
         if not rule.blind_put:
             raise InvalidInput(f"{model.__name__} cannot be replaced blindly; use {rule.instead}")
-    entity.fill_keys()
+    check_item_size(entity.serialize(), f"{model.__name__} upsert")  # the item it replaces
     now = model.now()
     skip = {"pk", "sk", "version", "created_at", "updated_at", "write_token"}
     actions: list[Action] = [model.entity_type.set(model)]

@@ -29,14 +29,13 @@ from typing import Any
 from core.errors import (
     AlreadyExists,
     ConflictError,
-    InvalidInput,
     TransferOutcomeUnknown,
     WriteOutcomeUnknown,
 )
 from core.retry import RetryPolicy
 from models import writes
 from models.account import Account
-from models.attributes import to_money
+from models.attributes import check_text, to_money
 from models.transfer import Transfer
 from repositories import query
 from repositories._common import key_part
@@ -152,10 +151,6 @@ def _replay(transfer: Transfer, stored: Transfer | None, cause: BaseException) -
 # --- validation ----------------------------------------------------------------------------------
 
 def _require_idempotency_key(value: Any) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"idempotency_key must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise InvalidInput("idempotency_key must not be empty")
-    if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH:
-        raise InvalidInput(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
-    return value
+    # check_text: a string, not blank, not too long, no control, bidi or lone surrogate characters
+    # (a surrogate would otherwise crash uuid5 outside the error tree).
+    return check_text(value, "idempotency_key", max_length=MAX_IDEMPOTENCY_KEY_LENGTH)

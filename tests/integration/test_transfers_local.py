@@ -17,6 +17,7 @@ from botocore.exceptions import ReadTimeoutError
 
 from core.config import Settings
 from models import Transfer
+from models.rules import MAX_BALANCE
 from repositories.accounts import get_transfer, open_account, transfer_funds, transfer_id_for_key
 from repositories.errors import (
     AlreadyExists,
@@ -27,6 +28,7 @@ from repositories.errors import (
     NotFound,
     TransferOutcomeUnknown,
 )
+from repositories.products import put_product
 from tests.helpers import RawTable
 
 AFTER_TRANSACT = "after-call.dynamodb.TransactWriteItems"
@@ -199,3 +201,30 @@ def test_big_amounts_are_moved_exactly(raw: RawTable) -> None:
     transfer_funds(source, target, "9" * 35 + ".99")
     assert raw.balance(source) == Decimal("9" + "0" * 35)
     assert raw.balance(target) == Decimal("9" * 35 + ".99")
+
+
+def test_a_credit_past_what_an_account_holds_is_refused_and_moves_nothing(raw: RawTable) -> None:
+    full = open_account(balance="9" * 35 + "8.99").account_id  # MAX_BALANCE - 1
+    source = open_account(balance="5").account_id
+    before = raw.scan()
+    with pytest.raises(InvalidInput, match="most an account holds"):
+        transfer_funds(source, full, "2")
+    assert raw.scan() == before
+    transfer_funds(source, full, "1")  # up to the limit is fine
+    assert raw.balance(full) == MAX_BALANCE
+
+
+@pytest.mark.parametrize("key", ["\ud800", "a\x00b", "pay\u202e1", " ", "k" * 256])
+def test_a_hostile_idempotency_key_is_refused_before_anything_is_sent(raw: RawTable, key: str) -> None:
+    source, target = open_account(balance="5").account_id, open_account().account_id
+    before = raw.scan()
+    with pytest.raises(InvalidInput):
+        transfer_funds(source, target, "1", idempotency_key=key)
+    assert raw.scan() == before
+
+
+def test_an_over_size_product_is_refused_before_anything_is_sent(raw: RawTable) -> None:
+    before = raw.scan()
+    with pytest.raises(InvalidInput, match="item limit"):
+        put_product("huge", "Huge", Decimal(1), blob="x" * 410_000)
+    assert raw.scan() == before
