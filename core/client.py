@@ -11,8 +11,11 @@ from typing import Any
 
 import botocore.config
 import botocore.session
+from botocore.exceptions import InvalidRegionError, NoRegionError
 
 from core.config import Settings, get_settings
+from core.error_codes import NO_REGION
+from core.errors import ConfigurationError
 from core.logs import instrument
 
 
@@ -51,10 +54,13 @@ def new_client(settings: Settings | None = None, *, validate: bool = True) -> An
         parameter_validation=validate,
         max_pool_connections=MAX_POOL_CONNECTIONS,
     )
-    with _session_lock:  # botocore's create_client is not thread-safe
-        client = _shared_session().create_client(
-            "dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
-        )
+    try:
+        with _session_lock:  # botocore's create_client is not thread-safe
+            client = _shared_session().create_client(
+                "dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+            )
+    except (NoRegionError, InvalidRegionError) as exc:
+        raise ConfigurationError(NO_REGION) from exc
     return instrument(client)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 
-from core.errors import DataLayerError, RetriesExhausted
+from core.errors import ConfigurationError, DataLayerError, RetriesExhausted
 
 # DynamoDB's error codes, in the two places they appear. A cancelled transaction's error code is
 # TRANSACTION_CANCELED_EXCEPTION, and each item's reason carries a code without "Exception".
@@ -63,12 +63,38 @@ def is_throttling(exc: BaseException) -> bool:
     return any(code in THROTTLING_REASONS for code in cancellation_codes(exc))
 
 
+NO_REGION = (
+    "no AWS region is configured: set AWS_REGION or AWS_DEFAULT_REGION (or AWS_ENDPOINT_URL_DYNAMODB "
+    "to use a local DynamoDB; `python -m core.localdb start` starts one)"
+)
+NO_CREDENTIALS = (
+    "no AWS credentials were found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run "
+    "where an instance or task role provides them (DynamoDB Local accepts any non-empty values)"
+)
+
+
+def configuration_problem(exc: BaseException) -> ConfigurationError | None:
+    """A ``ConfigurationError`` with the fix, when ``exc`` (or its cause) is missing region or credentials.
+
+    Nothing was sent then: botocore could not sign the request.
+    """
+    source = exc.cause if isinstance(exc, PynamoDBException) else exc
+    if isinstance(source, (NoCredentialsError, PartialCredentialsError)):
+        return ConfigurationError(NO_CREDENTIALS)
+    if isinstance(source, NoRegionError):
+        return ConfigurationError(NO_REGION)
+    return None
+
+
 def raise_unexpected(exc: BaseException, what: str) -> NoReturn:
     """Map an error no access pattern expects into the error tree, keeping ``exc`` as the cause.
 
     Throttling (botocore retries it before we see it) becomes ``RetriesExhausted``, which a
     caller can meet by trying later; anything else becomes a plain ``DataLayerError``.
     """
+    problem = configuration_problem(exc)
+    if problem is not None:
+        raise problem from exc
     code = error_code(exc)
     if is_throttling(exc):
         raise RetriesExhausted(f"{what}: DynamoDB kept throttling the request") from exc

@@ -36,6 +36,7 @@ from core.error_codes import (
     THROTTLING_REASONS,
     TRANSACTION_CONFLICT,
     TRANSACTION_CONFLICT_EXCEPTION,
+    configuration_problem,
     error_code,
     raise_unexpected,
 )
@@ -389,6 +390,9 @@ def _send_transaction(connection: Any, steps: list[Step], token: str) -> dict[st
 
 
 def _raise_for(exc: BaseException, steps: list[Step], what: str) -> None:
+    problem = configuration_problem(exc)  # nothing was sent: botocore could not sign it
+    if problem is not None:
+        raise problem from exc
     code = error_code(exc)
     if code == CONDITIONAL_CHECK_FAILED_EXCEPTION and len(steps) == 1:
         _fail(steps[0], _returned_item(exc), exc)

@@ -57,7 +57,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.error_codes import error_code, is_throttling, raise_unexpected
+from core.error_codes import configuration_problem, error_code, is_throttling, raise_unexpected
 from core.errors import (
     AlreadyExists,
     ConflictError,
@@ -155,7 +155,7 @@ def _send(client: Any, pending: list[tuple[TableModel, dict[str, Any]]], policy:
         try:
             left = policy.until_done(send, pending[start : start + MAX_WRITE_BATCH])
         except (BotoCoreError, ClientError) as exc:
-            if not retried_by_botocore(error_code(exc)) or is_throttling(exc):
+            if configuration_problem(exc) or not retried_by_botocore(error_code(exc)) or is_throttling(exc):
                 raise_unexpected(exc, "BatchWriteItem")
             later = [entity for entity, _ in pending[start + MAX_WRITE_BATCH:]]
             raise WriteOutcomeUnknown(
