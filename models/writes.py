@@ -10,6 +10,12 @@ folds into). One operation alone is sent as ``PutItem``/``UpdateItem``/``DeleteI
 A failed condition becomes the error the rule that set it names (``AlreadyExists``,
 ``ConflictError``, ``NotFound``); a rule that cannot be kept on a path refuses with
 ``InvalidInput`` naming what to call instead, before anything is sent.
+
+What a caller is told is the truth. A single write stores its plan's token (``WriteToken``) and
+asks for the item when its condition fails: when botocore re-sent it after the first attempt was
+applied and its answer lost, the item shows the token and the write reports success. A
+transaction is re-sent under the same ``ClientRequestToken``, which DynamoDB applies once. When no
+attempt got an answer, ``WriteOutcomeUnknown`` names the keys that may have been written.
 """
 
 from __future__ import annotations
