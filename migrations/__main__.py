@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.config import get_settings
-from migrations import runner
+from migrations import export, policy, runner
 from migrations.calls import MigrationError
 from migrations.destructive import DataWouldBeDestroyed
 
@@ -107,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fill it with the operations that bring the live table to models/",
     )
+    export.register(sub)
+    policy.register(sub)
     return parser
 
 
@@ -167,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             for rev in chain:
                 print(f"{rev.revision}  {rev.message}{'  (head)' if rev is chain[-1] else ''}")
             return 0
+        if args.command in ("export", "policy"):  # offline: they read models/, not the table
+            return int(args.run(args))
         if args.command == "new" and not args.autogenerate:
             runner.new(args.message, versions_dir=args.versions_dir)
             return 0
