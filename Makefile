@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PKGS := models repositories migrations core
 
-.PHONY: install migrate test unit integration lint typecheck db-start db-stop db-status bench demo clean
+.PHONY: install migrate test unit integration lint typecheck db-start db-stop db-status bench demo clean mutation reliability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)  ## lint, type-check, then every test (unit on moto, the rest on 
 	$(BIN)/python -m ruff check $(PKGS) tests benchmarks examples
 	$(BIN)/python -m mypy --strict $(PKGS)
 	$(BIN)/python -m pytest
+	$(BIN)/python -m migrations export --format cloudformation -o build/templates/cloudformation.json
+	$(BIN)/python -m migrations export --format sam -o build/templates/sam.json
+	$(BIN)/cfn-lint --non-zero-exit-code error build/templates/cloudformation.json build/templates/sam.json
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
@@ -44,6 +47,19 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.walkthrough
+
+# Not part of `make test` (slow: minutes per file). Narrow it: make mutation PATHS=core/client.py,repositories/cache.py
+# JOBS copies run side by side; MUTATION_ARGS passes more flags to tools/mutation.py (--time-limit, --drop, --keep).
+PATHS ?=
+JOBS ?= 2
+mutation: $(STAMP)  ## mutmut over core/, models/, repositories/ against the unit tests; prints the score and survivors
+	$(BIN)/python tools/mutation.py --paths '$(PATHS)' --jobs $(JOBS) $(MUTATION_ARGS)
+
+# Not part of `make test` (a few minutes): faults at botocore's before-send on every write path, concurrent
+# processes SIGKILLed mid-write and mid-backfill, hostile input; prints one table, exits 1 on any false outcome.
+# RELIABILITY_ARGS passes flags to it (--seed, --rounds, --workers, --worker-ops, --kills, --phases).
+reliability: $(STAMP)  ## the reliability suite against DynamoDB Local (python -m tests.reliability)
+	$(BIN)/python -m tests.reliability $(RELIABILITY_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
