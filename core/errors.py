@@ -48,9 +48,10 @@ class InsufficientFunds(DataLayerError):
 class RetriesExhausted(DataLayerError):
     """Bounded retries ran out; ``unprocessed`` holds what was not written or read."""
 
-    def __init__(self, message: str, unprocessed: Sequence[Any] = ()) -> None:
+    def __init__(self, message: str, unprocessed: Sequence[Any] = (), *, written: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.unprocessed: list[Any] = list(unprocessed)
+        self.written: list[Any] = list(written)  # a batch: what was written before retries ran out
 
 
 class WriteOutcomeUnknown(DataLayerError):

@@ -367,8 +367,15 @@ def _without_repeated_checks(steps: list[Step]) -> list[Step]:
 
 def _own_effect(exc: BaseException, steps: list[Step]) -> dict[str, Any] | None:
     """The item, when a single write's condition failed only because botocore re-sent it after its
-    first attempt was applied and the answer lost: the item then carries this write's token."""
-    if len(steps) != 1 or steps[0].token is None or error_code(exc) != CONDITIONAL_CHECK_FAILED_EXCEPTION:
+    first attempt was applied and the answer lost: the item then carries this write's token. A
+    delete leaves no item to carry one: re-sent (botocore counted a retry) and finding the item
+    gone, it reports the end state the caller asked for."""
+    if len(steps) != 1 or error_code(exc) != CONDITIONAL_CHECK_FAILED_EXCEPTION:
+        return None
+    if steps[0].op == "delete":
+        resent = _retry_attempts(exc) > 0
+        return {"Deleted": True} if resent and _returned_item(exc) is None else None
+    if steps[0].token is None:
         return None
     item = _returned_item(exc)
     if item is None or item.get("WriteToken") != {"S": steps[0].token}:
@@ -433,6 +440,16 @@ def _raise_for(exc: BaseException, steps: list[Step], what: str) -> None:
 def _reasons(exc: BaseException) -> list[tuple[str | None, dict[str, Any] | None]]:
     parsed = getattr(exc, "cancellation_reasons", None) or ()
     return [(None, None) if r is None else (r.code, r.raw_item) for r in parsed]
+
+
+def _retry_attempts(exc: BaseException) -> int:
+    for source in (exc, exc.__cause__):
+        response = getattr(source, "response", None)
+        metadata = response.get("ResponseMetadata", {}) if isinstance(response, dict) else {}
+        attempts = metadata.get("RetryAttempts")
+        if isinstance(attempts, int):
+            return attempts
+    return 0
 
 
 def _returned_item(exc: BaseException) -> dict[str, Any] | None:

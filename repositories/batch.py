@@ -155,9 +155,15 @@ def _send(client: Any, pending: list[tuple[TableModel, dict[str, Any]]], policy:
         try:
             left = policy.until_done(send, pending[start : start + MAX_WRITE_BATCH])
         except (BotoCoreError, ClientError) as exc:
-            if configuration_problem(exc) or not retried_by_botocore(error_code(exc)) or is_throttling(exc):
-                raise_unexpected(exc, "BatchWriteItem")
             later = [entity for entity, _ in pending[start + MAX_WRITE_BATCH:]]
+            if is_throttling(exc):  # refused, after botocore's retries: nothing of this chunk landed
+                refused = [entity for entity, _ in in_flight] + later
+                raise RetriesExhausted(
+                    f"batch_write: throttled on every attempt; {len(done)} of {len(pending)} entities "
+                    f"written, {len(refused)} not", refused, written=done,
+                ) from exc
+            if configuration_problem(exc) or not retried_by_botocore(error_code(exc)):
+                raise_unexpected(exc, "BatchWriteItem")
             raise WriteOutcomeUnknown(
                 f"batch_write: {len(done)} of {len(pending)} entities written, {len(in_flight)} unknown "
                 f"({error_code(exc) or type(exc).__name__}), {len(later)} not sent; calling batch_write "

@@ -41,6 +41,8 @@ def put_product(product_id: str, name: str, price: Decimal, **attrs: Any) -> Pro
     product_id = key_part(product_id, "product_id")
     name = require_text(name, "name")
     money = to_money(price, "price", positive=False)
+    if any(not key for key in attrs):
+        raise InvalidInput("an attribute name must not be empty")
     extras = {key: _json_like(value, key, 1) for key, value in attrs.items()}
     product = Product(product_id=product_id, name=name, price=money, attributes=extras or None)
     try:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from pynamodb.exceptions import PynamoDBException
+
 import models  # noqa: F401 - importing every entity registers its EntityType
 from core.errors import InvalidInput
 from models.table import TableModel
@@ -28,6 +30,8 @@ _EXPECTED_IMAGES = {
     "REMOVE": (True, False),
 }
 _TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+# What a malformed image makes PynamoDB or an attribute raise while decoding.
+_UNDECODABLE = (TypeError, KeyError, AttributeError, ArithmeticError, PynamoDBException)
 
 
 def decode_stream_record(
@@ -54,7 +58,11 @@ def decode_stream_record(
 
 def is_ttl_expiry(record: Mapping[str, Any]) -> bool:
     """True when the record is a deletion made by DynamoDB's TTL, not by an application."""
+    if not isinstance(record, Mapping):
+        raise InvalidInput("not a DynamoDB stream record: it is not a mapping")
     identity = record.get("userIdentity") or {}
+    if not isinstance(identity, Mapping):
+        return False
     return (
         record.get("eventName") == "REMOVE"
         and identity.get("type") == "Service"
@@ -70,6 +78,8 @@ def _decode(image: Any, on_unknown: str) -> TableModel | None:
         stored = TableModel._get_discriminator_class(image)
     except ValueError:
         stored = None  # an EntityType no model declares
+    except _UNDECODABLE as exc:  # an EntityType of another DynamoDB type than a string
+        raise InvalidInput(f"the image's EntityType does not decode: {type(exc).__name__}") from exc
     if stored is None:
         if on_unknown == "skip":
             return None
@@ -77,5 +87,5 @@ def _decode(image: Any, on_unknown: str) -> TableModel | None:
         raise InvalidInput(f"cannot decode an image with EntityType {entity_type!r}: no model declares it")
     try:
         return TableModel.from_raw_data(image)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InvalidInput(f"the image does not decode as {stored.__name__}: {exc}") from exc
+    except (ValueError, *_UNDECODABLE) as exc:
+        raise InvalidInput(f"the image does not decode as {stored.__name__}: {type(exc).__name__}") from exc

@@ -151,3 +151,12 @@ def test_a_batch_whose_answers_are_lost_says_what_was_written_and_a_rerun_conver
     assert all(product.version == 1 for product in products)
     batch_write(products)  # the whole call again converges too: a plain rewrite, one version on
     assert {item["Version"]["N"] for item in _items(local_table, "PRODUCT")} == {"2"}
+
+
+def test_a_delete_whose_answer_is_lost_succeeds(
+    local_table: Settings, lose: Callable[..., LoseAnswers]
+) -> None:
+    product = put_product("gone", "Gone", Decimal(1))
+    injector = lose("DeleteItem")
+    product.delete()
+    assert injector.lost == 1 and _items(local_table, "PRODUCT") == []
