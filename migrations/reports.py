@@ -1,15 +1,19 @@
-"""The commands that change nothing: ``plan``, ``history``, ``status``, ``check``, and ``new``
-(which writes a revision file, not the table). ``runner`` re-exports them, and plans its runs with
-``plan_run`` before changing anything."""
+"""The commands that change nothing: ``plan``, ``history`` (with ``current_revision``), ``status``,
+``check`` (with ``pending``), and ``new`` (which writes a revision file, not the table). ``runner``
+re-exports them, and plans its runs with ``plan_run`` before changing anything."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from core.client import new_client
 from core.config import Settings, get_settings
+from core.errors import ConfigurationError
 from migrations import autogenerate, revisions
 from migrations.calls import Caller, MigrationError, Printer
 from migrations.context import MigrationContext
@@ -109,7 +113,7 @@ def plan(
     settings, client, ledger, chain = setup(settings, client, versions_dir)
     records = ledger.records()
     position = revisions.position(chain, records)
-    goal = resolve(chain, target)
+    goal = resolve(chain, target, records)
     if goal >= position:
         steps = [(rev, "upgrade") for rev in chain[position + 1 : goal + 1]]
     else:
@@ -122,6 +126,49 @@ def plan(
 def history(versions_dir: Path | None = None) -> list[Revision]:
     """Every revision, base first."""
     return load_revisions(versions_dir)
+
+
+@dataclass(frozen=True)
+class Current:
+    """Where the table stands, as far as the ledger tells: ``index`` in the chain (-1: base), or
+    ``None`` when it cannot be told; ``note`` says why, or where the answer came from."""
+
+    index: int | None
+    note: str
+
+
+def current_revision(
+    chain: list[Revision], *, settings: Settings | None = None, client: Any | None = None
+) -> Current:
+    """The current revision from the ledger, for ``history``: one attempt, short timeouts, and an
+    unreachable endpoint or a ledger that disagrees with ``chain`` gives ``index=None``, not an error."""
+    settings = settings or get_settings()
+    if client is None:
+        quick = dataclasses.replace(
+            settings, max_retry_attempts=0, connect_timeout_seconds=2.0, read_timeout_seconds=5.0
+        )
+        try:
+            client = new_client(quick)
+        except ConfigurationError as exc:  # no region, say: history is still worth printing
+            return Current(None, str(exc))
+    ledger = Ledger(client, settings.ledger_table_name)
+    try:
+        if not ledger.exists():
+            return Current(-1, f"no ledger table {settings.ledger_table_name}: nothing applied yet")
+        index = revisions.position(chain, ledger.records())
+    except MigrationError as exc:
+        return Current(None, str(exc))
+    except (ClientError, BotoCoreError) as exc:
+        return Current(None, f"cannot read the ledger at {client.meta.endpoint_url}: {exc}")
+    return Current(index, f"from the ledger {settings.ledger_table_name} at {client.meta.endpoint_url}")
+
+
+def pending(
+    *, settings: Settings | None = None, client: Any | None = None, versions_dir: Path | None = None
+) -> list[str]:
+    """The ids of the revisions after the current one (``upgrade head`` would apply them)."""
+    _, _, ledger, chain = setup(settings, client, versions_dir)
+    return [rev.revision for rev in chain[revisions.position(chain, ledger.records()) + 1 :]]
 
 
 def status(

@@ -17,6 +17,8 @@ from migrations.calls import MigrationError
 
 VERSIONS_DIR = Path(__file__).parent / "versions"
 FILE_PATTERN = re.compile(r"^(\d{4})_[a-z0-9_]+\.py$")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+RELATIVE = re.compile(r"^([+-])(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,9 @@ def _load(path: Path) -> Revision:
     for name in ("revision", "down_revision", "upgrade", "downgrade"):
         if not hasattr(module, name):
             raise MigrationError(f"{path.name} has no {name!r}")
-    message = (module.__doc__ or path.stem).strip().splitlines()[0]
+    # The whole first paragraph, on one line: a message wrapped over several lines is not cut.
+    paragraph = _PARAGRAPH_BREAK.split((module.__doc__ or path.stem).strip(), maxsplit=1)[0]
+    message = " ".join(line.strip() for line in paragraph.splitlines())
     return Revision(module.revision, module.down_revision, message, path, module.upgrade, module.downgrade)
 
 
@@ -67,8 +71,21 @@ def load_revisions(directory: Path | None = None) -> list[Revision]:
     return chain
 
 
-def resolve(chain: list[Revision], target: str) -> int:
-    """Index in ``chain`` of ``target`` (``head``, ``base`` -> -1, or a revision id)."""
+def relative(target: str) -> int | None:
+    """The step of a relative target (``+2`` -> 2, ``-1`` -> -1); ``None`` for any other target."""
+    match = RELATIVE.match(target)
+    return None if match is None else int(match[2]) * (1 if match[1] == "+" else -1)
+
+
+def targets(chain: list[Revision]) -> str:
+    """The targets ``resolve`` accepts for ``chain``, for an error message."""
+    ids = ", ".join(rev.revision for rev in chain) or "no revision files"
+    return f"{ids}, head, base, +N or -N (N revisions up or down from the current one)"
+
+
+def resolve(chain: list[Revision], target: str, records: dict[str, dict[str, Any]] | None = None) -> int:
+    """Index in ``chain`` of ``target``: ``head``, ``base`` (-1), a revision id, or ``+N``/``-N``
+    relative to the current revision that the ledger's ``records`` give."""
     if target == "head":
         return len(chain) - 1
     if target == "base":
@@ -76,7 +93,20 @@ def resolve(chain: list[Revision], target: str) -> int:
     for i, rev in enumerate(chain):
         if rev.revision == target:
             return i
-    raise MigrationError(f"unknown revision {target!r}")
+    step = relative(target)
+    if step is None:
+        raise MigrationError(f"unknown revision {target!r}; valid targets: {targets(chain)}")
+    if records is None:
+        raise MigrationError(f"{target} is relative to the current revision: it needs the ledger")
+    now = position(chain, records)
+    goal = now + step
+    if not -1 <= goal < len(chain):
+        bound = "base" if step < 0 else f"head ({chain[-1].revision})" if chain else "head"
+        at = "base" if now < 0 else chain[now].revision
+        raise MigrationError(
+            f"{target} goes past {bound}: the current revision is {at}; valid targets: {targets(chain)}"
+        )
+    return goal
 
 
 def current(chain: list[Revision], applied: set[str]) -> int:

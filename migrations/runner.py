@@ -30,18 +30,34 @@ from migrations.context import MigrationContext
 from migrations.destructive import DataWouldBeDestroyed
 from migrations.ledger import Ledger
 from migrations.lock import LockLost
-from migrations.reports import RunPlan, check, history, new, plan, plan_run, setup, status, to_revert
+from migrations.reports import (
+    Current,
+    RunPlan,
+    check,
+    current_revision,
+    history,
+    new,
+    pending,
+    plan,
+    plan_run,
+    setup,
+    status,
+    to_revert,
+)
 from migrations.revisions import Revision, current, name, resolve
 
 __all__ = [
+    "Current",
     "DataWouldBeDestroyed",
     "Options",
     "RevisionFailed",
     "check",
     "current",
+    "current_revision",
     "downgrade",
     "history",
     "new",
+    "pending",
     "plan",
     "status",
     "upgrade",
@@ -141,16 +157,20 @@ def upgrade(
     options: Options | None = None,
     destroy_data: bool | None = None,
 ) -> list[str]:
-    """Apply the pending revisions up to ``target``; return the ids applied (none: a no-op).
+    """Apply the pending revisions up to ``target`` (``head``, a revision id, or ``+N``: N up from
+    the current one); return the ids applied (none: a no-op).
 
     ``lock_wait_seconds`` and ``destroy_data``, when given, override those of ``options``.
     Raises ``DataWouldBeDestroyed``, changing nothing, if a step would delete a table or an index
     that holds data without ``destroy_data``."""
     options = _options(options, lock_wait_seconds, destroy_data)
+    if (revisions.relative(target) or 0) < 0:
+        raise MigrationError(f"upgrade {target} would go down: use downgrade {target}")
     settings, client, ledger, chain = setup(settings, client, versions_dir)
-    goal = resolve(chain, target)
-    command = f"upgrade to {target}"
     checked = ledger.records()
+    # A relative target is resolved once, here: two runners given +1 at once apply one revision.
+    goal = resolve(chain, target, checked)
+    command = f"upgrade to {target}"
     run = _checked(command, _upgrade_steps(chain, checked, goal), settings, ledger, options)
     ledger.ensure()
     done: list[str] = []
@@ -189,20 +209,24 @@ def downgrade(
     options: Options | None = None,
     destroy_data: bool | None = None,
 ) -> list[str]:
-    """Revert applied revisions, newest first, until ``target`` (a revision or ``base``) is current.
+    """Revert applied revisions, newest first, until ``target`` (a revision, ``base``, or ``-N``: N
+    down from the current one) is current.
 
     ``lock_wait_seconds`` and ``destroy_data``, when given, override those of ``options``.
     Raises ``DataWouldBeDestroyed``, changing nothing, if a step would delete a table or an index
     that holds data without ``destroy_data``. Point-in-time recovery is not turned off when a later
     step of the run deletes the table."""
     options = _options(options, lock_wait_seconds, destroy_data)
+    if (revisions.relative(target) or 0) > 0:
+        raise MigrationError(f"downgrade {target} would go up: use upgrade {target}")
     settings, client, ledger, chain = setup(settings, client, versions_dir)
-    goal = resolve(chain, target)
     if not ledger.exists():
+        resolve(chain, target, {})  # an unknown target is an error even when there is nothing to do
         out("nothing to do: no revision was ever applied")
         return []
-    command = f"downgrade to {target}"
     checked = ledger.records()
+    goal = resolve(chain, target, checked)  # once, as in upgrade
+    command = f"downgrade to {target}"
     run = _checked(command, _downgrade_steps(chain, checked, goal, target), settings, ledger, options)
     reverted: list[str] = []
     with _locked(settings, client, ledger, options, out) as ctx:
