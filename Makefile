@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PKGS := models repositories migrations core
 
-.PHONY: install migrate test unit integration lint typecheck db-start db-stop db-status bench demo clean mutation reliability
+.PHONY: install migrate test unit integration lint typecheck db-start db-stop db-status db-env bench demo clean mutation reliability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ db-stop: $(STAMP)  ## stop the persistent local DynamoDB (its data stays in .loc
 
 db-status: $(STAMP)  ## say whether the persistent local DynamoDB runs, and where
 	$(BIN)/python -m core.localdb status
+
+db-env: $(STAMP)  ## start the local DynamoDB if needed and print export lines for an app's shell
+	@$(BIN)/python -m core.localdb env
 
 bench: $(STAMP)  ## time the data layer against bare PynamoDB and raw botocore
 	$(BIN)/python -m benchmarks

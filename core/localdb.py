@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -392,10 +393,37 @@ def status(data_dir: Path | None = None) -> str | None:
         return _answering(state)
 
 
+# What an app needs in its environment to use the local database (DynamoDB Local takes any
+# credentials, but botocore wants some, and a region).
+LOCAL_ENVIRONMENT = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "local",
+                     "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+def local_environment(endpoint: str) -> dict[str, str]:
+    """The environment variables that point the data layer at the local database at ``endpoint``."""
+    return {"AWS_ENDPOINT_URL_DYNAMODB": endpoint, **LOCAL_ENVIRONMENT}
+
+
+def use_local() -> str:
+    """Start (or reuse) the persistent local database and point this process at it; its endpoint.
+
+    Settings already in the environment (a region, credentials) are kept.
+    """
+    endpoint, _ = ensure_running()
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    for name, value in LOCAL_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    return endpoint
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m core.localdb install|start|stop|status``: the CLI behind ``make db-*``."""
+    """``python -m core.localdb install|start|stop|status|env``: the CLI behind ``make db-*``.
+
+    ``env`` starts the server if needed and prints ``export`` lines for a shell:
+    ``eval "$(python -m core.localdb env)"``.
+    """
     parser = argparse.ArgumentParser(prog="python -m core.localdb", description="DynamoDB Local on 127.0.0.1")
-    parser.add_argument("command", choices=["install", "start", "stop", "status"])
+    parser.add_argument("command", choices=["install", "start", "stop", "status", "env"])
     command = parser.parse_args(argv).command
     try:
         _run_command(command)
@@ -418,6 +446,10 @@ def _run_command(command: str) -> None:
     elif command == "start":
         endpoint, started = ensure_running()
         print(f"DynamoDB Local running at {endpoint} ({'started' if started else 'reused'}, data in {data})")
+    elif command == "env":
+        endpoint, _ = ensure_running()
+        for name, value in local_environment(endpoint).items():
+            print(f"export {name}={shlex.quote(value)}")
     elif command == "stop":
         stopped = stop_running()
         print(

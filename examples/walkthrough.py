@@ -15,6 +15,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
+from core import localdb
 from core.logs import configure_logging
 from migrations import runner
 from models import Product, User
@@ -160,9 +161,8 @@ def run() -> None:
 
 def main() -> int:
     """Point at the local database, migrate, and run the walkthrough."""
-    from migrations.__main__ import _use_local_when_unset
-
-    _use_local_when_unset(False)
+    if not os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        print(f"endpoint: {localdb.use_local()} (the local DynamoDB)")
     os.environ["LOG_LEVEL"] = "DEBUG"
     configure_logging(force=True)
     # Every call's event is captured (and summarised per step) rather than printed.
