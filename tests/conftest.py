@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 
 from core.config import Settings, get_settings
 from core.localdb import LocalDynamoDB
@@ -26,6 +28,23 @@ from repositories import cache
 
 def _quiet(_: str) -> None:
     return None
+
+
+def _one_request_at_a_time() -> None:
+    """moto's backends are not thread-safe (a TransactWriteItems deep-copies the table while another
+    thread writes to it), and the backfill scans its segments in parallel threads. Requests to moto
+    are served one at a time; DynamoDB Local, a real server, needs no such help."""
+    serve = BotocoreStubber.process_request
+    lock = threading.Lock()
+
+    def serialized(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return serve(self, request)
+
+    BotocoreStubber.process_request = serialized  # type: ignore[method-assign]
+
+
+_one_request_at_a_time()
 
 
 @pytest.fixture(autouse=True)

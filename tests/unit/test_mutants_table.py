@@ -84,3 +84,21 @@ def test_a_model_follows_a_change_of_endpoint(moto_table: Settings, monkeypatch:
     client = Product._get_connection().connection.client
     assert client.meta.endpoint_url == "http://127.0.0.1:1"
     assert client is model_client(get_settings())
+
+
+def test_a_model_keeps_its_connection_while_the_settings_stay(moto_table: Settings) -> None:
+    connection = Product._get_connection()
+    Product(product_id=uuid.uuid4().hex, name="Lamp", price=Decimal(1)).save()
+    assert Product._get_connection() is connection  # rebuilt only when the settings change
+
+
+def test_meta_reads_the_settings_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # PynamoDB builds its connections from these; they follow the environment, not the import.
+    environment = {"TABLE_NAME": "elsewhere", "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:1",
+                   "AWS_DEFAULT_REGION": "eu-west-3", "DYNAMODB_MAX_RETRY_ATTEMPTS": "2",
+                   "DYNAMODB_CONNECT_TIMEOUT_SECONDS": "3", "DYNAMODB_READ_TIMEOUT_SECONDS": "4"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    meta = User.Meta
+    assert (meta.table_name, meta.host, meta.region) == ("elsewhere", "http://127.0.0.1:1", "eu-west-3")
+    assert (meta.max_retry_attempts, meta.connect_timeout_seconds, meta.read_timeout_seconds) == (2, 3, 4)
