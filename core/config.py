@@ -2,8 +2,11 @@
 
 Endpoint, region and credentials follow botocore's conventions. botocore reads
 ``AWS_ENDPOINT_URL_DYNAMODB`` and ``AWS_DEFAULT_REGION`` itself; it does not read ``AWS_REGION``
-(set by Lambda and the AWS CLI v2), so that one is honoured here. Settings are read on every call,
-not cached at import, so a process (or a test) that changes its environment is obeyed.
+(set by Lambda and the AWS CLI v2), so that one is honoured here. Settings are read once, at the
+first call of ``get_settings`` (not at import), and kept: every DynamoDB call needs them, and reading
+the environment each time cost more than the rest of a write. A process that changes its
+environment afterwards (``core.localdb.use_local``, the migrations CLI, a test) calls
+``reload_settings``.
 
 The data layer's own settings: ``TABLE_NAME``, ``DYNAMODB_MAX_RETRY_ATTEMPTS``,
 ``DYNAMODB_CONNECT_TIMEOUT_SECONDS``, ``DYNAMODB_READ_TIMEOUT_SECONDS`` (``get_settings``),
@@ -145,9 +148,24 @@ def _int(name: str, default: int, minimum: int) -> int:
     return value
 
 
+_current: Settings | None = None
+
+
 def get_settings() -> Settings:
-    """Read the current settings from the environment."""
-    return Settings(
+    """The settings, read from the environment at the first call and kept until ``reload_settings``."""
+    settings = _current
+    return settings if settings is not None else reload_settings()
+
+
+def reload_settings() -> Settings:
+    """Read the settings from the environment again (after it changed) and keep them.
+
+    Raises ``ConfigurationError`` for a malformed value; the settings kept before stay in force only
+    until then, so a bad environment is reported at every call rather than half applied.
+    """
+    global _current
+    _current = None
+    settings = Settings(
         table_name=os.environ.get("TABLE_NAME") or DEFAULT_TABLE_NAME,
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
         region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or None,
@@ -155,3 +173,5 @@ def get_settings() -> Settings:
         connect_timeout_seconds=float(_int("DYNAMODB_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)),
         read_timeout_seconds=float(_int("DYNAMODB_READ_TIMEOUT_SECONDS", 30, minimum=1)),
     )
+    _current = settings
+    return settings

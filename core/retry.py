@@ -23,6 +23,7 @@ botocore's attempts are spent already.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,6 @@ from typing import Any, TypeVar
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
     retry_if_result,
     stop_after_attempt,
     wait_random_exponential,
@@ -95,6 +95,10 @@ class RetryPolicy:
             **kwargs,
         )
 
+    def delay(self, attempt: int) -> float:
+        """The wait after attempt ``attempt`` (1-based); see the class docstring."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))  # noqa: S311
+
     def call(
         self,
         retry_on: type[BaseException] | tuple[type[BaseException], ...],
@@ -102,9 +106,19 @@ class RetryPolicy:
         *args: Any,
         **kwargs: Any,
     ) -> R:
-        """Call ``fn(*args, **kwargs)``, again while it raises ``retry_on``; re-raise the last one."""
-        result: R = self.retrying(retry=retry_if_exception_type(retry_on), reraise=True)(fn, *args, **kwargs)
-        return result
+        """Call ``fn(*args, **kwargs)``, again while it raises ``retry_on``; re-raise the last one.
+
+        A plain loop: the first attempt, which nearly every call ends with, costs one ``try``.
+        """
+        attempt = 1
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except retry_on:
+                if attempt >= self.max_attempts:
+                    raise
+            self.sleep(self.delay(attempt))
+            attempt += 1
 
     def until_done(self, step: Callable[[list[P]], list[P]], pending: list[P]) -> list[P]:
         """Call ``step`` with what is pending until nothing is, or attempts run out; return what is left.

@@ -29,7 +29,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core import localdb
-from core.config import get_settings
+from core.config import get_settings, reload_settings
 from core.errors import ConfigurationError
 from core.logs import log_level
 from migrations import export, policy, runner
@@ -68,6 +68,7 @@ def _point_at_local(endpoint: str) -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    reload_settings()
 
 
 def _history(aws: bool, versions_dir: Path | None) -> None:
@@ -215,7 +216,7 @@ def _command(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Check the prerequisites and settings every command needs, then run the command."""
     localdb.require_python()
-    get_settings()  # a malformed setting stops every command here, before it does anything
+    reload_settings()  # a malformed setting stops every command here, before it does anything
     log_level()
     if args.command == "history":
         _history(args.aws, args.versions_dir)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
-from functools import reduce
+from functools import cache, reduce
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pynamodb.expressions.condition import Condition
@@ -70,6 +70,29 @@ Failure = Callable[[dict[str, Any] | None], DataLayerError]
 
 def _put_step(entity: TableModel, condition: Condition | None, failure: Failure) -> Step:
     return Step("put", put_kwargs(entity, condition), failure)
+
+
+@cache
+def _key_condition(model: type[TableModel], exists: bool) -> dict[str, Any]:
+    """``attribute_exists(PK)`` or its negation, serialized as PynamoDB would (built once a model)."""
+    names: dict[str, str] = {}
+    condition = model.pk.exists() if exists else model.pk.does_not_exist()
+    expression = condition.serialize(names, {})
+    return {"ConditionExpression": expression,
+            "ExpressionAttributeNames": {placeholder: name for name, placeholder in names.items()}}
+
+
+def _check_step(model: type[TableModel], fields: Mapping[str, Any], *, exists: bool,
+                failure: Failure) -> Step:
+    """A ConditionCheck that an item of ``model`` keyed by ``fields`` exists (or does not), its key
+    composed by the model's templates with no entity built."""
+    key = {"PK": {"S": model.key_template("pk").compose(**fields)},
+           "SK": {"S": model.key_template("sk").compose(**fields)}}
+    condition = _key_condition(model, exists)
+    kwargs = {"TableName": model.Meta.table_name, "Key": key,
+              "ConditionExpression": condition["ConditionExpression"],
+              "ExpressionAttributeNames": dict(condition["ExpressionAttributeNames"])}
+    return Step("check", kwargs, failure)
 
 
 def _keyed_step(op: str, entity: TableModel, condition: Condition | None,
@@ -196,9 +219,8 @@ class BelongsTo(Rule):
         if not plan.new:
             return
         fields = {f: getattr(plan.entity, f) for t in ("pk", "sk") for f in self.owner.key_template(t).fields}
-        owner = self.owner(**fields)
         missing = f"the {self.owner.__name__} this {type(plan.entity).__name__} belongs to does not exist"
-        plan.add(_keyed_step("check", owner, self.owner.pk.exists(), lambda _: NotFound(missing)))
+        plan.add(_check_step(self.owner, fields, exists=True, failure=lambda _: NotFound(missing)))
 
 
 @dataclass(frozen=True)
@@ -219,8 +241,8 @@ class RetiredOnDelete(Rule):
     def plan(self, plan: Plan) -> None:
         if plan.new:
             retired = f"this {type(plan.entity).__name__} id belonged to a deleted one and is not reused"
-            plan.add(_keyed_step("check", self._marker(plan.entity), self.marker.pk.does_not_exist(),
-                                 lambda _: AlreadyExists(retired)))
+            fields = {f: getattr(plan.entity, f) for f in self.marker.key_template("pk").fields}
+            plan.add(_check_step(self.marker, fields, exists=False, failure=lambda _: AlreadyExists(retired)))
         elif plan.kind == "delete":
             marker = self._marker(plan.entity)
             plan.add(_put_step(marker, None, lambda _: ConflictError("retiring the id failed")))

@@ -9,17 +9,21 @@ matches the migrations that provision the table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from pynamodb.attributes import (
+    Attribute,
     DiscriminatorAttribute,
     TTLAttribute,
     UnicodeAttribute,
     VersionAttribute,
 )
 from pynamodb.connection.table import TableConnection
-from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE, STREAM_NEW_AND_OLD_IMAGE
+from pynamodb.constants import NULL, PAY_PER_REQUEST_BILLING_MODE, STREAM_NEW_AND_OLD_IMAGE
+from pynamodb.exceptions import AttributeDeserializationError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
@@ -97,6 +101,18 @@ class EmailIndex(GlobalSecondaryIndex[_M]):  # type: ignore[no-untyped-call]
     email = UnicodeAttribute(hash_key=True, attr_name="Email")
 
 
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """How a model builds an entity from a stored item (computed once per model)."""
+
+    defaults: dict[str, Any]
+    computed_defaults: tuple[tuple[str, Callable[[], Any]], ...]
+    fields: tuple[tuple[str, str, str, Callable[[Any], Any]], ...]  # name, attr_name, type, deserialize
+    through_descriptor: tuple[str, ...]  # attributes set through their descriptor (maps)
+    watched: tuple[str, ...]  # watched attributes, remembered as read
+    watched_derived: tuple[str, ...]  # watched properties, computed from the attributes read
+
+
 class TableModel(Model):
     """Base of every entity stored in the single table."""
 
@@ -125,10 +141,15 @@ class TableModel(Model):
     rules: ClassVar[tuple[Rule, ...]] = ()
     _key_templates: ClassVar[dict[str, KeyTemplate]] = {}
     _connection_settings: ClassVar[Settings | None] = None
+    _reader: ClassVar[_Reader | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check the key templates and rules when the class is created, not at the first write."""
         super().__init_subclass__(**kwargs)
+        # A connection of its own: an entity's indexes are part of the connection PynamoDB builds.
+        cls._connection = None
+        cls._connection_settings = None
+        cls._reader = None
         if cls.keys is None:
             return
         templates = cls.keys.templates()
@@ -206,9 +227,68 @@ class TableModel(Model):
     @classmethod
     def from_raw_data(cls: type[_M], data: dict[str, Any]) -> _M:
         """An entity from a stored item; it remembers what was stored."""
-        entity = super().from_raw_data(data)
-        entity.remember_stored_values()
+        if data is None:
+            raise ValueError("Received no data to construct object")
+        return cls._instantiate(data)
+
+    @classmethod
+    def _instantiate(cls: type[_M], attribute_values: dict[str, dict[str, Any]]) -> _M:
+        # What PynamoDB's ``_instantiate`` does (the stored type's class, its defaults, each stored
+        # attribute deserialized), without building the entity twice or going through a
+        # descriptor per attribute: reading a page of entities is mostly this.
+        stored_cls = cls._get_discriminator_class(attribute_values)
+        if stored_cls and not issubclass(stored_cls, cls):
+            raise ValueError(
+                f"Cannot instantiate a {cls.__name__} from the returned class: {stored_cls.__name__}"
+            )
+        model: type[_M] = stored_cls or cls
+        reader = model.__dict__.get("_reader") or model._build_reader()
+        values = dict(reader.defaults)
+        for name, default in reader.computed_defaults:
+            values[name] = default()
+        for name, attr_name, attr_type, deserialize in reader.fields:
+            raw = attribute_values.get(attr_name)
+            if raw and NULL not in raw:
+                if attr_type not in raw:
+                    raise AttributeDeserializationError(attr_name, attr_type)
+                values[name] = deserialize(raw[attr_type])
+        entity = model.__new__(model)
+        entity.attribute_values = values
+        for name in reader.through_descriptor:  # maps: their descriptor wraps what deserialize gives
+            if name in values:
+                setattr(entity, name, values[name])
+        stored = {name: values.get(name) for name in reader.watched}
+        for name in reader.watched_derived:  # properties computed from attributes (a metric's day)
+            stored[name] = getattr(entity, name)
+        entity._stored_values = stored
         return entity
+
+    @classmethod
+    def _build_reader(cls) -> _Reader:
+        defaults: dict[str, Any] = {}
+        computed: list[tuple[str, Callable[[], Any]]] = []
+        for name, attribute in cls.get_attributes().items():
+            if callable(attribute.default):
+                computed.append((name, attribute.default))
+            elif attribute.default is not None:
+                defaults[name] = attribute.default
+        discriminator = cls._get_discriminator_attribute()
+        if discriminator is not None and discriminator.get_discriminator(cls) is not None:
+            defaults[cls._discriminator] = cls  # type: ignore[attr-defined]
+        fields = tuple((name, attribute.attr_name, attribute.attr_type, attribute.deserialize)
+                       for name, attribute in cls.get_attributes().items())
+        # A descriptor that only checks (the discriminator) or casts what deserialize gave already
+        # (the version's int) is skipped; others (maps) wrap the value and are set through it.
+        plain = (Attribute.__set__, DiscriminatorAttribute.__set__, VersionAttribute.__set__)
+        through = tuple(name for name, attribute in cls.get_attributes().items()
+                        if type(attribute).__set__ not in plain)
+        attributes = cls.get_attributes()
+        watched = cls.watched_attributes()
+        reader = _Reader(defaults, tuple(computed), fields, through,
+                         tuple(name for name in watched if name in attributes),
+                         tuple(name for name in watched if name not in attributes))
+        cls._reader = reader
+        return reader
 
     def deserialize(self, attribute_values: dict[str, dict[str, Any]]) -> None:
         """Load a stored item into this entity; it remembers what was stored."""
@@ -326,9 +406,13 @@ class TableModel(Model):
     @classmethod
     def _get_connection(cls) -> TableConnection:
         # PynamoDB caches a connection per class forever; rebuild it when the settings change
-        # (another endpoint, region or table), and log every call made through it.
+        # (another endpoint, region or table: ``reload_settings`` gives a new object), and log
+        # every call made through it. While they stay, this is one identity check.
         settings = get_settings()
-        if cls._connection is not None and cls._connection_settings != settings:
+        connection = cls._connection
+        if connection is not None and cls._connection_settings is settings:
+            return connection
+        if connection is not None and cls._connection_settings != settings:
             cls._connection = None
         if cls._connection is None:
             connection = super()._get_connection()

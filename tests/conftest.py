@@ -19,7 +19,8 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
-from core.config import Settings, get_settings
+from core.config import Settings, get_settings, reload_settings
+from core.errors import ConfigurationError
 from core.localdb import LocalDynamoDB
 from migrations import runner
 from models import ENTITIES, TableModel
@@ -45,6 +46,25 @@ def _one_request_at_a_time() -> None:
 
 
 _one_request_at_a_time()
+
+
+def _settings_follow_monkeypatch() -> None:
+    """The data layer reads its settings once (``core.config.reload_settings`` reads them again).
+    A test that changes the environment through ``monkeypatch`` gets them read again, as an
+    application that changes its environment must ask for."""
+    for name in ("setenv", "delenv", "undo"):
+        original = getattr(pytest.MonkeyPatch, name)
+
+        def reloading(self: pytest.MonkeyPatch, *args: Any, __original: Any = original,
+                      **kwargs: Any) -> None:
+            __original(self, *args, **kwargs)
+            with contextlib.suppress(ConfigurationError):  # a test of a malformed setting reads it itself
+                reload_settings()
+
+        setattr(pytest.MonkeyPatch, name, reloading)
+
+
+_settings_follow_monkeypatch()
 
 
 @pytest.fixture(autouse=True)
