@@ -36,12 +36,12 @@ import threading
 import time
 from collections.abc import Mapping
 from types import FrameType
-from typing import Any
-
-import structlog
-from structlog.typing import EventDict, WrappedLogger
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigurationError
+
+if TYPE_CHECKING:  # structlog itself is imported when the first event is logged (see _structlog)
+    from structlog.typing import EventDict, WrappedLogger
 
 LOGGER_NAME = "dynamodb"
 LOG_LEVEL_ENV = "LOG_LEVEL"
@@ -57,6 +57,7 @@ _LOGGER = logging.getLogger(LOGGER_NAME)
 
 _lock = threading.Lock()
 _configured = False
+_structlog_ready = False  # structlog imported, and configured unless the application had done it
 _applied_env: str | None = None  # the LOG_LEVEL value the "dynamodb" logger was set up for
 _applied_level: int | None = None  # the level configure_logging gave the "dynamodb" logger
 
@@ -96,6 +97,8 @@ def _to_record(_: WrappedLogger, __: str, event_dict: EventDict) -> tuple[tuple[
 
 
 def _configure_structlog() -> None:
+    import structlog
+
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -118,7 +121,11 @@ class _DefaultFormatter(logging.Formatter):
 
     def __init__(self, *, console: bool) -> None:
         super().__init__()
-        self._console = structlog.dev.ConsoleRenderer() if console else None
+        self._console: Any = None
+        if console:
+            import structlog
+
+            self._console = structlog.dev.ConsoleRenderer()
 
     def format(self, record: logging.LogRecord) -> str:
         event = getattr(record, "event_dict", None)
@@ -182,14 +189,15 @@ def configure_logging(*, force: bool = False) -> None:
     An application that configured structlog itself keeps its configuration, unless ``force``.
     Raises ``ConfigurationError`` for a malformed ``LOG_LEVEL``.
     """
-    global _configured, _applied_env
+    global _configured, _applied_env, _structlog_ready
     raw = os.environ.get(LOG_LEVEL_ENV)
     if _configured and not force and raw == _applied_env:
         return
     level = log_level()
     with _lock:
-        if force or (not _configured and not structlog.is_configured()):
+        if force:
             _configure_structlog()
+            _structlog_ready = True
         _apply_level(level)
         _quiet_third_party_loggers()
         _configured = True
@@ -199,7 +207,25 @@ def configure_logging(*, force: bool = False) -> None:
 def get_logger(name: str = LOGGER_NAME) -> Any:
     """Return a structlog logger on the standard library logger ``name`` (configuring on first use)."""
     configure_logging()
-    return structlog.get_logger(name)
+    return _structlog().get_logger(name)
+
+
+def _structlog() -> Any:
+    """structlog, configured for the data layer unless the application configured it itself.
+
+    Imported at the first event logged, not at import: a process whose calls all succeed at the
+    default level never loads it (nor the asyncio it imports).
+    """
+    global _structlog_ready
+    import structlog
+
+    if not _structlog_ready:
+        with _lock:
+            if not _structlog_ready:
+                if not structlog.is_configured():
+                    _configure_structlog()
+                _structlog_ready = True
+    return structlog
 
 
 # --- PynamoDB's and botocore's own DEBUG records ----------------------------------------------
@@ -326,7 +352,7 @@ def _emit(level: int, context: Mapping[str, Any], operation: str | None, **field
     """Build and log the event (only called once the logger is known to be enabled for ``level``)."""
     params = context.get("datalayer_params") or {}
     start = context.get("datalayer_start")
-    logger = structlog.get_logger(LOGGER_NAME)
+    logger = _structlog().get_logger(LOGGER_NAME)
     log = logger.warning if level >= logging.WARNING else logger.debug
     log(
         "dynamodb.call",

@@ -27,17 +27,12 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_result,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.errors import InvalidInput
+
+if TYPE_CHECKING:  # tenacity is imported where it is used: most processes never need it
+    from tenacity import RetryCallState, Retrying
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -88,6 +83,8 @@ class RetryPolicy:
 
     def retrying(self, **kwargs: Any) -> Retrying:
         """A ``tenacity.Retrying`` with this policy's stop, wait and sleep (``kwargs`` add the rest)."""
+        from tenacity import Retrying, stop_after_attempt, wait_random_exponential
+
         return Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=wait_random_exponential(multiplier=self.base_delay, max=self.max_delay),
@@ -131,6 +128,8 @@ class RetryPolicy:
             nonlocal left
             left = step(left)
             return left
+
+        from tenacity import retry_if_result
 
         def give_up(_: RetryCallState) -> list[P]:
             return left

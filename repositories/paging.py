@@ -42,10 +42,6 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pynamodb.indexes import Index
 from pynamodb.models import Model
 
@@ -114,6 +110,8 @@ def check_limit(limit: Any) -> int:
 
 def encode_cursor(last_key: RawKey, binding: Mapping[str, Any], secret: bytes) -> str:
     """Encrypt ``last_key`` under ``secret``, bound to the query ``binding``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # imported at the first cursor
+
     nonce = os.urandom(_NONCE_LENGTH)
     plaintext = _binding_digest(binding) + _canonical(last_key)
     sealed = AESGCM(_cursor_key(secret, nonce)).encrypt(_GCM_NONCE, plaintext, _AAD)
@@ -122,6 +120,9 @@ def encode_cursor(last_key: RawKey, binding: Mapping[str, Any], secret: bytes) -
 
 def decode_cursor(cursor: Any, binding: Mapping[str, Any], secret: bytes) -> RawKey:
     """The ``LastEvaluatedKey`` inside ``cursor``; ``InvalidCursor`` unless it is genuine and this query's."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     if not isinstance(cursor, str):
         raise InvalidCursor(f"a cursor must be a string, got {type(cursor).__name__}")
     if len(cursor) > MAX_CURSOR_LENGTH:
@@ -192,6 +193,9 @@ def _binding_digest(binding: Mapping[str, Any]) -> bytes:
 
 
 def _cursor_key(secret: bytes, nonce: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_KDF_SALT, info=_KDF_INFO + nonce)
     return kdf.derive(secret)
 

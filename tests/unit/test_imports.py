@@ -1,0 +1,39 @@
+"""Importing the data layer loads what a call needs, not what a rare path needs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PUBLIC = ("repositories.orders", "repositories.users", "repositories.accounts", "repositories.metrics",
+          "repositories.products", "repositories.batch", "repositories.streams", "models")
+DEFERRED = ("structlog", "asyncio", "tenacity", "cryptography")
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return {name.split(".")[0] for name in json.loads(out)}
+
+
+def test_importing_the_public_api_defers_logging_retry_and_cursor_libraries() -> None:
+    loaded = _loaded_after("import " + ", ".join(PUBLIC))
+    assert "pynamodb" in loaded and "botocore" in loaded
+    assert loaded.isdisjoint(DEFERRED), loaded & set(DEFERRED)
+
+
+def test_the_deferred_libraries_load_when_their_path_runs() -> None:
+    statement = (
+        "import logging, os\n"
+        "os.environ['AWS_DEFAULT_REGION'] = 'us-east-1'\n"
+        "from core import logs\n"
+        "from core.retry import RetryPolicy\n"
+        "from repositories.paging import decode_cursor, encode_cursor\n"
+        "logs.get_logger().warning('an event')\n"
+        "RetryPolicy(max_attempts=2, sleep=lambda _: None).until_done(lambda left: [], [1])\n"
+        "key = {'PK': {'S': 'p'}}\n"
+        "assert decode_cursor(encode_cursor(key, {}, b'k' * 32), {}, b'k' * 32) == key\n"
+    )
+    loaded = _loaded_after(statement)
+    assert {"structlog", "tenacity", "cryptography"} <= loaded
