@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.errors import InvalidInput
 
 if TYPE_CHECKING:  # tenacity is imported where it is used: most processes never need it
-    from tenacity import RetryCallState, Retrying
+    from tenacity import Retrying
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -123,16 +123,10 @@ class RetryPolicy:
         An exception from ``step`` is not retried here (botocore retried it already if it could).
         """
         left = pending
-
-        def attempt() -> list[P]:
-            nonlocal left
+        attempt = 1
+        while True:
             left = step(left)
-            return left
-
-        from tenacity import retry_if_result
-
-        def give_up(_: RetryCallState) -> list[P]:
-            return left
-
-        result: list[P] = self.retrying(retry=retry_if_result(bool), retry_error_callback=give_up)(attempt)
-        return result
+            if not left or attempt >= self.max_attempts:
+                return left
+            self.sleep(self.delay(attempt))
+            attempt += 1

@@ -15,10 +15,13 @@ MAX_ITEM_BYTES = 400 * 1024
 
 def check_item_size(item: Mapping[str, Any], what: str) -> None:
     """``InvalidInput`` if the item is larger than DynamoDB's 400 KB limit (nothing is sent then)."""
-    if _upper_bound(item) <= MAX_ITEM_BYTES:  # most items: far below, known without measuring
-        return
-    if item_size(item) > MAX_ITEM_BYTES:
+    if too_large(item):
         raise InvalidInput(f"{what}: the item is larger than DynamoDB's {MAX_ITEM_BYTES}-byte item limit")
+
+
+def too_large(item: Mapping[str, Any]) -> bool:
+    """Whether the item is over DynamoDB's 400 KB limit (most items are known to be under unmeasured)."""
+    return _upper_bound(item) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES
 
 
 def item_size(item: Mapping[str, Any]) -> int:

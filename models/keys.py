@@ -68,11 +68,16 @@ class KeyTemplate:
         """Build the key from its parts; raise ``InvalidKey`` on a bad part."""
         parts: dict[str, str] = {}
         for name in self.fields:
-            if values.get(name) is None:
+            value = values.get(name)
+            if value is None:
                 raise InvalidKey(f"key part {name!r} is missing")
-            parts[name] = self.compose_part(name, values[name])
+            if type(value) is str and value and DELIMITER not in value:  # a plain string: as is
+                parts[name] = value
+            else:
+                parts[name] = self.compose_part(name, value)
         key = self.pattern.format(**parts)
-        if len(key.encode("utf-8")) > self.max_bytes:
+        # UTF-8 takes at most 4 bytes a character: only a long key needs encoding to be measured.
+        if len(key) * 4 > self.max_bytes and len(key.encode("utf-8")) > self.max_bytes:
             raise InvalidKey(f"key {self.pattern!r} would exceed DynamoDB's {self.max_bytes}-byte limit")
         return key
 

@@ -17,13 +17,15 @@ from typing import Any, ClassVar, TypeVar
 from pynamodb.attributes import (
     Attribute,
     DiscriminatorAttribute,
+    ListAttribute,
+    MapAttribute,
     TTLAttribute,
     UnicodeAttribute,
     VersionAttribute,
 )
 from pynamodb.connection.table import TableConnection
 from pynamodb.constants import NULL, PAY_PER_REQUEST_BILLING_MODE, STREAM_NEW_AND_OLD_IMAGE
-from pynamodb.exceptions import AttributeDeserializationError
+from pynamodb.exceptions import AttributeDeserializationError, AttributeNullError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
@@ -113,6 +115,14 @@ class _Reader:
     watched_derived: tuple[str, ...]  # watched properties, computed from the attributes read
 
 
+@dataclass(frozen=True, slots=True)
+class _Writer:
+    """How a model serializes an entity for a write (computed once per model)."""
+
+    # name, attr_name, type, serialize, null allowed, container (serialized the way PynamoDB does)
+    fields: tuple[tuple[str, str, str, Callable[[Any], Any], bool, bool], ...]
+
+
 class TableModel(Model):
     """Base of every entity stored in the single table."""
 
@@ -142,6 +152,8 @@ class TableModel(Model):
     _key_templates: ClassVar[dict[str, KeyTemplate]] = {}
     _connection_settings: ClassVar[Settings | None] = None
     _reader: ClassVar[_Reader | None] = None
+    _writer: ClassVar[_Writer | None] = None
+    _key_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check the key templates and rules when the class is created, not at the first write."""
@@ -150,6 +162,7 @@ class TableModel(Model):
         cls._connection = None
         cls._connection_settings = None
         cls._reader = None
+        cls._writer = None
         if cls.keys is None:
             return
         templates = cls.keys.templates()
@@ -162,6 +175,7 @@ class TableModel(Model):
                         f"{cls.__name__}.keys.{key_name} names {field!r}, which {cls.__name__} does not have"
                     )
         cls._key_templates = templates
+        cls._key_fields = tuple(dict.fromkeys(f for t in templates.values() for f in t.fields))
         for rule in cls.rules:
             rule.bind(cls)
         for declared in vars(cls).values():
@@ -299,8 +313,7 @@ class TableModel(Model):
 
     def key_values(self) -> dict[str, Any]:
         """The values the key templates read, taken from this entity."""
-        fields = {f for t in self._key_templates.values() for f in t.fields}
-        return {f: getattr(self, f) for f in fields}
+        return {f: getattr(self, f) for f in self._key_fields}
 
     def fill_keys(self, *, partial: bool = False) -> None:
         """Derive ``PK``, ``SK`` and index keys from the entity's attributes.
@@ -331,7 +344,51 @@ class TableModel(Model):
         if self.created_at is None:
             self.created_at = now
         self.updated_at = now
-        return super().serialize(null_check=null_check)
+        writer = type(self).__dict__.get("_writer") or type(self)._build_writer()
+        values = self.attribute_values
+        item: dict[str, dict[str, Any]] = {}
+        for name, attr_name, attr_type, serialize, nullable, container in writer.fields:
+            if container:
+                value = self._serialize_container(name, null_check)
+            else:
+                value = values.get(name)
+                if value is not None:
+                    value = serialize(value)
+            if value is not None:
+                item[attr_name] = {attr_type: value}
+            elif null_check and not nullable:
+                raise AttributeNullError(name)
+        return item
+
+    def _serialize_container(self, name: str, null_check: bool) -> Any:
+        # PynamoDB's own steps for an attribute that is a map or list, or has a getter of its own.
+        attribute = self.get_attributes()[name]
+        value = getattr(self, name)
+        try:
+            if isinstance(value, MapAttribute) and not value.validate(null_check=null_check):
+                raise ValueError(f"Attribute '{name}' is not correctly typed")
+            if value is None:
+                return None
+            if isinstance(attribute, (ListAttribute, MapAttribute)):
+                return attribute.serialize(value, null_check=null_check)
+            return attribute.serialize(value)
+        except AttributeNullError as exc:
+            exc.prepend_path(name)
+            raise
+
+    @classmethod
+    def _build_writer(cls) -> _Writer:
+        fields = []
+        for name, attribute in cls.get_attributes().items():
+            getter = type(attribute).__get__
+            # VersionAttribute's getter casts a float to int, which its serialize does too.
+            container = (isinstance(attribute, (ListAttribute, MapAttribute))
+                         or getter not in (Attribute.__get__, VersionAttribute.__get__))
+            fields.append((name, attribute.attr_name, attribute.attr_type, attribute.serialize,
+                           bool(attribute.null), container))
+        writer = _Writer(tuple(fields))
+        cls._writer = writer
+        return writer
 
     # --- every write goes through the write path (models.writes) ---
 

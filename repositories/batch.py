@@ -68,7 +68,7 @@ from core.errors import (
     WriteOutcomeUnknown,
 )
 from core.retry import RetryPolicy, retried_by_botocore
-from models.item_size import MAX_ITEM_BYTES, item_size
+from models.item_size import MAX_ITEM_BYTES, item_size, too_large
 from models.keys import KeyTemplate
 from models.product import Product
 from models.table import PK, SK, TableModel
@@ -267,7 +267,7 @@ def _prepare(batch: Sequence[TableModel]) -> list[dict[str, Any]]:
 
 
 def _check_size(item: Mapping[str, Any]) -> None:
-    if item_size(item) > MAX_ITEM_BYTES:
+    if too_large(item):
         raise InvalidInput(f"an entity is larger than DynamoDB's {MAX_ITEM_BYTES}-byte item limit")
 
 

@@ -31,7 +31,7 @@ def test_the_deferred_libraries_load_when_their_path_runs() -> None:
         "from core.retry import RetryPolicy\n"
         "from repositories.paging import decode_cursor, encode_cursor\n"
         "logs.get_logger().warning('an event')\n"
-        "RetryPolicy(max_attempts=2, sleep=lambda _: None).until_done(lambda left: [], [1])\n"
+        "assert RetryPolicy(max_attempts=2, sleep=lambda _: None).retrying()(lambda: 1) == 1\n"
         "key = {'PK': {'S': 'p'}}\n"
         "assert decode_cursor(encode_cursor(key, {}, b'k' * 32), {}, b'k' * 32) == key\n"
     )

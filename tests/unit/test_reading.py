@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from pynamodb.attributes import AttributeContainer, MapAttribute
-from pynamodb.exceptions import AttributeDeserializationError
+from pynamodb.exceptions import AttributeDeserializationError, AttributeNullError
 
 from core.config import Settings
 from models import ENTITIES, Order, TableModel, User
@@ -87,3 +87,22 @@ def test_a_stored_value_of_the_wrong_type_and_a_null_are_treated_as_pynamodb_doe
         Order.from_raw_data(item)
     with pytest.raises(ValueError, match="no data"):
         User.from_raw_data(None)  # type: ignore[arg-type]
+
+
+def test_every_entity_serializes_as_pynamodb_would_serialize_it(moto_table: Settings) -> None:
+    for item in _every_kind_of_item(moto_table):
+        entity = TableModel.from_raw_data(item)
+        entity.stamp(datetime.now(UTC))
+        written = entity.serialize()
+        assert written == entity._container_serialize(null_check=True), type(entity).__name__
+        assert written == item | {"UpdatedAt": written["UpdatedAt"]}  # what was read, written back
+
+
+def test_a_missing_required_attribute_is_refused_as_pynamodb_refuses_it() -> None:
+    user = User(user_id="u1", email="a@example.com")  # no name
+    with pytest.raises(AttributeNullError) as fast:
+        user.serialize()
+    with pytest.raises(AttributeNullError) as slow:
+        user._container_serialize(null_check=True)
+    assert str(fast.value) == str(slow.value)
+    assert "Name" not in user.serialize(null_check=False)
