@@ -153,7 +153,7 @@ class TableModel(Model):
     _connection_settings: ClassVar[Settings | None] = None
     _reader: ClassVar[_Reader | None] = None
     _writer: ClassVar[_Writer | None] = None
-    _key_fields: ClassVar[tuple[str, ...]] = ()
+    _key_fields: ClassVar[tuple[tuple[str, bool], ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check the key templates and rules when the class is created, not at the first write."""
@@ -175,7 +175,15 @@ class TableModel(Model):
                         f"{cls.__name__}.keys.{key_name} names {field!r}, which {cls.__name__} does not have"
                     )
         cls._key_templates = templates
-        cls._key_fields = tuple(dict.fromkeys(f for t in templates.values() for f in t.fields))
+        attributes = cls.get_attributes()
+        for key_name in templates:
+            if type(attributes[key_name]).__set__ is not Attribute.__set__:
+                raise TypeError(f"{cls.__name__}.{key_name} must be a plain attribute to hold a derived key")
+        # (field, held as an attribute): a field may also be a property computed from attributes
+        cls._key_fields = tuple(
+            (f, f in attributes and type(attributes[f]).__get__ is Attribute.__get__)
+            for f in dict.fromkeys(f for t in templates.values() for f in t.fields)
+        )
         for rule in cls.rules:
             rule.bind(cls)
         for declared in vars(cls).values():
@@ -313,7 +321,9 @@ class TableModel(Model):
 
     def key_values(self) -> dict[str, Any]:
         """The values the key templates read, taken from this entity."""
-        return {f: getattr(self, f) for f in self._key_fields}
+        values = self.attribute_values
+        return {name: values.get(name) if stored else getattr(self, name)
+                for name, stored in self._key_fields}
 
     def fill_keys(self, *, partial: bool = False) -> None:
         """Derive ``PK``, ``SK`` and index keys from the entity's attributes.
@@ -323,14 +333,15 @@ class TableModel(Model):
         but invalid still raises ``InvalidKey``.
         """
         values = self.key_values()
+        stored = self.attribute_values  # keys are plain attributes (checked when the class is made)
         for key_name, template in self._key_templates.items():
             if any(values.get(f) is None for f in template.fields):
                 if key_name not in ("pk", "sk"):
-                    setattr(self, key_name, None)
+                    stored[key_name] = None
                     continue
                 if partial:
                     continue
-            setattr(self, key_name, template.compose(**values))
+            stored[key_name] = template.compose(**values)
 
     def stamp(self, now: datetime) -> None:
         """Use ``now`` as the time of the next serialization (one timestamp for a whole write)."""
@@ -341,9 +352,10 @@ class TableModel(Model):
         if self._key_templates:
             self.fill_keys()
         now = self.__dict__.pop("_stamp", None) or utcnow()
-        if self.created_at is None:
-            self.created_at = now
-        self.updated_at = now
+        values = self.attribute_values  # the timestamps are plain attributes too
+        if values.get("created_at") is None:
+            values["created_at"] = now
+        values["updated_at"] = now
         writer = type(self).__dict__.get("_writer") or type(self)._build_writer()
         values = self.attribute_values
         item: dict[str, dict[str, Any]] = {}
