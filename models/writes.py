@@ -32,7 +32,6 @@ from pynamodb.constants import ITEM, KEY
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.expressions.update import Action, RemoveAction, SetAction
-from pynamodb.models import Model
 
 from core.error_codes import (
     CONDITION_FAILED,
@@ -187,13 +186,22 @@ class Plan:
 
 def put_kwargs(entity: TableModel, condition: Condition | None, *,
                add_version_condition: bool = True) -> dict[str, Any]:
-    """The low-level ``PutItem`` of ``entity`` (keys and timestamps filled, version handled)."""
-    args, kwargs = Model._get_save_args(entity, condition=condition,
-                                        add_version_condition=add_version_condition)
-    low: dict[str, Any] = entity._get_connection().get_operation_kwargs(
-        next(iter(args)), range_key=kwargs.get("range_key"), key=ITEM, attributes=kwargs["attributes"],
-        condition=kwargs["condition"],
-    )
+    """The low-level ``PutItem`` of ``entity`` (keys and timestamps filled, version handled): what
+    PynamoDB's ``_get_save_args`` and ``get_operation_kwargs`` build, in one pass."""
+    if condition is not None and not isinstance(condition, Condition):
+        raise ValueError("'condition' must be an instance of Condition")
+    item = entity.serialize(null_check=True)
+    version = entity._handle_version_attribute(attributes=item)
+    if add_version_condition and version is not None:
+        condition = version if condition is None else condition & version
+    low: dict[str, Any] = {"TableName": type(entity).Meta.table_name, "Item": item}
+    if condition is not None:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        low["ConditionExpression"] = condition.serialize(names, values)
+        low["ExpressionAttributeNames"] = {placeholder: name for name, placeholder in names.items()}
+        if values:
+            low["ExpressionAttributeValues"] = values
     return low
 
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 from pynamodb.attributes import AttributeContainer, MapAttribute
+from pynamodb.constants import ITEM
 from pynamodb.exceptions import AttributeDeserializationError, AttributeNullError
+from pynamodb.models import Model
 
 from core.config import Settings
-from models import ENTITIES, Order, TableModel, User
+from models import ENTITIES, Order, TableModel, User, writes
 from repositories.accounts import open_account, transfer_funds
 from repositories.metrics import record_metric
 from repositories.orders import place_order, set_order_status
@@ -106,3 +108,36 @@ def test_a_missing_required_attribute_is_refused_as_pynamodb_refuses_it() -> Non
         user._container_serialize(null_check=True)
     assert str(fast.value) == str(slow.value)
     assert "Name" not in user.serialize(null_check=False)
+
+
+def _pynamodb_put(entity: TableModel, condition: Any, add_version_condition: bool) -> dict[str, Any]:
+    args, kwargs = Model._get_save_args(entity, condition=condition,
+                                        add_version_condition=add_version_condition)
+    low: dict[str, Any] = entity._get_connection().get_operation_kwargs(
+        next(iter(args)), range_key=kwargs.get("range_key"), key=ITEM, attributes=kwargs["attributes"],
+        condition=kwargs["condition"])
+    return low
+
+
+@pytest.mark.parametrize("add_version_condition", [True, False])
+def test_a_put_is_the_request_pynamodb_would_build(moto_table: Settings, add_version_condition: bool) -> None:
+    conditions = [None, Order.status == "PENDING", Order.amount > Decimal("0.01"),
+                  Order.pk.does_not_exist() | Order.status.is_in("PAID", "SHIPPED")]
+    for item in _every_kind_of_item(moto_table):
+        for condition in conditions:
+            entity = TableModel.from_raw_data(item)
+            now = datetime.now(UTC)
+            entity.stamp(now)
+            ours = writes.put_kwargs(entity, condition, add_version_condition=add_version_condition)
+            entity = TableModel.from_raw_data(item)
+            entity.stamp(now)
+            assert ours == _pynamodb_put(entity, condition, add_version_condition), type(entity).__name__
+    new = User(user_id="n1", email="n@example.com", name="N")
+    new.stamp(now)
+    ours = writes.put_kwargs(new, None)
+    assert ours["ConditionExpression"] == "attribute_not_exists (#0)"
+    assert ours["Item"]["Version"] == {"N": "1"}
+    new.stamp(now)
+    assert ours == _pynamodb_put(new, None, True)
+    with pytest.raises(ValueError, match="instance of Condition"):
+        writes.put_kwargs(new, "Version = 1")  # type: ignore[arg-type]
