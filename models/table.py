@@ -153,7 +153,7 @@ class TableModel(Model):
     _connection_settings: ClassVar[Settings | None] = None
     _reader: ClassVar[_Reader | None] = None
     _writer: ClassVar[_Writer | None] = None
-    _key_fields: ClassVar[tuple[tuple[str, bool], ...]] = ()
+    _key_fields: ClassVar[tuple[tuple[str, bool], ...] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check the key templates and rules when the class is created, not at the first write."""
@@ -175,15 +175,7 @@ class TableModel(Model):
                         f"{cls.__name__}.keys.{key_name} names {field!r}, which {cls.__name__} does not have"
                     )
         cls._key_templates = templates
-        attributes = cls.get_attributes()
-        for key_name in templates:
-            if type(attributes[key_name]).__set__ is not Attribute.__set__:
-                raise TypeError(f"{cls.__name__}.{key_name} must be a plain attribute to hold a derived key")
-        # (field, held as an attribute): a field may also be a property computed from attributes
-        cls._key_fields = tuple(
-            (f, f in attributes and type(attributes[f]).__get__ is Attribute.__get__)
-            for f in dict.fromkeys(f for t in templates.values() for f in t.fields)
-        )
+        cls._key_fields = None  # known once PynamoDB has collected the attributes (after this hook)
         for rule in cls.rules:
             rule.bind(cls)
         for declared in vars(cls).values():
@@ -322,8 +314,23 @@ class TableModel(Model):
     def key_values(self) -> dict[str, Any]:
         """The values the key templates read, taken from this entity."""
         values = self.attribute_values
-        return {name: values.get(name) if stored else getattr(self, name)
-                for name, stored in self._key_fields}
+        fields = type(self)._key_fields or type(self)._find_key_fields()
+        return {name: values.get(name) if stored else getattr(self, name) for name, stored in fields}
+
+    @classmethod
+    def _find_key_fields(cls) -> tuple[tuple[str, bool], ...]:
+        """(field, held as a plain attribute) for each field the key templates read; a field may
+        also be a property computed from attributes (a metric's day)."""
+        attributes = cls.get_attributes()
+        for key_name in cls._key_templates:
+            if type(attributes[key_name]).__set__ is not Attribute.__set__:
+                raise TypeError(f"{cls.__name__}.{key_name} must be a plain attribute to hold a derived key")
+        fields = tuple(
+            (f, f in attributes and type(attributes[f]).__get__ is Attribute.__get__)
+            for f in dict.fromkeys(f for t in cls._key_templates.values() for f in t.fields)
+        )
+        cls._key_fields = fields
+        return fields
 
     def fill_keys(self, *, partial: bool = False) -> None:
         """Derive ``PK``, ``SK`` and index keys from the entity's attributes.
