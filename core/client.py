@@ -1,7 +1,9 @@
 """The low-level botocore client, for what PynamoDB cannot do (index changes, raw reads).
 
 Same endpoint, region, retry policy and logging as the PynamoDB models: botocore's ``standard``
-retry mode retries throttling and 5xx errors with exponential backoff and full jitter.
+retry mode retries throttling and 5xx errors with exponential backoff and full jitter. Every client
+decodes the items of its successful reads with orjson (``core.fast_parse``) and serializes its data
+requests with ``json.dumps`` where that is botocore's body byte for byte (``core.fast_serialize``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import botocore.config
 import botocore.session
 from botocore.exceptions import InvalidRegionError, NoRegionError
 
+from core import fast_parse, fast_serialize
 from core.config import Settings, get_settings
 from core.error_codes import NO_REGION
 from core.errors import ConfigurationError
@@ -44,7 +47,8 @@ def new_client(settings: Settings | None = None, *, validate: bool = True) -> An
     """Create an instrumented botocore DynamoDB client for the current settings.
 
     ``validate=False`` skips botocore's client-side parameter validation, as PynamoDB does for
-    the requests it builds itself.
+    the requests it builds itself. Successful reads are decoded by ``core.fast_parse``, data
+    requests serialized by ``core.fast_serialize``.
     """
     settings = settings or get_settings()
     config = botocore.config.Config(
@@ -61,7 +65,7 @@ def new_client(settings: Settings | None = None, *, validate: bool = True) -> An
             )
     except (NoRegionError, InvalidRegionError) as exc:
         raise ConfigurationError(NO_REGION) from exc
-    return instrument(client)
+    return instrument(fast_serialize.install(fast_parse.install(client)))
 
 
 def model_client(settings: Settings) -> Any:
