@@ -45,8 +45,10 @@ db-status: $(STAMP)  ## say whether the persistent local DynamoDB runs, and wher
 db-env: $(STAMP)  ## start the local DynamoDB if needed and print export lines for an app's shell
 	@$(BIN)/python -m core.localdb env
 
+# Not part of `make test` (a few minutes): client CPU on recorded responses, plus a live section on DynamoDB Local.
+# BENCH_ARGS passes flags to it (--rounds N, --quick).
 bench: $(STAMP)  ## time the data layer against bare PynamoDB and raw botocore
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 demo: $(STAMP)  ## walk through every access pattern against the local DynamoDB
 	$(BIN)/python -m examples.walkthrough

@@ -1,0 +1,129 @@
+"""Interleaved timing: every variant runs a block of operations each round, the first rotated.
+
+A round runs one block of each variant back to back, starting with a different variant each
+round, so drift in the machine (another process, frequency changes) hits them alike. Ratios are
+taken within a round, then summarised over the rounds as median (min-max).
+
+What exists before the timing starts (modules, clients, the recorded responses, the seeded ids)
+is moved to the garbage collector's permanent generation (``gc.freeze``), as a long-running app's
+start-up state is in effect: collections during a block then scan what the variants allocate,
+not the benchmark's own set-up, and a collection between blocks is cheap.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.replay import WIRE, Recording
+
+Clock = Callable[[], float]
+CPU: Clock = time.process_time
+WALL: Clock = time.perf_counter
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of doing the operation: ``op(i)`` does it once (``i`` numbers the calls)."""
+
+    name: str
+    op: Callable[[int], Any]
+    block: int = 0  # operations a block (0: the scenario's)
+    items: int = 1  # items one operation handles: figures are per item
+    sends: bool = True  # makes requests (json.loads only decodes the recorded bodies)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The median and the range of per-round figures."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        """Summarise ``values`` (one per round)."""
+        return cls(statistics.median(values), min(values), max(values))
+
+
+@dataclass
+class Samples:
+    """Seconds per operation (per item, for variants that handle several) of each variant, one
+    figure per round."""
+
+    per_op: dict[str, list[float]]
+
+    def median(self, name: str) -> float:
+        """The median seconds per operation of ``name``."""
+        return statistics.median(self.per_op[name])
+
+    def ratio(self, numerator: str, denominator: str, *, invert: bool = False) -> Spread:
+        """``numerator``'s time over ``denominator``'s, round by round (``invert``: the other way,
+        which is the ratio of throughputs)."""
+        pairs = zip(self.per_op[numerator], self.per_op[denominator], strict=True)
+        return Spread.of([(d / n) if invert else (n / d) for n, d in pairs])
+
+
+def _block(variant: Variant, count: int, clock: Clock, replay: Recording | None) -> float:
+    gc.collect()
+    WIRE.rewind()
+    start = clock()
+    for i in range(count):
+        variant.op(i)
+    elapsed = clock() - start
+    if replay is not None and variant.sends:
+        _check_served(variant.name, WIRE.rewind(), replay)
+    return elapsed / (count * variant.items)
+
+
+def _check_served(name: str, served: dict[str, int], replay: Recording) -> None:
+    """Every variant must be answered with whole recordings: the same pages, in the same order."""
+    counts = replay.counts()
+    if not served:
+        raise AssertionError(f"{name}: no request was answered from the recording (did one go out?)")
+    for operation, number in served.items():
+        if number % counts[operation]:
+            raise AssertionError(
+                f"{name}: {number} {operation} requests, not a multiple of the {counts[operation]} recorded"
+            )
+
+
+def interleaved(
+    variants: Sequence[Variant],
+    *,
+    rounds: int,
+    block: int,
+    clock: Clock = CPU,
+    replay: Recording | None = None,
+    latency: float = 0.0,
+    warmup: Sequence[Variant] | None = None,
+) -> Samples:
+    """Time ``variants`` in interleaved blocks of ``block`` operations, after one warm-up block of
+    each (or of each of ``warmup``, smaller stand-ins for long operations).
+
+    With ``replay`` every request is answered from that recording (after ``latency`` seconds)
+    and nothing goes over the network; without it the requests go to the server.
+    """
+    per_op: dict[str, list[float]] = {v.name: [] for v in variants}
+    gc.collect()
+    gc.freeze()
+
+    def run() -> None:
+        for variant in warmup or variants:  # imports, connections, caches
+            _block(variant, variant.block or block, clock, replay)
+        for r in range(rounds):
+            shift = r % len(variants)
+            for variant in [*variants[shift:], *variants[:shift]]:
+                per_op[variant.name].append(_block(variant, variant.block or block, clock, replay))
+
+    if replay is None:
+        run()
+    else:
+        with WIRE.serving(replay, latency=latency):
+            run()
+    return Samples(per_op)
