@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pynamodb.attributes import UnicodeAttribute
-from ulid import ULID
 
 from core.errors import InvalidInput
 from models.attributes import EnumAttribute, MoneyAttribute
@@ -16,6 +15,16 @@ from models.queries import Query
 from models.rules import BelongsTo, Lifecycle
 from models.table import GSI1, TableModel
 from models.user import User
+
+if TYPE_CHECKING:
+    from ulid import ULID
+
+
+def _ulid() -> type[ULID]:
+    """python-ulid's ``ULID``, imported at the first order id (not when the models are imported)."""
+    from ulid import ULID
+
+    return ULID
 
 
 class OrderStatus(enum.StrEnum):
@@ -35,7 +44,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def new_order_id(at: datetime | None = None) -> str:
     """A time-sortable id (ULID): ids made later sort after ids made earlier."""
-    return str(ULID.from_datetime(at) if at is not None else ULID())
+    return str(_ulid().from_datetime(at) if at is not None else _ulid()())
 
 
 def order_id_bounds(start: datetime | None, end: datetime | None) -> tuple[str, str]:
@@ -48,7 +57,7 @@ def order_id_bounds(start: datetime | None, end: datetime | None) -> tuple[str, 
     """
     low = _ulid_time(start) + bytes(_ULID_RANDOM_BYTES) if start is not None else bytes(16)
     high = _ulid_time(end) + b"\xff" * _ULID_RANDOM_BYTES if end is not None else b"\xff" * 16
-    return str(ULID.from_bytes(low)), str(ULID.from_bytes(high))
+    return str(_ulid().from_bytes(low)), str(_ulid().from_bytes(high))
 
 
 def order_identity(order_id: str | None, created_at: datetime | None) -> tuple[str, datetime]:
@@ -62,7 +71,7 @@ def order_identity(order_id: str | None, created_at: datetime | None) -> tuple[s
             raise InvalidInput("an order needs an id or a time")
         return _ulid_at(created_at), created_at
     try:
-        ulid = ULID.from_str(order_id)
+        ulid = _ulid().from_str(order_id)
     except ValueError as exc:
         raise InvalidInput("order_id must be a ULID (26 characters of Crockford base32)") from exc
     if str(ulid) != order_id:
@@ -71,7 +80,7 @@ def order_identity(order_id: str | None, created_at: datetime | None) -> tuple[s
         return order_id, _time_of(ulid)
     # Compared the way the id of an order made at `created_at`, and a date range's bounds
     # (order_id_bounds), are computed: the order is then found by any range that holds created_at.
-    if ULID.from_str(_ulid_at(created_at)).milliseconds != ulid.milliseconds:
+    if _ulid().from_str(_ulid_at(created_at)).milliseconds != ulid.milliseconds:
         raise InvalidInput("order_id's time is not created_at to the millisecond (ranges would miss it)")
     return order_id, created_at
 
@@ -89,7 +98,7 @@ def _time_of(ulid: ULID) -> datetime:
         exact = _EPOCH + timedelta(milliseconds=ulid.milliseconds)
     except OverflowError as exc:
         raise InvalidInput("order_id's time is past the year 9999") from exc
-    if ULID.from_datetime(exact).milliseconds == ulid.milliseconds:
+    if _ulid().from_datetime(exact).milliseconds == ulid.milliseconds:
         return exact
     # ULID.from_datetime goes through a float and truncates, so an exact millisecond can land on
     # the one before; half a millisecond later never does.
@@ -99,7 +108,7 @@ def _time_of(ulid: ULID) -> datetime:
 def _ulid_time(at: datetime) -> bytes:
     if at.timestamp() < 0:
         raise ValueError("a ULID cannot hold a time before 1970")
-    return ULID.from_datetime(at).bytes[:_ULID_TIME_BYTES]
+    return _ulid().from_datetime(at).bytes[:_ULID_TIME_BYTES]
 
 
 # The moves an order's status may make; DELIVERED and CANCELLED are final.

@@ -103,13 +103,30 @@ class EmailIndex(GlobalSecondaryIndex[_M]):  # type: ignore[no-untyped-call]
     email = UnicodeAttribute(hash_key=True, attr_name="Email")
 
 
+def _fast_deserializer(attribute: Attribute[Any]) -> Callable[[Any], Any] | None:
+    """``attribute.deserialize``, or what gives the same for less: nothing for an attribute that
+    keeps the stored value as is (strings), ``int`` for a version's digits."""
+    deserialize = type(attribute).deserialize
+    if deserialize is Attribute.deserialize:
+        return None
+    if deserialize is VersionAttribute.deserialize:
+        slow = attribute.deserialize
+
+        def version(value: Any) -> Any:
+            return int(value) if type(value) is str and value.isascii() and value.isdigit() else slow(value)
+
+        return version
+    return attribute.deserialize
+
+
 @dataclass(frozen=True, slots=True)
 class _Reader:
     """How a model builds an entity from a stored item (computed once per model)."""
 
     defaults: dict[str, Any]
     computed_defaults: tuple[tuple[str, Callable[[], Any]], ...]
-    fields: tuple[tuple[str, str, str, Callable[[Any], Any]], ...]  # name, attr_name, type, deserialize
+    # name, attr_name, type, deserialize (None: the stored value as is)
+    fields: tuple[tuple[str, str, str, Callable[[Any], Any] | None], ...]
     through_descriptor: tuple[str, ...]  # attributes set through their descriptor (maps)
     watched: tuple[str, ...]  # watched attributes, remembered as read
     watched_derived: tuple[str, ...]  # watched properties, computed from the attributes read
@@ -265,7 +282,7 @@ class TableModel(Model):
             if raw and NULL not in raw:
                 if attr_type not in raw:
                     raise AttributeDeserializationError(attr_name, attr_type)
-                values[name] = deserialize(raw[attr_type])
+                values[name] = raw[attr_type] if deserialize is None else deserialize(raw[attr_type])
         entity = model.__new__(model)
         entity.attribute_values = values
         for name in reader.through_descriptor:  # maps: their descriptor wraps what deserialize gives
@@ -289,7 +306,7 @@ class TableModel(Model):
         discriminator = cls._get_discriminator_attribute()
         if discriminator is not None and discriminator.get_discriminator(cls) is not None:
             defaults[cls._discriminator] = cls  # type: ignore[attr-defined]
-        fields = tuple((name, attribute.attr_name, attribute.attr_type, attribute.deserialize)
+        fields = tuple((name, attribute.attr_name, attribute.attr_type, _fast_deserializer(attribute))
                        for name, attribute in cls.get_attributes().items())
         # A descriptor that only checks (the discriminator) or casts what deserialize gave already
         # (the version's int) is skipped; others (maps) wrap the value and are set through it.

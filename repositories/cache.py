@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-from cachetools import TTLCache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.config import cache_ttl_seconds
+
+if TYPE_CHECKING:  # cachetools is imported when the cache is switched on
+    from cachetools import TTLCache
 
 T = TypeVar("T")
 
@@ -31,6 +32,8 @@ _generation = 0
 def configure(*, ttl_seconds: float | None, maxsize: int = 10_000) -> None:
     """Enable the cache with this TTL, or disable it with ``ttl_seconds=None`` (clears it)."""
     global _cache, _configured_from_env
+    from cachetools import TTLCache
+
     with _lock:
         _configured_from_env = True
         _cache = None if not ttl_seconds else TTLCache(maxsize=maxsize, ttl=ttl_seconds)

@@ -23,7 +23,6 @@ import contextvars
 import heapq
 import math
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -116,6 +115,8 @@ def _fan_out(declared: Query[T], partitions: Sequence[str], condition: Any, flt:
 
     def fetch(pk: str) -> list[T]:
         return query.every(declared, pk, condition, filter_condition=flt, page_size=_PAGE_SIZE)
+
+    from concurrent.futures import ThreadPoolExecutor  # imported at the first fan-out
 
     declared.model._get_connection()  # build the cached connection here, not racing in the workers
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(partitions))) as pool:

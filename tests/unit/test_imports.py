@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 PUBLIC = ("repositories.orders", "repositories.users", "repositories.accounts", "repositories.metrics",
-          "repositories.products", "repositories.batch", "repositories.streams", "models")
-DEFERRED = ("structlog", "asyncio", "tenacity", "cryptography")
+          "repositories.query", "repositories.products", "repositories.batch", "repositories.streams",
+          "models")
+DEFERRED = ("structlog", "asyncio", "tenacity", "cryptography", "ulid", "cachetools")
 
 
 def _loaded_after(statement: str) -> set[str]:
@@ -34,6 +35,10 @@ def test_the_deferred_libraries_load_when_their_path_runs() -> None:
         "assert RetryPolicy(max_attempts=2, sleep=lambda _: None).retrying()(lambda: 1) == 1\n"
         "key = {'PK': {'S': 'p'}}\n"
         "assert decode_cursor(encode_cursor(key, {}, b'k' * 32), {}, b'k' * 32) == key\n"
+        "from models.order import new_order_id\n"
+        "assert len(new_order_id()) == 26\n"
+        "from repositories import cache\n"
+        "cache.configure(ttl_seconds=5)\n"
     )
     loaded = _loaded_after(statement)
-    assert {"structlog", "tenacity", "cryptography"} <= loaded
+    assert {"structlog", "tenacity", "cryptography", "ulid", "cachetools"} <= loaded
