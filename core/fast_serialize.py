@@ -7,15 +7,20 @@ the copy it built. For DynamoDB's data operations the only values it converts ar
 serialized here by ``json.dumps`` of the parameters themselves: the same body, byte for byte (the
 same keys in the same order), the same headers, at a fraction of the cost.
 
-Everything else stays botocore's: a request holding bytes (``json.dumps`` refuses them), with a
-parameter the operation does not declare, or of another operation, goes to botocore's serializer
-unchanged; validation, signing, retries and errors never pass through here.
+Everything else stays botocore's: a client that validates its parameters (botocore does it in the
+serializer it wraps) still validates every request first, with botocore's validator; a request
+holding bytes (``json.dumps`` refuses them), with a parameter the operation does not declare, or of
+another operation, goes to botocore's serializer unchanged; signing, retries and errors never pass
+through here.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from botocore.exceptions import ParamValidationError
+from botocore.validate import ParamValidationDecorator
 
 # DynamoDB's data operations; their input shapes hold no timestamp, float or document value, and
 # no member is renamed on the wire (checked by tests/unit/test_fast_serialize.py against the model).
@@ -30,12 +35,20 @@ class FastSerializer:
     """Serializes DynamoDB data-operation requests by ``json.dumps``; the rest by botocore's serializer."""
 
     def __init__(self, serializer: Any) -> None:
+        self._validator: Any = None
+        if isinstance(serializer, ParamValidationDecorator):  # validate as it would, then serialize
+            self._validator = getattr(serializer, "_param_validator")  # noqa: B009 (untyped in the stubs)
+            serializer = getattr(serializer, "_serializer")  # noqa: B009
         self._serializer = serializer
         self._members: dict[str, frozenset[str]] = {}
         self.fast_requests = 0  # how many requests took the fast path (read by the tests)
 
     def serialize_to_request(self, parameters: Any, operation_model: Any) -> dict[str, Any]:
         """The request dict botocore's serializer would build for ``parameters``."""
+        if self._validator is not None and operation_model.input_shape is not None:
+            report = self._validator.validate(parameters, operation_model.input_shape)
+            if report.has_errors():
+                raise ParamValidationError(report=report.generate_report())
         name = operation_model.name
         members = self._members.get(name)
         if members is None:

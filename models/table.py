@@ -120,6 +120,16 @@ def _fast_deserializer(attribute: Attribute[Any]) -> Callable[[Any], Any] | None
 
 
 @dataclass(frozen=True, slots=True)
+class _Maker:
+    """How a model builds a new entity from keyword arguments (computed once per model)."""
+
+    defaults: dict[str, Any]
+    computed_defaults: tuple[tuple[str, Callable[[], Any]], ...]
+    plain: frozenset[str]  # attributes whose descriptor only stores the value
+    names: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class _Reader:
     """How a model builds an entity from a stored item (computed once per model)."""
 
@@ -169,6 +179,7 @@ class TableModel(Model):
     _key_templates: ClassVar[dict[str, KeyTemplate]] = {}
     _connection_settings: ClassVar[Settings | None] = None
     _reader: ClassVar[_Reader | None] = None
+    _maker: ClassVar[_Maker | None] = None
     _writer: ClassVar[_Writer | None] = None
     _key_fields: ClassVar[tuple[tuple[str, bool], ...] | None] = None
 
@@ -179,6 +190,7 @@ class TableModel(Model):
         cls._connection = None
         cls._connection_settings = None
         cls._reader = None
+        cls._maker = None
         cls._writer = None
         if cls.keys is None:
             return
@@ -201,7 +213,23 @@ class TableModel(Model):
 
     def __init__(self, hash_key: Any = None, range_key: Any = None, _user_instantiated: bool = True,
                  **attributes: Any) -> None:
-        super().__init__(hash_key, range_key, _user_instantiated=_user_instantiated, **attributes)
+        if hash_key is not None or range_key is not None or not _user_instantiated:
+            super().__init__(hash_key, range_key, _user_instantiated=_user_instantiated, **attributes)
+        else:  # what PynamoDB's __init__ does, plain attributes stored without their descriptor
+            maker = type(self).__dict__.get("_maker") or type(self)._build_maker()
+            values = dict(maker.defaults)
+            for name, default in maker.computed_defaults:
+                value = default()
+                if value is not None:
+                    values[name] = value
+            self.attribute_values = values
+            for name, value in attributes.items():
+                if name in maker.plain:
+                    values[name] = value
+                elif name in maker.names:
+                    setattr(self, name, value)
+                else:
+                    raise ValueError(f"Attribute {name} specified does not exist")
         self._stored_values: dict[str, Any] = {}
         if _user_instantiated and self._key_templates:
             self.fill_keys(partial=True)
@@ -293,6 +321,26 @@ class TableModel(Model):
             stored[name] = getattr(entity, name)
         entity._stored_values = stored
         return entity
+
+    @classmethod
+    def _build_maker(cls) -> _Maker:
+        defaults: dict[str, Any] = {}
+        computed: list[tuple[str, Callable[[], Any]]] = []
+        discriminator = cls._get_discriminator_attribute()
+        if discriminator is not None and discriminator.get_discriminator(cls) is not None:
+            defaults[cls._discriminator] = cls  # type: ignore[attr-defined]
+        attributes = cls.get_attributes()
+        for name, attribute in attributes.items():
+            default = attribute.default if attribute.default_for_new is None else attribute.default_for_new
+            if callable(default):
+                computed.append((name, default))
+            elif default is not None:
+                defaults[name] = default
+        plain = frozenset(name for name, attribute in attributes.items()
+                          if type(attribute).__set__ is Attribute.__set__)
+        maker = _Maker(defaults, tuple(computed), plain, frozenset(attributes))
+        cls._maker = maker
+        return maker
 
     @classmethod
     def _build_reader(cls) -> _Reader:

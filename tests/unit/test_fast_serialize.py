@@ -6,6 +6,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+from botocore.exceptions import ParamValidationError
 from botocore.serialize import create_serializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,8 +17,8 @@ MODEL = botocore.session.get_session().get_service_model("dynamodb")
 TABLE = "ApplicationData"
 
 
-def _pair() -> tuple[FastSerializer, Any]:
-    botocore_serializer = create_serializer("json", include_validation=False)
+def _pair(*, validate: bool = False) -> tuple[FastSerializer, Any]:
+    botocore_serializer = create_serializer("json", include_validation=validate)
     return FastSerializer(botocore_serializer), botocore_serializer
 
 
@@ -79,11 +80,12 @@ REQUESTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+@pytest.mark.parametrize("validate", [False, True])
 @pytest.mark.parametrize(("operation", "params"), REQUESTS, ids=[name for name, _ in REQUESTS])
 def test_a_request_without_binary_values_is_serialized_exactly_as_botocore_does(
-    operation: str, params: dict[str, Any]
+    operation: str, params: dict[str, Any], validate: bool
 ) -> None:
-    fast, slow = _pair()
+    fast, slow = _pair(validate=validate)
     model = MODEL.operation_model(operation)
     assert fast.serialize_to_request(params, model) == slow.serialize_to_request(params, model)
     assert fast.fast_requests == 1
@@ -127,3 +129,20 @@ def test_any_item_without_binary_values_is_serialized_exactly_as_botocore_does(i
     params = {"TableName": TABLE, "Item": item}
     assert fast.serialize_to_request(params, put) == slow.serialize_to_request(params, put)
     assert fast.fast_requests == 1
+
+
+@pytest.mark.parametrize("params", [
+    {"TableName": TABLE, "Key": KEY, "ConsistentRead": "yes"},  # a mistyped parameter
+    {"TableName": TABLE, "Key": KEY, "Bogus": 1},  # an undeclared one
+    {"TableName": TABLE, "Key": {"PK": {"S": 1}}},  # a mistyped value deep inside
+    {"Key": KEY},  # a missing one
+])
+def test_a_validating_client_still_refuses_what_botocore_refuses(params: dict[str, Any]) -> None:
+    fast, slow = _pair(validate=True)
+    get = MODEL.operation_model("GetItem")
+    with pytest.raises(ParamValidationError) as botocore_says:
+        slow.serialize_to_request(params, get)
+    with pytest.raises(ParamValidationError) as we_say:
+        fast.serialize_to_request(params, get)
+    assert str(we_say.value) == str(botocore_says.value)
+    assert fast.fast_requests == 0

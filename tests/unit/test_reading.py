@@ -141,3 +141,32 @@ def test_a_put_is_the_request_pynamodb_would_build(moto_table: Settings, add_ver
     assert ours == _pynamodb_put(new, None, True)
     with pytest.raises(ValueError, match="instance of Condition"):
         writes.put_kwargs(new, "Version = 1")  # type: ignore[arg-type]
+
+
+def _pynamodb_made(model: type[TableModel], **attributes: Any) -> TableModel:
+    entity = model.__new__(model)
+    Model.__init__(entity, **attributes)
+    entity.fill_keys(partial=True)
+    return entity
+
+
+def test_a_new_entity_is_built_as_pynamodb_builds_it(moto_table: Settings) -> None:
+    for item in _every_kind_of_item(moto_table):
+        stored = TableModel.from_raw_data(item)
+        model = type(stored)
+        given = {name: value for name, value in stored.attribute_values.items()
+                 if name not in model.managed_attributes()}
+        made, reference = model(**given), _pynamodb_made(model, **given)
+        assert _plain(made.attribute_values) == _plain(reference.attribute_values), model.__name__
+        assert made.stored_values() == {}
+        partial = model(**{name: given[name] for name in list(given)[:1]})
+        assert _plain(partial.attribute_values) == _plain(_pynamodb_made(model, **{
+            name: given[name] for name in list(given)[:1]}).attribute_values)
+
+
+def test_a_new_entity_refuses_what_pynamodb_refuses() -> None:
+    with pytest.raises(ValueError, match="Attribute nickname specified does not exist"):
+        User(user_id="u1", nickname="x")
+    with pytest.raises(ValueError, match="discriminator attribute must be set to the instance type"):
+        User(user_id="u1", entity_type=Order)
+    assert User("USER#u1", "PROFILE").pk == "USER#u1"  # keys given positionally: PynamoDB's own path
