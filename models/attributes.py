@@ -123,6 +123,11 @@ def to_money(
     (``1E+2`` -> ``100``, ``-0`` -> ``0``), which every reader of the table parses; at most
     ``max_digits`` digits in that notation. ``InvalidInput`` otherwise.
     """
+    if type(value) is Decimal:  # the usual amount (12.50, 3, 0.05): already plain, every check passes
+        sign, digits, exponent = value.as_tuple()
+        if (sign == 0 and type(exponent) is int and -MAX_MONEY_DECIMAL_PLACES <= exponent <= 0
+                and 0 < len(digits) <= max_digits and digits[0] != 0):
+            return value
     amount = to_decimal(value, what=what)
     if positive and amount <= 0:
         raise InvalidInput(f"{what} must be greater than zero")

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.connection import Connection
@@ -361,3 +361,24 @@ def test_a_good_model_serializes_what_the_attributes_write() -> None:
     assert item["Title"] == {"S": "T"} and item["Name"] == {"S": "Ada"}
     back = Thing.from_raw_data(item)
     assert back.amount == Decimal(10) and back.colour is Colour.GREEN and back.email == "ada@example.com"
+
+
+class _Amount(Decimal):
+    """A Decimal that is not exactly ``Decimal``: to_money takes its general path for it."""
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.decimals(allow_nan=True, allow_infinity=True)
+       | st.decimals(places=2, min_value=-10**6, max_value=10**6)
+       | st.decimals(places=3, min_value=0, max_value=10), st.booleans(), st.integers(1, 38))
+def test_to_money_of_a_decimal_answers_as_its_general_path(
+    value: Decimal, positive: bool, digits: int
+) -> None:
+    """The shortcut for plain Decimals answers exactly as the checks it skips."""
+    def outcome(given: Decimal) -> str:
+        try:
+            return repr(to_money(given, "amount", positive=positive, max_digits=digits))
+        except InvalidInput as exc:
+            return f"refused: {exc}"
+
+    assert outcome(value) == outcome(_Amount(value))
