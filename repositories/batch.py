@@ -318,10 +318,14 @@ def _set_versions(
             taken += 1
         elif entity.version is not None and (old is None or entity.version != old_version):
             conflicts += 1
+        measured = len(item[_VERSION]["N"])
         item[_VERSION] = {"N": str(max(old_version or 0, entity.version or 0) + 1)}
+        grew = len(item[_VERSION]["N"]) > measured
         if old is not None and created_before is None and _CREATED in old:
             item[_CREATED] = old[_CREATED]  # a replaced item keeps its creation time
-        _check_size(item)
+            grew = True
+        if grew:  # measured in _prepare; only a longer version or another CreatedAt changes its size
+            _check_size(item)
     if taken and not overwrite:
         raise AlreadyExists(
             f"{taken} new entities have keys that hold an item already; pass overwrite=True to replace them"

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import models.item_size as item_size_module
 from core.client import new_client
 from core.config import Settings
 from core.errors import (
@@ -554,3 +555,19 @@ def _keys(product_id: str) -> tuple[str, str]:
         Product.key_template("pk").compose(product_id=product_id),
         Product.key_template("sk").compose(product_id=product_id),
     )
+
+
+def test_an_item_the_stored_version_pushes_over_the_limit_is_refused_and_nothing_written(
+    moto_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    product_id = new_id()
+    seed_product(moto_table, product_id, version=12345)  # the next version, 12346, takes 2 bytes more than 1
+    prepared = batch._prepare([product(product_id)])[0]
+    monkeypatch.setattr(item_size_module, "MAX_ITEM_BYTES", item_size(prepared))  # exactly at the limit
+    with pytest.raises(InvalidInput, match="item limit"):
+        batch_write([product(product_id)], overwrite=True)
+    key = ("PRODUCT#" + product_id, "METADATA#" + product_id)
+    assert stored(moto_table)[key]["Version"] == {"N": "12345"}
+    monkeypatch.setattr(item_size_module, "MAX_ITEM_BYTES", item_size(prepared) + 2)
+    batch_write([product(product_id)], overwrite=True)
+    assert stored(moto_table)[key]["Version"] == {"N": "12346"}
