@@ -406,14 +406,23 @@ class TableModel(Model):
         """
         values = self.key_values()
         stored = self.attribute_values  # keys are plain attributes (checked when the class is made)
+        derived = self.__dict__.get("_derived_keys")  # the parts and keys of the last complete fill
+        if derived is not None and derived[0] == values and all(
+                stored.get(key_name) == key for key_name, key in derived[1].items()):
+            return  # nothing they are made of changed, and nobody replaced them
+        complete = True
         for key_name, template in self._key_templates.items():
             if any(values.get(f) is None for f in template.fields):
                 if key_name not in ("pk", "sk"):
                     stored[key_name] = None
                     continue
                 if partial:
+                    complete = False
                     continue
             stored[key_name] = template.compose(**values)
+        if complete:
+            self.__dict__["_derived_keys"] = (values, {key_name: stored.get(key_name)
+                                                       for key_name in self._key_templates})
 
     def stamp(self, now: datetime) -> None:
         """Use ``now`` as the time of the next serialization (one timestamp for a whole write)."""

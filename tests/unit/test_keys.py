@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -114,3 +115,25 @@ def test_template_naming_a_missing_attribute_fails_when_the_class_is_created() -
 def test_template_with_a_repeated_field_is_refused() -> None:
     with pytest.raises(ValueError, match="twice"):
         KeyTemplate("A#{x}#{x}")
+
+
+def test_keys_are_derived_again_whenever_a_part_or_a_key_changed() -> None:
+    order = Order(user_id="u1", order_id="o1", amount=Decimal("1"), status=OrderStatus.PENDING)
+    assert (order.pk, order.sk, order.gsi1pk) == ("USER#u1", "ORDER#o1", "STATUS#PENDING")
+    order.status = OrderStatus.PAID
+    assert order.serialize()["GSI1PK"] == {"S": "STATUS#PAID"}  # a part changed
+    order.pk = "USER#someone-else"
+    order.gsi1pk = None
+    item = order.serialize()  # nothing they are made of changed, but the keys were replaced
+    assert (item["PK"], item["GSI1PK"]) == ({"S": "USER#u1"}, {"S": "STATUS#PAID"})
+    order.status = None
+    assert "GSI1PK" not in order.serialize(null_check=False)  # a part unset: out of the sparse index
+
+
+def test_a_key_skipped_for_a_missing_part_is_still_refused_or_derived_at_the_write() -> None:
+    order = Order(user_id="u1", amount=Decimal("1"), status=OrderStatus.PENDING)  # no order_id yet
+    assert order.sk is None
+    with pytest.raises(InvalidKey, match="order_id"):
+        order.serialize()
+    order.order_id = "o2"
+    assert order.serialize()["SK"] == {"S": "ORDER#o2"}
