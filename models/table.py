@@ -10,9 +10,8 @@ matches the migrations that provision the table.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from pynamodb.attributes import (
     Attribute,
@@ -119,8 +118,7 @@ def _fast_deserializer(attribute: Attribute[Any]) -> Callable[[Any], Any] | None
     return attribute.deserialize
 
 
-@dataclass(frozen=True, slots=True)
-class _Maker:
+class _Maker(NamedTuple):
     """How a model builds a new entity from keyword arguments (computed once per model)."""
 
     defaults: dict[str, Any]
@@ -129,8 +127,7 @@ class _Maker:
     names: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
-class _Reader:
+class _Reader(NamedTuple):
     """How a model builds an entity from a stored item (computed once per model)."""
 
     defaults: dict[str, Any]
@@ -142,8 +139,7 @@ class _Reader:
     watched_derived: tuple[str, ...]  # watched properties, computed from the attributes read
 
 
-@dataclass(frozen=True, slots=True)
-class _Writer:
+class _Writer(NamedTuple):
     """How a model serializes an entity for a write (computed once per model)."""
 
     # name, attr_name, type, serialize, null allowed, container (serialized the way PynamoDB does)
