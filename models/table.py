@@ -300,7 +300,9 @@ class TableModel(Model):
         reader = model.__dict__.get("_reader") or model._build_reader()
         values = dict(reader.defaults)
         for name, default in reader.computed_defaults:
-            values[name] = default()
+            value = default()
+            if value is not None:
+                values[name] = value
         for name, attr_name, attr_type, deserialize in reader.fields:
             raw = attribute_values.get(attr_name)
             if raw and NULL not in raw:
@@ -319,37 +321,37 @@ class TableModel(Model):
         return entity
 
     @classmethod
-    def _build_maker(cls) -> _Maker:
+    def _defaults(cls, *, new: bool) -> tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]:
+        """What PynamoDB gives an entity before its values: its type, then each attribute's default
+        (``default_for_new`` first for a ``new`` one); the callable ones to call per entity."""
         defaults: dict[str, Any] = {}
         computed: list[tuple[str, Callable[[], Any]]] = []
         discriminator = cls._get_discriminator_attribute()
         if discriminator is not None and discriminator.get_discriminator(cls) is not None:
             defaults[cls._discriminator] = cls  # type: ignore[attr-defined]
-        attributes = cls.get_attributes()
-        for name, attribute in attributes.items():
-            default = attribute.default if attribute.default_for_new is None else attribute.default_for_new
+        for name, attribute in cls.get_attributes().items():
+            default = attribute.default
+            if new and attribute.default_for_new is not None:
+                default = attribute.default_for_new
             if callable(default):
                 computed.append((name, default))
             elif default is not None:
                 defaults[name] = default
+        return defaults, tuple(computed)
+
+    @classmethod
+    def _build_maker(cls) -> _Maker:
+        defaults, computed = cls._defaults(new=True)
+        attributes = cls.get_attributes()
         plain = frozenset(name for name, attribute in attributes.items()
                           if type(attribute).__set__ is Attribute.__set__)
-        maker = _Maker(defaults, tuple(computed), plain, frozenset(attributes))
+        maker = _Maker(defaults, computed, plain, frozenset(attributes))
         cls._maker = maker
         return maker
 
     @classmethod
     def _build_reader(cls) -> _Reader:
-        defaults: dict[str, Any] = {}
-        computed: list[tuple[str, Callable[[], Any]]] = []
-        for name, attribute in cls.get_attributes().items():
-            if callable(attribute.default):
-                computed.append((name, attribute.default))
-            elif attribute.default is not None:
-                defaults[name] = attribute.default
-        discriminator = cls._get_discriminator_attribute()
-        if discriminator is not None and discriminator.get_discriminator(cls) is not None:
-            defaults[cls._discriminator] = cls  # type: ignore[attr-defined]
+        defaults, computed = cls._defaults(new=False)
         fields = tuple((name, attribute.attr_name, attribute.attr_type, _fast_deserializer(attribute))
                        for name, attribute in cls.get_attributes().items())
         # A descriptor that only checks (the discriminator) or casts what deserialize gave already
@@ -359,7 +361,7 @@ class TableModel(Model):
                         if type(attribute).__set__ not in plain)
         attributes = cls.get_attributes()
         watched = cls.watched_attributes()
-        reader = _Reader(defaults, tuple(computed), fields, through,
+        reader = _Reader(defaults, computed, fields, through,
                          tuple(name for name in watched if name in attributes),
                          tuple(name for name in watched if name not in attributes))
         cls._reader = reader

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.parsers import JSONParser
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
@@ -84,6 +85,21 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     for model in (TableModel, *ENTITIES):
         model._connection = None
+
+
+@pytest.fixture
+def botocore_bodies(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every body botocore's own JSON parser is given from now on (``core.fast_parse`` spares it
+    the items of successful reads)."""
+    seen: list[bytes] = []
+    parse = JSONParser.parse
+
+    def spy(self: JSONParser, response: dict[str, Any], shape: Any) -> Any:
+        seen.append(response["body"])
+        return parse(self, response, shape)
+
+    monkeypatch.setattr(JSONParser, "parse", spy)
+    return seen
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@ equal, and botocore's own parser must never have seen the fast client's items.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import botocore.session
 import pytest
-from botocore.parsers import JSONParser
 
 from core.client import new_client
 from core.config import Settings
@@ -80,20 +78,6 @@ def seeded(local_table: Settings) -> tuple[Settings, str, list[dict[str, Any]]]:
     for item in items:
         raw.put_item(TableName=local_table.table_name, Item=item)
     return local_table, pk, items
-
-
-@pytest.fixture
-def botocore_bodies(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
-    """Every body botocore's own JSON parser is given during the test."""
-    seen: list[bytes] = []
-    parse = JSONParser.parse
-
-    def spy(self: JSONParser, response: dict[str, Any], shape: Any) -> Any:
-        seen.append(response["body"])
-        return parse(self, response, shape)
-
-    monkeypatch.setattr(JSONParser, "parse", spy)
-    yield seen
 
 
 def read_both(settings: Settings, bodies: list[bytes], operation: str, **params: Any) -> tuple[Any, Any]:

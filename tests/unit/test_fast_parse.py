@@ -20,7 +20,6 @@ import botocore.config
 import botocore.session
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
-from botocore.parsers import JSONParser
 from botocore.retries import standard
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -141,20 +140,6 @@ def clients(monkeypatch: pytest.MonkeyPatch, no_backoff: None) -> Clients:
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", ENDPOINT)
     monkeypatch.setenv("DYNAMODB_MAX_RETRY_ATTEMPTS", "2")
     return Clients(get_settings())
-
-
-@pytest.fixture
-def botocore_bodies(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Every body botocore's own JSON parser is given from now on."""
-    seen: list[bytes] = []
-    parse = JSONParser.parse
-
-    def spy(self: JSONParser, response: dict[str, Any], shape: Any) -> Any:
-        seen.append(response["body"])
-        return parse(self, response, shape)
-
-    monkeypatch.setattr(JSONParser, "parse", spy)
-    return seen
 
 
 # --- attribute values --------------------------------------------------------------------------
