@@ -54,11 +54,11 @@ demo: $(STAMP)  ## walk through every access pattern against the local DynamoDB
 	$(BIN)/python -m examples.walkthrough
 
 # Not part of `make test` (slow: minutes per file). Narrow it: make mutation PATHS=core/client.py,repositories/cache.py
-# JOBS copies run side by side; MUTATION_ARGS passes more flags to tools/mutation.py (--time-limit, --drop, --keep).
+# JOBS copies run side by side; MUTATION_ARGS passes more flags to tests/mutation/mutation.py (--time-limit, --drop, --keep).
 PATHS ?=
 JOBS ?= 2
 mutation: $(STAMP)  ## mutmut over core/, models/, repositories/ against the unit tests; prints the score and survivors
-	$(BIN)/python tools/mutation.py --paths '$(PATHS)' --jobs $(JOBS) $(MUTATION_ARGS)
+	$(BIN)/python tests/mutation/mutation.py --paths '$(PATHS)' --jobs $(JOBS) $(MUTATION_ARGS)
 
 # Not part of `make test` (a few minutes): faults at botocore's before-send on every write path, concurrent
 # processes SIGKILLed mid-write and mid-backfill, hostile input; prints one table, exits 1 on any false outcome.

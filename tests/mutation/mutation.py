@@ -1,6 +1,6 @@
 """``make mutation``: mutmut over the packages, in copies of the tree, and the score.
 
-    python tools/mutation.py [--paths core/client.py,repositories/cache.py] [--jobs 2]
+    python tests/mutation/mutation.py [--paths core/client.py,repositories/cache.py] [--jobs 2]
                              [--time-limit SECONDS] [--drop 'tests/unit/test_mutants_*.py'] [--keep]
 
 mutmut 2 writes each mutant into the source file it mutates; here it only ever does so in a copy
@@ -8,9 +8,9 @@ of the working tree (one copy per job, ``--jobs`` running side by side, the file
 size), so the checkout, and whoever runs tests in it meanwhile, never sees a mutant. What is
 mutated and the test command come from ``[tool.mutmut]`` in pyproject.toml; ``--paths`` narrows
 it to some files or folders. Each mutant runs only the unit tests that execute its line
-(``tools/mutmut_config.py``, ``tools/mutation_tests.py``). ``--drop`` leaves files out of the
-copies (to score the suite as it was before some tests were added). ``--time-limit`` stops the
-run; mutants not reached by then are counted as untested.
+(``tests/mutation/mutmut_config.py``, ``tests/mutation/mutation_tests.py``). ``--drop`` leaves
+files out of the copies (to score the suite as it was before some tests were added).
+``--time-limit`` stops the run; mutants not reached by then are counted as untested.
 
 Prints, per file and in all, killed / tested and every surviving mutant as a diff; the same
 report is written to ``report.txt`` in the work directory (kept with ``--keep``).
@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOT_COPIED = shutil.ignore_patterns(
     ".venv", ".local", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache",
     ".hypothesis", ".mutmut-cache", ".coverage", "*.egg-info", "mutants",
@@ -87,7 +87,7 @@ def make_copy(destination: Path, drop: list[str]) -> None:
     for pattern in drop:
         for path in destination.glob(pattern):
             path.unlink()
-    shutil.copy(ROOT / "tools" / "mutmut_config.py", destination / "mutmut_config.py")
+    shutil.copy(ROOT / "tests" / "mutation" / "mutmut_config.py", destination / "mutmut_config.py")
 
 
 def run_jobs(work: Path, groups: list[list[str]], drop: list[str], time_limit: float | None) -> list[Path]:
