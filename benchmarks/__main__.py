@@ -84,13 +84,10 @@ def _environment() -> None:
 
 
 def _environment_changed() -> None:
-    """Have the layer read its settings again (it keeps them once read, where it has
-    ``core.config.reload_settings``)."""
-    from core import config
+    """Have the layer read its settings again (it keeps them once read)."""
+    from core.config import reload_settings
 
-    reload = getattr(config, "reload_settings", None)
-    if reload is not None:
-        reload()
+    reload_settings()
 
 
 @dataclass

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from core.config import reload_settings
 from core.localdb import LocalDynamoDB
 from tests.reliability.report import PhaseResult, render
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[PhaseResult] = []
     with LocalDynamoDB() as server:
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = server.endpoint
+        reload_settings()  # the data layer reads its settings once; they changed
         phases: list[tuple[str, Callable[[], PhaseResult]]] = []
         if "1" in wanted:
             from tests.reliability import faulted

@@ -37,6 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from core.config import reload_settings
 from core.errors import DataLayerError, WriteOutcomeUnknown
 from models import Metric, Order, Transfer, new_order_id
 from models.order import ORDER_MOVES, OrderStatus
@@ -424,6 +425,7 @@ def run_backfill_kills(seed: int, kills: int, result: PhaseResult) -> None:
             shutil.copy(TEST_REVISIONS / f"{name}.py", versions / f"{name}.py")
         table = f"rel-backfill-{uuid.uuid4().hex[:8]}"
         os.environ["TABLE_NAME"] = table
+        reload_settings()
         from tests.reliability.table import raw_client
 
         client = raw_client()

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.client import new_client
-from core.config import get_settings
+from core.config import get_settings, reload_settings
 from migrations import runner
 
 Item = dict[str, Any]
@@ -30,6 +30,7 @@ def fresh_table(prefix: str) -> str:
     """Point the data layer at a new table at head (migrated by the real runner); return its name."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     os.environ["TABLE_NAME"] = name
+    reload_settings()
     runner.upgrade(out=lambda _: None)
     return name
 
