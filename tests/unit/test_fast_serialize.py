@@ -11,7 +11,7 @@ from botocore.serialize import create_serializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.fast_serialize import FAST_OPERATIONS, FastSerializer
+from core.fast_serialize import FAST_OPERATIONS, FastSerializer, install
 
 MODEL = botocore.session.get_session().get_service_model("dynamodb")
 TABLE = "ApplicationData"
@@ -146,3 +146,15 @@ def test_a_validating_client_still_refuses_what_botocore_refuses(params: dict[st
         fast.serialize_to_request(params, get)
     assert str(we_say.value) == str(botocore_says.value)
     assert fast.fast_requests == 0
+
+
+def test_it_counts_every_request_it_serializes_and_is_installed_once() -> None:
+    client = botocore.session.get_session().create_client("dynamodb", region_name="us-east-1")
+    install(install(client))
+    assert isinstance(client._serializer, FastSerializer)
+    assert not isinstance(client._serializer._serializer, FastSerializer)  # not wrapped twice
+    fast, _ = _pair()
+    get = MODEL.operation_model("GetItem")
+    for _ in range(3):
+        fast.serialize_to_request({"TableName": TABLE, "Key": KEY}, get)
+    assert fast.fast_requests == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -137,3 +138,17 @@ def test_a_key_skipped_for_a_missing_part_is_still_refused_or_derived_at_the_wri
         order.serialize()
     order.order_id = "o2"
     assert order.serialize()["SK"] == {"S": "ORDER#o2"}
+
+
+@pytest.mark.parametrize("part", [1.5, Decimal("1"), None.__class__, b"bytes", True, ["a"]])
+def test_a_key_part_that_is_no_string_int_date_or_enum_is_refused(part: object) -> None:
+    with pytest.raises(InvalidKey, match="a key part must be a string, got"):
+        KeyTemplate("USER#{user_id}").compose(user_id=part)
+
+
+def test_a_naive_datetime_in_a_key_is_refused_and_a_template_cannot_be_changed() -> None:
+    template = KeyTemplate("METRIC#{timestamp}")
+    with pytest.raises(InvalidKey, match="a datetime in a key must be timezone-aware"):
+        template.compose(timestamp=datetime(2026, 1, 1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        template.pattern = "OTHER#{timestamp}"  # type: ignore[misc]
