@@ -103,7 +103,7 @@ def _keyed_step(op: str, entity: TableModel, condition: Condition | None,
     return Step(op, low, failure)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Unique(Rule):
     """At most one entity holds a value of ``attribute``: a ``claim`` item keyed by the value is
     put, moved and deleted in the same transaction as the entity (OneTable's ``unique: true``).
@@ -168,7 +168,7 @@ class Unique(Rule):
             plan.add(_put_step(claim, self.claim.pk.does_not_exist(), lambda _: AlreadyExists(taken)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Lifecycle(Rule):
     """``attribute`` moves only along ``moves`` (value -> the values it may become); a move made
     from a stale copy fails, since the write is conditioned on the stored value it moves from."""
@@ -202,7 +202,7 @@ class Lifecycle(Rule):
             plan.require(type(plan.entity).get_attributes()[name] == old)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BelongsTo(Rule):
     """The entity exists only while its ``owner`` does: creating one checks the owner in the same
     transaction (``NotFound`` otherwise). The owner's key is composed from the entity's fields."""
@@ -223,7 +223,7 @@ class BelongsTo(Rule):
         plan.add(_check_step(self.owner, fields, exists=True, failure=lambda _: NotFound(missing)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RetiredOnDelete(Rule):
     """Deleting the entity retires its key: a ``marker`` item is put in its place, and creating an
     entity with that key again is refused, so nothing the old one owned is ever inherited."""
@@ -248,7 +248,7 @@ class RetiredOnDelete(Rule):
             plan.add(_put_step(marker, None, lambda _: ConflictError("retiring the id failed")))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WrittenBy(Rule):
     """Only ``function`` writes the entity (``attributes`` empty), or only it changes ``attributes``
     once the entity exists; every other write is refused naming it."""
@@ -284,7 +284,7 @@ class WrittenBy(Rule):
                 plan.require(type(plan.entity).get_attributes()[attribute] == plan.stored(attribute))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Expires(Rule):
     """The entity expires ``after`` its ``start`` attribute (DynamoDB's TTL on ``ExpiresAt``)."""
 
@@ -300,7 +300,7 @@ class Expires(Rule):
             plan.entity.expires_at = getattr(plan.entity, self.start) + self.after
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WriteShards(Rule):
     """A write-sharded partition: ``count`` shards, chosen per item by the entity (``shard``);
     every read fans out over all of them."""
@@ -314,7 +314,7 @@ class WriteShards(Rule):
         _require_attribute(model, "shard", self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FoldsInto(Rule):
     """Each entity is folded into an ``aggregate`` in the same transaction (a reading and its
     hour's count, sum, min and max). Readings are immutable: updates and deletes are refused,
@@ -332,7 +332,7 @@ class FoldsInto(Rule):
         plan.add(fold(plan.entity))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Moves(Rule):
     """Saving the entity moves its ``amount`` from the ``source`` account's ``balance`` to the
     ``target``'s, in the same transaction: the debit on ``attribute_exists(PK) AND balance >=
