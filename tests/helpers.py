@@ -26,6 +26,20 @@ Item = dict[str, dict[str, Any]]
 BASE = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
+# --- made-up HTTP answers ----------------------------------------------------------------------------
+
+
+class RawBody:
+    """The raw body of a made-up HTTP response (``AWSResponse`` reads it through ``stream()``): what
+    a botocore ``before-send`` hook returns instead of sending the request."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
 # --- raw access ------------------------------------------------------------------------------------
 
 

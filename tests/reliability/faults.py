@@ -31,6 +31,7 @@ from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
 from models import TableModel
+from tests.helpers import RawBody
 
 KINDS = ("throttle", "server_error", "reset", "lost", "delay")
 READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "DescribeTable"})
@@ -40,22 +41,12 @@ _ERRORS = {
 }
 
 
-class _Body:
-    """The raw body of a made-up response (``AWSResponse`` reads it through ``stream()``)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Any:
-        yield self._data
-
-
 def error_response(url: str, kind: str) -> AWSResponse:
     """The answer DynamoDB gives for a throttled request or an internal error (JSON 1.0 protocol)."""
     status, code, message = _ERRORS[kind]
     body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message})
     headers = {"x-amzn-RequestId": uuid.uuid4().hex, "Content-Type": "application/x-amz-json-1.0"}
-    return AWSResponse(url, status, HTTPHeaders.from_dict(headers), _Body(body.encode()))
+    return AWSResponse(url, status, HTTPHeaders.from_dict(headers), RawBody(body.encode()))
 
 
 def operation_of(request: Any) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.config
@@ -28,6 +27,7 @@ from hypothesis import strategies as st
 from core.client import model_client, new_client, retry_config
 from core.config import Settings, get_settings
 from core.fast_parse import install, is_installed
+from tests.helpers import RawBody
 
 ENDPOINT = "http://127.0.0.1:1"  # never reached: the canned responder answers first
 TABLE = "fast-parse"
@@ -39,16 +39,6 @@ def b64(data: bytes) -> str:
 
 
 # --- canned responses --------------------------------------------------------------------------
-
-
-class _Body:
-    """The raw body of a canned response (what ``AWSResponse.content`` reads)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
 
 
 class Canned:
@@ -76,7 +66,7 @@ class Canned:
         headers["Connection"] = "keep-alive"
         headers["x-amzn-RequestId"] = REQUEST_ID
         headers["x-amz-crc32"] = self.crc32 or str(zlib.crc32(self.body) & 0xFFFFFFFF)
-        return AWSResponse(request.url, self.status, headers, _Body(self.body))
+        return AWSResponse(request.url, self.status, headers, RawBody(self.body))
 
 
 class Clients:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -26,17 +25,7 @@ import core.client
 from core.client import MAX_POOL_CONNECTIONS, model_client, new_client
 from core.config import Settings, get_settings
 from models import Product
-from tests.helpers import raw_get
-
-
-class _Body:
-    """The raw body of an injected response (what ``AWSResponse.content`` reads)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
+from tests.helpers import RawBody, raw_get
 
 
 class Throttle:
@@ -54,7 +43,7 @@ class Throttle:
                            "message": "Rate of requests exceeds the allowed throughput."}).encode()
         headers = HTTPHeaders()
         headers["Content-Type"] = "application/x-amz-json-1.0"
-        return AWSResponse(request.url, 400, headers, _Body(body))
+        return AWSResponse(request.url, 400, headers, RawBody(body))
 
 
 @pytest.fixture
