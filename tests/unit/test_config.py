@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from core.config import (
     cache_ttl_seconds,
     cursor_secret,
     get_settings,
+    reload_settings,
 )
 from core.errors import ConfigurationError, DataLayerError
 from repositories import cache
@@ -223,3 +225,16 @@ def test_a_malformed_integer_setting_is_a_configuration_error(monkeypatch: pytes
     monkeypatch.setenv("DYNAMODB_MAX_RETRY_ATTEMPTS", "five")
     with pytest.raises(ConfigurationError, match="DYNAMODB_MAX_RETRY_ATTEMPTS"):
         get_settings()
+
+
+def test_settings_are_read_once_and_read_again_on_reload(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLE_NAME", "first")  # recorded, so the environment is restored afterwards
+    first = get_settings()
+    os.environ["TABLE_NAME"] = "second"  # changed behind the data layer's back
+    assert get_settings() is first and first.table_name == "first"
+    assert reload_settings().table_name == "second"
+    assert get_settings().table_name == "second"
+    monkeypatch.setenv("DYNAMODB_MAX_RETRY_ATTEMPTS", "lots")  # (the test fixtures reload on setenv)
+    for _ in range(2):  # a malformed setting is reported at every call, not half applied
+        with pytest.raises(ConfigurationError, match="DYNAMODB_MAX_RETRY_ATTEMPTS"):
+            get_settings()

@@ -38,3 +38,4 @@ def test_use_local_points_this_process_at_it_and_keeps_settings_already_made(
     assert localdb.use_local() == "http://127.0.0.1:8124"
     assert os.environ["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:8124"
     assert os.environ["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert get_settings().endpoint_url == "http://127.0.0.1:8124"  # the process follows at once
