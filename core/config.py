@@ -17,6 +17,7 @@ raises ``ConfigurationError``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import os
@@ -65,6 +66,7 @@ class Settings:
         return self.endpoint_url is not None and is_loopback_endpoint(self.endpoint_url)
 
 
+@functools.lru_cache(maxsize=32)  # a pure function of the URL, asked at every page without a secret
 def is_loopback_endpoint(url: str) -> bool:
     """True when ``url`` names, unambiguously, a loopback host: ``localhost``, 127.0.0.0/8 or ``[::1]``.
 
