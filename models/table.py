@@ -118,11 +118,24 @@ def _fast_deserializer(attribute: Attribute[Any]) -> Callable[[Any], Any] | None
     return attribute.deserialize
 
 
+Defaults = tuple[tuple[str, Callable[[], Any]], ...]  # attribute name, default to call
+
+
+def _start_values(defaults: dict[str, Any], computed: Defaults) -> dict[str, Any]:
+    """An entity's values before its own: the defaults, and the callable ones called (None skipped)."""
+    values = dict(defaults)
+    for name, default in computed:
+        value = default()
+        if value is not None:
+            values[name] = value
+    return values
+
+
 class _Maker(NamedTuple):
     """How a model builds a new entity from keyword arguments (computed once per model)."""
 
     defaults: dict[str, Any]
-    computed_defaults: tuple[tuple[str, Callable[[], Any]], ...]
+    computed_defaults: Defaults
     plain: frozenset[str]  # attributes whose descriptor only stores the value
     names: frozenset[str]
 
@@ -131,12 +144,10 @@ class _Reader(NamedTuple):
     """How a model builds an entity from a stored item (computed once per model)."""
 
     defaults: dict[str, Any]
-    computed_defaults: tuple[tuple[str, Callable[[], Any]], ...]
+    computed_defaults: Defaults
     # name, attr_name, type, deserialize (None: the stored value as is)
     fields: tuple[tuple[str, str, str, Callable[[Any], Any] | None], ...]
     through_descriptor: tuple[str, ...]  # attributes set through their descriptor (maps)
-    watched: tuple[str, ...]  # watched attributes, remembered as read
-    watched_derived: tuple[str, ...]  # watched properties, computed from the attributes read
 
 
 class _Writer(NamedTuple):
@@ -176,6 +187,7 @@ class TableModel(Model):
     _connection_settings: ClassVar[Settings | None] = None
     _reader: ClassVar[_Reader | None] = None
     _maker: ClassVar[_Maker | None] = None
+    _watched: ClassVar[tuple[tuple[Rule, ...], frozenset[str]] | None] = None
     _writer: ClassVar[_Writer | None] = None
     _key_fields: ClassVar[tuple[tuple[str, bool], ...] | None] = None
 
@@ -213,11 +225,7 @@ class TableModel(Model):
             super().__init__(hash_key, range_key, _user_instantiated=_user_instantiated, **attributes)
         else:  # what PynamoDB's __init__ does, plain attributes stored without their descriptor
             maker = type(self).__dict__.get("_maker") or type(self)._build_maker()
-            values = dict(maker.defaults)
-            for name, default in maker.computed_defaults:
-                value = default()
-                if value is not None:
-                    values[name] = value
+            values = _start_values(maker.defaults, maker.computed_defaults)
             self.attribute_values = values
             for name, value in attributes.items():
                 if name in maker.plain:
@@ -255,9 +263,15 @@ class TableModel(Model):
 
     @classmethod
     def watched_attributes(cls) -> frozenset[str]:
-        """Attributes whose stored value a rule or a derived key depends on."""
+        """Attributes whose stored value a rule or a derived key depends on (worked out once for
+        the declared rules)."""
+        known: tuple[tuple[Rule, ...], frozenset[str]] | None = cls.__dict__.get("_watched")
+        if known is not None and known[0] is cls.rules:
+            return known[1]
         fields = {f for t in cls._key_templates.values() for f in t.fields}
-        return frozenset(fields.union(*(rule.watched() for rule in cls.rules)))
+        watched = frozenset(fields.union(*(rule.watched() for rule in cls.rules)))
+        cls._watched = (cls.rules, watched)
+        return watched
 
     @staticmethod
     def now() -> datetime:
@@ -298,11 +312,7 @@ class TableModel(Model):
             )
         model: type[_M] = stored_cls or cls
         reader = model.__dict__.get("_reader") or model._build_reader()
-        values = dict(reader.defaults)
-        for name, default in reader.computed_defaults:
-            value = default()
-            if value is not None:
-                values[name] = value
+        values = _start_values(reader.defaults, reader.computed_defaults)
         for name, attr_name, attr_type, deserialize in reader.fields:
             raw = attribute_values.get(attr_name)
             if raw and NULL not in raw:
@@ -314,14 +324,11 @@ class TableModel(Model):
         for name in reader.through_descriptor:  # maps: their descriptor wraps what deserialize gives
             if name in values:
                 setattr(entity, name, values[name])
-        stored = {name: values.get(name) for name in reader.watched}
-        for name in reader.watched_derived:  # properties computed from attributes (a metric's day)
-            stored[name] = getattr(entity, name)
-        entity._stored_values = stored
+        entity.remember_stored_values()
         return entity
 
     @classmethod
-    def _defaults(cls, *, new: bool) -> tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]:
+    def _defaults(cls, *, new: bool) -> tuple[dict[str, Any], Defaults]:
         """What PynamoDB gives an entity before its values: its type, then each attribute's default
         (``default_for_new`` first for a ``new`` one); the callable ones to call per entity."""
         defaults: dict[str, Any] = {}
@@ -359,11 +366,7 @@ class TableModel(Model):
         plain = (Attribute.__set__, DiscriminatorAttribute.__set__, VersionAttribute.__set__)
         through = tuple(name for name, attribute in cls.get_attributes().items()
                         if type(attribute).__set__ not in plain)
-        attributes = cls.get_attributes()
-        watched = cls.watched_attributes()
-        reader = _Reader(defaults, computed, fields, through,
-                         tuple(name for name in watched if name in attributes),
-                         tuple(name for name in watched if name not in attributes))
+        reader = _Reader(defaults, computed, fields, through)
         cls._reader = reader
         return reader
 
