@@ -29,7 +29,7 @@ from core.errors import (
     InvalidInput,
     NotFound,
 )
-from models.writes import Plan, Step, put_kwargs
+from models.writes import Plan, Step, condition_kwargs, put_kwargs
 
 if TYPE_CHECKING:
     from models.table import TableModel
@@ -75,11 +75,7 @@ def _put_step(entity: TableModel, condition: Condition | None, failure: Failure)
 @cache
 def _key_condition(model: type[TableModel], exists: bool) -> dict[str, Any]:
     """``attribute_exists(PK)`` or its negation, serialized as PynamoDB would (built once a model)."""
-    names: dict[str, str] = {}
-    condition = model.pk.exists() if exists else model.pk.does_not_exist()
-    expression = condition.serialize(names, {})
-    return {"ConditionExpression": expression,
-            "ExpressionAttributeNames": {placeholder: name for name, placeholder in names.items()}}
+    return condition_kwargs(model.pk.exists() if exists else model.pk.does_not_exist())
 
 
 def _check_step(model: type[TableModel], fields: Mapping[str, Any], *, exists: bool,

@@ -196,13 +196,22 @@ def put_kwargs(entity: TableModel, condition: Condition | None, *,
         condition = version if condition is None else condition & version
     low: dict[str, Any] = {"TableName": type(entity).Meta.table_name, "Item": item}
     if condition is not None:
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        low["ConditionExpression"] = condition.serialize(names, values)
-        low["ExpressionAttributeNames"] = {placeholder: name for name, placeholder in names.items()}
-        if values:
-            low["ExpressionAttributeValues"] = values
+        low.update(condition_kwargs(condition))
     return low
+
+
+def condition_kwargs(condition: Condition) -> dict[str, Any]:
+    """``condition`` as a request's ``ConditionExpression`` and placeholders (as PynamoDB's
+    ``get_operation_kwargs`` serializes it)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {
+        "ConditionExpression": condition.serialize(names, values),
+        "ExpressionAttributeNames": {placeholder: name for name, placeholder in names.items()},
+    }
+    if values:
+        kwargs["ExpressionAttributeValues"] = values
+    return kwargs
 
 
 # --- planning ------------------------------------------------------------------------------------

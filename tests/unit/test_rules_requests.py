@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from models import Account, Transfer
+from models import Account, Order, OrderStatus, RetiredUserId, Transfer, User
 from models.rules import MAX_BALANCE, MAX_BALANCE_DIGITS, Moves
 from models.writes import plan_put
 
@@ -42,3 +42,16 @@ def test_a_transfer_credits_and_debits_with_the_requests_pynamodb_builds(amount:
     assert Transfer.rule(Moves) is not None
     stamped = credit.kwargs["ExpressionAttributeValues"][":2"]["S"]
     assert datetime.fromisoformat(stamped) == plan.now.astimezone(UTC)
+
+
+def test_an_owner_check_and_a_retired_id_check_are_the_requests_pynamodb_builds() -> None:
+    order = plan_put(Order(user_id="u1", order_id="o1", amount=Decimal("1"), status=OrderStatus.PENDING))
+    (owner_check,) = order.companions
+    owner = User(user_id="u1")
+    assert owner_check.kwargs == owner._get_connection().get_operation_kwargs(
+        owner.pk, range_key=owner.sk, condition=User.pk.exists())
+    user = plan_put(User(user_id="u1", email="a@example.com", name="A"))
+    retired = RetiredUserId(user_id="u1")
+    (marker_check,) = [step for step in user.companions if step.op == "check"]
+    assert marker_check.kwargs == retired._get_connection().get_operation_kwargs(
+        retired.pk, range_key=retired.sk, condition=RetiredUserId.pk.does_not_exist())
