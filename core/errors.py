@@ -9,9 +9,14 @@
     +-- ConflictError               optimistic lock: the entity changed since it was read
     +-- InsufficientFunds           a debit would take a balance below zero
     +-- RetriesExhausted            bounded retries ran out; ``unprocessed`` says what is left
+    +-- IdempotencyKeyReused        an idempotency key came back with other arguments; nothing
+    |                               was written
     +-- WriteOutcomeUnknown         no attempt got an answer: the write may or may not have been
-    |   |                           applied; ``keys`` names what may have been written
+    |   |                           applied; ``keys`` names what may have been written and
+    |   |                           ``resolve()`` reads them to tell whether this write landed
     |   +-- TransferOutcomeUnknown  a transfer; ``transfer_id`` says which one to look up
+    +-- UnreadableItem              a stored item does not build into its entity; ``keys`` names
+    |                               it, and it must be repaired (rewritten or deleted)
     +-- ConfigurationError          a setting in the environment is missing or malformed
     |   +-- CursorSecretMissing     no usable cursor secret off a local endpoint (``repositories.paging``)
     +-- InvalidInput (ValueError)   refused before any request was sent
@@ -21,7 +26,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -54,32 +59,89 @@ class RetriesExhausted(DataLayerError):
         self.written: list[Any] = list(written)  # a batch: what was written before retries ran out
 
 
+class IdempotencyKeyReused(DataLayerError):
+    """An ``idempotency_key`` was used before, within its retention, with other arguments: the
+    call is refused and nothing is written. A key is scoped to its owner (the user of an order,
+    the source account of a transfer, the device of a reading, the product; the function itself
+    for ``create_user`` and ``open_account``), so another owner's use of the same key text is
+    never this error. The same key with the same arguments returns the first call's result.
+    """
+
+
 class WriteOutcomeUnknown(DataLayerError):
     """No attempt of a write got an answer (a timeout, a reset connection, a 5xx after botocore's
     retries): it may or may not have been applied. ``keys`` holds the ``(PK, SK)`` of every item it
-    may have written. Read them to find out, or call the same function again with the same ids:
-    a write that recognises its own effect (same ids, same idempotency key) is then applied once.
+    may have written.
+
+    ``resolve()`` finds out: it reads those items (strongly consistent) and recognises this
+    write by the token every write stores. It returns the stored entity when this write landed
+    (for a delete, the entity deleted, once its item is gone); raises the true refusal when
+    another write holds the key (``AlreadyExists`` for a create whose key holds someone else's
+    item, ``ConflictError`` when the item moved on without this write); and returns ``None``
+    when nothing of this write is stored, so calling again is safe. A request still in flight
+    may land after ``resolve()`` looked: with an ``idempotency_key``, calling again is safe
+    either way (the first result is returned, nothing is applied twice).
     """
 
     def __init__(self, message: str, keys: Sequence[tuple[str, str]] = (), *,
-                 written: Sequence[Any] = (), not_written: Sequence[Any] = ()) -> None:
+                 written: Sequence[Any] = (), not_written: Sequence[Any] = (),
+                 resolver: Callable[[], Any] | None = None) -> None:
         super().__init__(message)
         self.keys: list[tuple[str, str]] = list(keys)
         self.written: list[Any] = list(written)  # a batch: what certainly was written
         self.not_written: list[Any] = list(not_written)  # and what certainly was not
+        # Attached by the write path (``models.writes``), which knows the write's token and model.
+        self.resolver = resolver
+
+    def resolve(self) -> Any:
+        """The stored entity if this write landed, ``None`` if nothing of it is stored; raises the
+        refusal (``AlreadyExists``, ``ConflictError``) when another write holds the key."""
+        if self.resolver is None:
+            raise DataLayerError(
+                "this outcome names several entities: see `written` and `not_written`, and read "
+                "the items named in `keys`"
+            )
+        return self.resolver()
 
 
 class TransferOutcomeUnknown(WriteOutcomeUnknown):
     """A transfer's request failed in a way that does not say whether it committed.
 
-    ``transfer_id`` names it: ``get_transfer(transfer_id)`` tells (``NotFound``: not committed,
-    unless a request still in flight commits later); calling ``transfer_funds`` again with the same
-    ``idempotency_key`` moves the money at most once.
+    ``transfer_id`` names it: ``resolve()`` returns the ``Transfer`` if it committed and ``None``
+    if not (unless a request still in flight commits later), as ``get_transfer(transfer_id)``
+    tells; calling ``transfer_funds`` again with the same ``idempotency_key`` moves the money at
+    most once.
     """
 
-    def __init__(self, message: str, transfer_id: str, keys: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(f"{message} (transfer_id={transfer_id})", keys)
+    def __init__(self, message: str, transfer_id: str, keys: Sequence[tuple[str, str]] = (), *,
+                 resolver: Callable[[], Any] | None = None) -> None:
+        super().__init__(f"{message} (transfer_id={transfer_id})", keys, resolver=resolver)
         self.transfer_id = transfer_id
+
+
+class UnreadableItem(DataLayerError):
+    """A stored item does not build into its entity: a value of another type than the entity
+    declares (``Amount`` as a string), a ``Version`` that is not a non-negative integer, an
+    ``EntityType`` no model declares or of another entity.
+
+    ``keys`` is the item's ``(PK, SK)``, ``entity`` the name of the model it was read as and
+    ``attribute`` the stored name of the attribute that failed (``None`` when no single one did).
+    Reading it again gives the same error: the item must be repaired, rewritten by whoever wrote
+    it or deleted. Pages skip such items and list their keys in ``Page.unreadable``.
+    """
+
+    def __init__(self, keys: tuple[str, str], entity: str, attribute: str | None = None) -> None:
+        where = f", attribute {attribute}" if attribute is not None else ""
+        super().__init__(
+            f"the stored item PK={keys[0]!r}, SK={keys[1]!r} cannot be read as {entity}{where}: "
+            "it must be repaired (rewritten by whoever wrote it, or deleted)"
+        )
+        self.keys = keys
+        self.entity = entity
+        self.attribute = attribute
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.keys, self.entity, self.attribute)
 
 
 class ConfigurationError(DataLayerError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from models.account import Account
 from models.email_claim import EmailClaim
+from models.idempotency import IdempotencyRecord
 from models.metric import Metric
 from models.metric_aggregate import MetricAggregate
 from models.order import Order, OrderStatus, new_order_id
@@ -21,6 +22,7 @@ from models.writes import transaction
 
 ENTITIES: tuple[type[TableModel], ...] = (
     User, EmailClaim, RetiredUserId, Order, Account, Transfer, Metric, MetricAggregate, Product,
+    IdempotencyRecord,
 )
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "GSI1_NAME",
     "Account",
     "EmailClaim",
+    "IdempotencyRecord",
     "Metric",
     "MetricAggregate",
     "Order",

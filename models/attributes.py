@@ -24,7 +24,8 @@ from pynamodb.attributes import Attribute, UnicodeAttribute
 from pynamodb.constants import NUMBER
 from pynamodb_attributes import UnicodeEnumAttribute
 
-from core.errors import InvalidInput, InvalidKey
+from core.emails import MAX_EMAIL_INPUT_LENGTH, MAX_EMAIL_LENGTH, canonical_email
+from core.errors import InvalidInput
 
 _E = TypeVar("_E", bound=enum.Enum)
 
@@ -45,9 +46,6 @@ _NUMBER_STRING = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z", 
 MAX_MONEY_DECIMAL_PLACES = 2
 
 DEFAULT_TEXT_MAX_LENGTH = 256
-MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
-MAX_EMAIL_LOCAL_PART_LENGTH = 64  # RFC 5321's limit on a local part
-KEY_DELIMITER = "#"
 
 # Refused in every text: C0 and C1 controls (NUL included) and DEL, lone surrogates (not
 # encodable as UTF-8), and the bidirectional formatting characters that can make text display
@@ -61,7 +59,6 @@ _LINE_BREAKS = "\t\n\r\u2028\u2029"
 _FORBIDDEN_SINGLE_LINE = re.compile(f"[{_FORBIDDEN_ALWAYS}{_LINE_BREAKS}]")
 _FORBIDDEN_MULTILINE = re.compile(f"[{_FORBIDDEN_ALWAYS}\u2028\u2029]")
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_WHITESPACE = re.compile(r"\s")
 
 
 # Numbers
@@ -285,49 +282,37 @@ class TextAttribute(UnicodeAttribute):
 
 
 def normalize_email(value: Any, what: str = "email") -> str:
-    """An email address stripped and lower-cased, if its shape is acceptable; ``InvalidInput`` if not.
+    """The canonical form of an email address (``core.emails.canonical_email``); ``InvalidInput`` if
+    it is refused.
 
-    Checked: a string of at most 254 characters, with ``check_text``'s character rules; exactly
-    one ``@``; a local part of 1 to 64 characters; a domain of at least two non-empty
-    dot-separated labels; no whitespace. ``#`` (the key delimiter, as the address is part of the
-    ``EMAIL#{email}`` claim key) raises ``InvalidKey``, an ``InvalidInput``. A basic shape check,
-    not RFC 5322: quoted local parts and address literals are refused.
+    One form for the stored ``Email``, the ``EMAIL#{email}`` claim and Email-Index lookups:
+    surrounding whitespace stripped; NFC, IDNA and unsafe characters as ``email-validator`` has
+    them; the local part NFKC-normalized and case-folded (``ß`` -> ``ss``, fullwidth -> ASCII,
+    ``İ`` -> ``i``); the domain in Unicode, lower-case (``xn--mnchen-3ya.de`` -> ``münchen.de``).
+    Refused besides: ``check_text``'s characters, more than 254 characters or a local part of more
+    than 64 (counted on the canonical form), whitespace, a domain without a dot, letters of mixed
+    scripts in a local part or domain label, and a part written only in Cyrillic or Greek
+    look-alikes of Latin letters. ``#`` (the key delimiter, as the address is part of the claim's
+    key) raises ``InvalidKey``, an ``InvalidInput``. Messages never echo the address.
     """
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a string, got {type(value).__name__}")
-    if len(value) > 2 * MAX_EMAIL_LENGTH + 1024:  # cheap bound before copying a huge string
-        raise InvalidInput(f"{what} is longer than {MAX_EMAIL_LENGTH} characters")
-    email = value.strip().lower()  # lower() can lengthen a string: check the length after it
-    check_text(email, what, max_length=MAX_EMAIL_LENGTH)
-    if _WHITESPACE.search(email):
-        raise InvalidInput(f"{what} must not contain whitespace")
-    local, at, domain = email.partition("@")
-    if not at or "@" in domain:
-        raise InvalidInput(f"{what} must contain exactly one '@'")
-    if not local:
-        raise InvalidInput(f"{what} has an empty local part")
-    if len(local) > MAX_EMAIL_LOCAL_PART_LENGTH:
-        raise InvalidInput(f"{what} has a local part longer than {MAX_EMAIL_LOCAL_PART_LENGTH} characters")
-    labels = domain.split(".")
-    if len(labels) < 2 or not all(labels):
-        raise InvalidInput(f"{what} must have a domain with a dot and no empty labels")
-    if KEY_DELIMITER in email:
-        raise InvalidKey(f"{what} must not contain {KEY_DELIMITER!r} (it is used in a key)")
-    return email
+    if isinstance(value, str) and len(value) <= MAX_EMAIL_INPUT_LENGTH:
+        # The text rules first, with their own messages (email-validator refuses these too).
+        check_text(value.strip(), what, max_length=MAX_EMAIL_INPUT_LENGTH)
+    return check_text(canonical_email(value, what), what, max_length=MAX_EMAIL_LENGTH)
 
 
 class EmailAttribute(TextAttribute):
-    """An email address, written as ``normalize_email`` returns it (stripped, lower-cased, checked).
+    """An email address, written as ``normalize_email`` returns it (its canonical form, checked).
 
     The object in memory keeps what was assigned; what is stored (and what a condition such as
-    ``User.email == "Ada@Example.com"`` compares with) is the normalized form.
+    ``User.email == "Ada@Example.com"`` compares with) is the canonical form.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_length=MAX_EMAIL_LENGTH, **kwargs)
 
     def serialize(self, value: Any) -> str:
-        """Normalize and check the address with ``normalize_email``."""
+        """Canonicalize and check the address with ``normalize_email``."""
         return normalize_email(value, self.attr_name or "email")
 
 

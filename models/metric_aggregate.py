@@ -7,14 +7,19 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from functools import reduce
 from typing import TYPE_CHECKING, ClassVar
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from core.error_codes import raise_unexpected
 from core.errors import ConflictError
-from models.attributes import MAX_SIGNIFICANT_DIGITS, DecimalAttribute
+from models.attributes import (
+    MAX_ADJUSTED_EXPONENT,
+    MAX_SIGNIFICANT_DIGITS,
+    MIN_ADJUSTED_EXPONENT,
+    DecimalAttribute,
+)
 from models.keys import EntityKeys, KeyTemplate
 from models.queries import Query
 from models.rules import Expires, WrittenBy
@@ -58,6 +63,9 @@ class MetricAggregate(TableModel, discriminator="METRIC_AGG"):
     total = DecimalAttribute(attr_name="Sum", null=True)
     minimum = DecimalAttribute(attr_name="Min", null=True)
     maximum = DecimalAttribute(attr_name="Max", null=True)
+    # The sum left DynamoDB's number range (past 9.99E+125): it stays at its last value, and this
+    # says it no longer is the sum of the readings (count, min and max still are).
+    sum_saturated = BooleanAttribute(attr_name="SumSaturated", null=True)
     shard = NumberAttribute(attr_name="Shard", null=True)
 
     rules = (WrittenBy("Metric.save() (repositories.metrics.record_metric)"),)
@@ -98,7 +106,8 @@ class MetricAggregate(TableModel, discriminator="METRIC_AGG"):
         aggregate.fill_keys()
         low, high = aggregate._extremes()
         number: Decimal = point.value
-        add_total, total_condition = cls._fold_total(aggregate.__dict__.get("_stored_total"), number)
+        add_total, total_condition = cls._fold_total(aggregate.__dict__.get("_stored_total"), number,
+                                                     saturated=aggregate.__dict__.get("_saturated", False))
         now = cls.now()
         retention = type(point).rule(Expires)
         hour_start = point.timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -109,7 +118,7 @@ class MetricAggregate(TableModel, discriminator="METRIC_AGG"):
             cls.metric_name.set(aggregate.metric_name),
             cls.hour.set(aggregate.hour),
             cls.sample_count.add(1),
-            add_total,
+            *add_total,
             cls.created_at.set(cls.created_at | now),
             cls.updated_at.set(now),
             cls.expires_at.set(expires),
@@ -131,22 +140,34 @@ class MetricAggregate(TableModel, discriminator="METRIC_AGG"):
         return Step("update", kwargs, _contended, retry=True)
 
     @classmethod
-    def _fold_total(cls, stored: Decimal | None, number: Decimal) -> tuple[Action, Condition | None]:
-        """``ADD Sum :v`` while the exact sum fits in 38 digits, else a guarded ``SET`` of it rounded."""
+    def _fold_total(cls, stored: Decimal | None, number: Decimal, *,
+                    saturated: bool = False) -> tuple[list[Action], Condition | None]:
+        """``ADD Sum :v`` while the exact sum fits in 38 digits, else a guarded ``SET`` of it rounded;
+        a sum that would leave DynamoDB's range is kept and marked ``SumSaturated`` (the reading
+        is never refused for its sake)."""
+        if saturated:
+            return [], None
         if stored is None:
-            return cls.total.add(number), None
+            return [cls.total.add(number)], None
         with localcontext() as exact:
             exact.prec = _EXACT_PRECISION
             candidate = stored + number
-        if candidate.is_zero() or _digits(candidate, stored, number) <= MAX_SIGNIFICANT_DIGITS:
-            return cls.total.add(number), None
+        fits = candidate.is_zero() or _digits(candidate, stored, number) <= MAX_SIGNIFICANT_DIGITS
+        if fits and _in_range(candidate):
+            return [cls.total.add(number)], None
         with localcontext() as rounded:
             rounded.prec, rounded.rounding = MAX_SIGNIFICANT_DIGITS, ROUND_HALF_EVEN
-            return cls.total.set(+candidate), cls.total == stored
+            candidate = +candidate
+        if candidate.is_zero() or candidate.adjusted() < MIN_ADJUSTED_EXPONENT:
+            return [cls.total.set(Decimal(0))], cls.total == stored  # below 1E-130: DynamoDB's zero
+        if candidate.adjusted() > MAX_ADJUSTED_EXPONENT:
+            return [cls.sum_saturated.set(True)], cls.total == stored
+        return [cls.total.set(candidate)], cls.total == stored
 
     def _extremes(self) -> tuple[Decimal | None, Decimal | None]:
         """The stored ``Min`` and ``Max`` (and, kept on the aggregate, ``Sum``), read consistently."""
-        names = [type(self).minimum.attr_name, type(self).maximum.attr_name, type(self).total.attr_name]
+        names = [type(self).minimum.attr_name, type(self).maximum.attr_name, type(self).total.attr_name,
+                 type(self).sum_saturated.attr_name]
         try:
             stored = type(self).get(self.pk, self.sk, consistent_read=True, attributes_to_get=names)
         except MetricAggregate.DoesNotExist:
@@ -154,7 +175,13 @@ class MetricAggregate(TableModel, discriminator="METRIC_AGG"):
         except PynamoDBException as exc:
             raise_unexpected(exc, "reading the hourly aggregate")
         self.__dict__["_stored_total"] = stored.total
+        self.__dict__["_saturated"] = bool(stored.sum_saturated)
         return stored.minimum, stored.maximum
+
+
+def _in_range(number: Decimal) -> bool:
+    """Zero, or a magnitude DynamoDB stores (1E-130 .. below 1E+126)."""
+    return number.is_zero() or MIN_ADJUSTED_EXPONENT <= number.adjusted() <= MAX_ADJUSTED_EXPONENT
 
 
 def _digits(total: Decimal, *parts: Decimal) -> int:

@@ -43,6 +43,7 @@ class Rule:
     """Base of the declared rules."""
 
     blind_put: ClassVar[bool] = False
+    sets_expiry: ClassVar[bool] = False  # the rule sets the TTL attribute (``ExpiresAt``)
     instead: str = "the entity's own save(), update() or delete()"
 
     def bind(self, model: type[TableModel]) -> None:
@@ -50,6 +51,10 @@ class Rule:
 
     def watched(self) -> Collection[str]:
         """Attributes whose stored value this rule compares with (remembered on every read)."""
+        return ()
+
+    def claims(self) -> Collection[str]:
+        """Attributes whose value this rule claims (unique): never removed from a stored entity."""
         return ()
 
     def plan(self, plan: Plan) -> None:
@@ -88,7 +93,7 @@ def _check_step(model: type[TableModel], fields: Mapping[str, Any], *, exists: b
     kwargs = {"TableName": model.Meta.table_name, "Key": key,
               "ConditionExpression": condition["ConditionExpression"],
               "ExpressionAttributeNames": dict(condition["ExpressionAttributeNames"])}
-    return Step("check", kwargs, failure)
+    return Step("check", kwargs, failure, expects=exists)
 
 
 def _keyed_step(op: str, entity: TableModel, condition: Condition | None,
@@ -125,6 +130,9 @@ class Unique(Rule):
         return sorted(set(self.claim.get_attributes()) - base - own - {self.attribute})
 
     def watched(self) -> Collection[str]:
+        return (self.attribute,)
+
+    def claims(self) -> Collection[str]:
         return (self.attribute,)
 
     def _claim(self, entity: TableModel, value: Any) -> TableModel:
@@ -287,12 +295,14 @@ class Expires(Rule):
     after: timedelta
     start: str
     blind_put: ClassVar[bool] = True
+    sets_expiry: ClassVar[bool] = True
 
     def bind(self, model: type[TableModel]) -> None:
         _require_attribute(model, self.start, self)
 
     def plan(self, plan: Plan) -> None:
-        if plan.kind == "put" and plan.entity.expires_at is None:
+        # Always derived: a TTL given by hand could delete the item at once, or never.
+        if plan.kind == "put":
             plan.entity.expires_at = getattr(plan.entity, self.start) + self.after
 
 

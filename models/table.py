@@ -24,7 +24,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection.table import TableConnection
 from pynamodb.constants import NULL, PAY_PER_REQUEST_BILLING_MODE, STREAM_NEW_AND_OLD_IMAGE
-from pynamodb.exceptions import AttributeDeserializationError, AttributeNullError
+from pynamodb.exceptions import AttributeDeserializationError, AttributeNullError, PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
@@ -33,8 +33,9 @@ from pynamodb_attributes import UnicodeDatetimeAttribute
 
 from core.client import model_client
 from core.config import Settings, get_settings
-from core.errors import InvalidInput
+from core.errors import InvalidInput, UnreadableItem
 from models import writes
+from models.actions import check_numbers
 from models.keys import EntityKeys, KeyTemplate
 from models.queries import Query
 from models.rules import Rule
@@ -104,18 +105,34 @@ class EmailIndex(GlobalSecondaryIndex[_M]):  # type: ignore[no-untyped-call]
 
 def _fast_deserializer(attribute: Attribute[Any]) -> Callable[[Any], Any] | None:
     """``attribute.deserialize``, or what gives the same for less: nothing for an attribute that
-    keeps the stored value as is (strings), ``int`` for a version's digits."""
+    keeps the stored value as is (strings), ``_read_version`` for a version."""
     deserialize = type(attribute).deserialize
     if deserialize is Attribute.deserialize:
         return None
     if deserialize is VersionAttribute.deserialize:
-        slow = attribute.deserialize
-
-        def version(value: Any) -> Any:
-            return int(value) if type(value) is str and value.isascii() and value.isdigit() else slow(value)
-
-        return version
+        return _read_version
     return attribute.deserialize
+
+
+def _read_version(value: Any) -> int:
+    """A stored version: only a non-negative integer. PynamoDB would read ``1.5`` as 1 and ``-1`` as
+    -1, and the entity could never be written back (its writes are conditioned on the version)."""
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value)  # ValueError beyond int's digit limit: unreadable too
+    raise ValueError("a stored Version must be a non-negative integer")
+
+
+# What a stored value of the wrong form makes a deserializer raise (PynamoDB's, pynamodb-attributes',
+# ours): AttributeDeserializationError is a TypeError, decimal.InvalidOperation an ArithmeticError;
+# KeyError and AttributeError come from malformed nested values (a stream image is plain JSON).
+_UNREADABLE = (ValueError, TypeError, ArithmeticError, KeyError, AttributeError, PynamoDBException)
+
+
+def _key_text(item: Any, name: str) -> str:
+    """The string value of key attribute ``name`` in a stored item ('' when it has none)."""
+    raw = item.get(name) if isinstance(item, dict) else None
+    value = raw.get("S") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 Defaults = tuple[tuple[str, Callable[[], Any]], ...]  # attribute name, default to call
@@ -174,10 +191,11 @@ class TableModel(Model):
     updated_at = UnicodeDatetimeAttribute(attr_name="UpdatedAt", force_utc=True, null=True)
     # index keys (GSI1's sort key is the table's SK)
     gsi1pk = UnicodeAttribute(attr_name="GSI1PK", null=True)
-    # optimistic locking, and the token of the last write (a write re-sent after a lost answer
-    # recognises its own effect by it)
+    # optimistic locking, and the tokens of the last write and the one before it (a write re-sent
+    # after a lost answer recognises its own effect by them, also after one other write)
     version = VersionAttribute(attr_name="Version")
     write_token = UnicodeAttribute(attr_name="WriteToken", null=True)
+    prior_write_token = UnicodeAttribute(attr_name="PriorWriteToken", null=True)
     # TTL
     expires_at = TTLAttribute(attr_name="ExpiresAt", null=True)
 
@@ -257,8 +275,8 @@ class TableModel(Model):
 
     @classmethod
     def managed_attributes(cls) -> frozenset[str]:
-        """Attributes the write path sets itself: keys, type, timestamps and version."""
-        managed = {"entity_type", "created_at", "updated_at", "version", "write_token"}
+        """Attributes the write path sets itself: keys, type, timestamps, version and write tokens."""
+        managed = {"entity_type", "created_at", "updated_at", "version", "write_token", "prior_write_token"}
         return frozenset({*cls._key_templates, *managed})
 
     @classmethod
@@ -295,7 +313,12 @@ class TableModel(Model):
 
     @classmethod
     def from_raw_data(cls: type[_M], data: dict[str, Any]) -> _M:
-        """An entity from a stored item; it remembers what was stored."""
+        """An entity from a stored item; it remembers what was stored.
+
+        ``UnreadableItem`` (naming the item's keys) when the item does not build into an entity of
+        this class: a value of the wrong type, a ``Version`` that is not a non-negative integer, an
+        ``EntityType`` no model declares or of another entity.
+        """
         if data is None:
             raise ValueError("Received no data to construct object")
         return cls._instantiate(data)
@@ -304,28 +327,61 @@ class TableModel(Model):
     def _instantiate(cls: type[_M], attribute_values: dict[str, dict[str, Any]]) -> _M:
         # What PynamoDB's ``_instantiate`` does (the stored type's class, its defaults, each stored
         # attribute deserialized), without building the entity twice or going through a
-        # descriptor per attribute: reading a page of entities is mostly this.
-        stored_cls = cls._get_discriminator_class(attribute_values)
-        if stored_cls and not issubclass(stored_cls, cls):
-            raise ValueError(
-                f"Cannot instantiate a {cls.__name__} from the returned class: {stored_cls.__name__}"
-            )
-        model: type[_M] = stored_cls or cls
-        reader = model.__dict__.get("_reader") or model._build_reader()
-        values = _start_values(reader.defaults, reader.computed_defaults)
-        for name, attr_name, attr_type, deserialize in reader.fields:
-            raw = attribute_values.get(attr_name)
-            if raw and NULL not in raw:
-                if attr_type not in raw:
-                    raise AttributeDeserializationError(attr_name, attr_type)
-                values[name] = raw[attr_type] if deserialize is None else deserialize(raw[attr_type])
-        entity = model.__new__(model)
-        entity.attribute_values = values
-        for name in reader.through_descriptor:  # maps: their descriptor wraps what deserialize gives
-            if name in values:
-                setattr(entity, name, values[name])
-        entity.remember_stored_values()
+        # descriptor per attribute: reading a page of entities is mostly this. The try costs a good
+        # item nothing; what failed is worked out again only for a bad one (``_unreadable``).
+        try:
+            stored_cls = cls._get_discriminator_class(attribute_values)
+            if stored_cls and not issubclass(stored_cls, cls):
+                raise ValueError(
+                    f"Cannot instantiate a {cls.__name__} from the returned class: {stored_cls.__name__}"
+                )
+            model: type[_M] = stored_cls or cls
+            reader = model.__dict__.get("_reader") or model._build_reader()
+            values = _start_values(reader.defaults, reader.computed_defaults)
+            for name, attr_name, attr_type, deserialize in reader.fields:
+                raw = attribute_values.get(attr_name)
+                if raw and NULL not in raw:
+                    if attr_type not in raw:
+                        raise AttributeDeserializationError(attr_name, attr_type)
+                    values[name] = raw[attr_type] if deserialize is None else deserialize(raw[attr_type])
+            entity = model.__new__(model)
+            entity.attribute_values = values
+            for name in reader.through_descriptor:  # maps: their descriptor wraps what deserialize gives
+                if name in values:
+                    setattr(entity, name, values[name])
+            entity.remember_stored_values()
+        except _UNREADABLE as exc:
+            raise cls._unreadable(attribute_values) from exc
         return entity
+
+    @classmethod
+    def _unreadable(cls, attribute_values: Any) -> UnreadableItem:
+        """The error for a stored item that does not build into a ``cls``: its keys, the model it
+        was read as, and the first attribute that does not deserialize (found by trying each)."""
+        keys = (_key_text(attribute_values, PK), _key_text(attribute_values, SK))
+        discriminator = cls._get_discriminator_attribute()
+        try:
+            stored_cls = cls._get_discriminator_class(attribute_values)
+        except _UNREADABLE:
+            stored_cls = None
+            if discriminator is not None:
+                return UnreadableItem(keys, cls.__name__, discriminator.attr_name)
+        if stored_cls is not None and not issubclass(stored_cls, cls):
+            return UnreadableItem(keys, cls.__name__, discriminator.attr_name if discriminator else None)
+        model: type[TableModel] = stored_cls or cls
+        reader = model.__dict__.get("_reader") or model._build_reader()
+        probe = model.__new__(model)
+        probe.attribute_values = {}
+        for name, attr_name, attr_type, deserialize in reader.fields:
+            try:
+                raw = attribute_values.get(attr_name)
+                if raw and NULL not in raw:
+                    value = raw[attr_type] if deserialize is None else deserialize(raw[attr_type])
+                    if name in reader.through_descriptor:
+                        setattr(probe, name, value)
+            except _UNREADABLE:
+                return UnreadableItem(keys, model.__name__, attr_name)
+        return UnreadableItem(keys, model.__name__, None)
 
     @classmethod
     def _defaults(cls, *, new: bool) -> tuple[dict[str, Any], Defaults]:
@@ -371,9 +427,18 @@ class TableModel(Model):
         return reader
 
     def deserialize(self, attribute_values: dict[str, dict[str, Any]]) -> None:
-        """Load a stored item into this entity; it remembers what was stored."""
-        super().deserialize(attribute_values)
-        self.remember_stored_values()
+        """Load a stored item into this entity; it remembers what was stored.
+
+        ``UnreadableItem`` when the item does not build into this entity (as ``from_raw_data``).
+        """
+        try:
+            super().deserialize(attribute_values)
+            version = attribute_values.get(TableModel.version.attr_name)
+            if version and NULL not in version:
+                _read_version(version.get(TableModel.version.attr_type))
+            self.remember_stored_values()
+        except _UNREADABLE as exc:
+            raise type(self)._unreadable(attribute_values) from exc
 
     # --- keys ---
 
@@ -464,7 +529,10 @@ class TableModel(Model):
             if value is None:
                 return None
             if isinstance(attribute, (ListAttribute, MapAttribute)):
-                return attribute.serialize(value, null_check=null_check)
+                serialized = attribute.serialize(value, null_check=null_check)
+                # free-form numbers are not checked by any rule: DynamoDB's range is checked here
+                check_numbers({attribute.attr_type: serialized}, f"{type(self).__name__}.{name}")
+                return serialized
             return attribute.serialize(value)
         except AttributeNullError as exc:
             exc.prepend_path(name)
@@ -515,38 +583,38 @@ class TableModel(Model):
         if not add_version_condition:
             raise InvalidInput("writes are always conditioned on the version read (optimistic locking)")
 
-    # PynamoDB's own TransactWrite builds its items with these: keep the rules there too, and send
-    # writes that need companion items through models.writes.transaction instead.
+    # PynamoDB's own TransactWrite builds its items with these. It cannot keep what the write path
+    # keeps (one operation per item with checks merged, refusals as the layer's errors, values
+    # DynamoDB computes read back), so it is refused, naming the transaction that does.
+    _TRANSACT_WRITE = ("PynamoDB's TransactWrite cannot keep the entity's rules (merged checks, typed "
+                       "refusals); compose the write with models.transaction() instead")
+
     def get_save_kwargs_from_instance(
         self, condition: Condition | None = None, return_values_on_condition_failure: str | None = None
     ) -> dict[str, Any]:
-        """A put for PynamoDB's ``TransactWrite``, with the entity's rules applied."""
-        return self._single_step(writes.plan_put(self, condition), return_values_on_condition_failure)
+        """Refused: PynamoDB's ``TransactWrite`` (use ``models.transaction()``)."""
+        raise InvalidInput(self._TRANSACT_WRITE)
 
     def get_update_kwargs_from_instance(self, actions: list[Action], condition: Condition | None = None,
                                         return_values_on_condition_failure: str | None = None, *,
                                         add_version_condition: bool = True) -> dict[str, Any]:
-        """An update for PynamoDB's ``TransactWrite``, with the entity's rules applied."""
-        self._refuse_blind(add_version_condition)
-        return self._single_step(writes.plan_update(self, list(actions), condition),
-                                 return_values_on_condition_failure)
+        """Refused: PynamoDB's ``TransactWrite`` (use ``models.transaction()``)."""
+        raise InvalidInput(self._TRANSACT_WRITE)
 
     def get_delete_kwargs_from_instance(self, condition: Condition | None = None,
                                         return_values_on_condition_failure: str | None = None, *,
                                         add_version_condition: bool = True) -> dict[str, Any]:
-        """A delete for PynamoDB's ``TransactWrite``, with the entity's rules applied."""
-        self._refuse_blind(add_version_condition)
-        return self._single_step(writes.plan_delete(self, condition), return_values_on_condition_failure)
+        """Refused: PynamoDB's ``TransactWrite`` (use ``models.transaction()``)."""
+        raise InvalidInput(self._TRANSACT_WRITE)
 
-    def _single_step(self, plan: writes.Plan, return_values: str | None) -> dict[str, Any]:
-        if plan.companions:
-            raise InvalidInput(
-                f"a {type(self).__name__} write needs companion items its rules keep: compose it with "
-                "models.writes.transaction() instead of PynamoDB's TransactWrite"
-            )
-        kwargs = plan.main_step().kwargs
-        if return_values is not None:
-            kwargs["ReturnValuesOnConditionCheckFailure"] = return_values.upper()
+    @classmethod
+    def get_operation_kwargs_from_class(cls, hash_key: Any, range_key: Any | None = None,
+                                        condition: Condition | None = None) -> dict[str, Any]:
+        """PynamoDB's ``TransactGet`` reads through this; its ``TransactWrite.condition_check`` is
+        refused (use ``models.transaction()``'s ``condition_check``)."""
+        if condition is not None:
+            raise InvalidInput(cls._TRANSACT_WRITE)
+        kwargs: dict[str, Any] = super().get_operation_kwargs_from_class(hash_key, range_key=range_key)
         return kwargs
 
     @classmethod

@@ -13,9 +13,11 @@ A failed condition becomes the error the rule that set it names (``AlreadyExists
 
 What a caller is told is the truth. A single write stores its plan's token (``WriteToken``) and
 asks for the item when its condition fails: when botocore re-sent it after the first attempt was
-applied and its answer lost, the item shows the token and the write reports success. A
+applied and its answer lost, the item shows the token and the write reports success; the token
+before it is kept too (``PriorWriteToken``), so one other write in between does not hide it. A
 transaction is re-sent under the same ``ClientRequestToken``, which DynamoDB applies once. When no
-attempt got an answer, ``WriteOutcomeUnknown`` names the keys that may have been written.
+attempt got an answer, ``WriteOutcomeUnknown`` names the keys that may have been written, and its
+``resolve()`` reads them back to tell whether this write landed.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.constants import ITEM, KEY
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.condition import Condition
-from pynamodb.expressions.operand import Path, Value
-from pynamodb.expressions.update import Action, RemoveAction, SetAction
+from pynamodb.expressions.operand import Path
+from pynamodb.expressions.update import Action
 
 from core.error_codes import (
     CONDITION_FAILED,
@@ -49,12 +53,15 @@ from core.errors import (
     AlreadyExists,
     ConflictError,
     DataLayerError,
+    IdempotencyKeyReused,
     InvalidInput,
     RetriesExhausted,
     WriteOutcomeUnknown,
 )
 from core.retry import RetryPolicy, retried_by_botocore
+from models.actions import check_action, check_action_numbers
 from models.item_size import check_item_size
+from models.merging import merge_steps
 
 if TYPE_CHECKING:
     from models.table import TableModel
@@ -91,6 +98,7 @@ class Step:
     failure: Callable[[dict[str, Any] | None], DataLayerError]
     retry: bool = False
     token: str | None = None  # the WriteToken this step stores: a failed condition showing it is our own
+    expects: bool | None = None  # a check that the item exists (True) or not (False); None: another condition
 
     @property
     def key(self) -> tuple[str, str]:
@@ -111,6 +119,7 @@ class Plan:
     companions: list[Step] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)  # local effects once written
     versioned: bool = True  # conditioned on the version read (optimistic locking)
+    unknown: set[str] = field(default_factory=set)  # update: attributes whose new value DynamoDB computes
     # DynamoDB's ClientRequestToken when the plan is sent as a transaction: a plan sent again (after
     # a lost answer, or a contended attempt) is the very same request under the same token.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -167,13 +176,26 @@ class Plan:
         token = None if self.kind == "delete" else self.token
         if self.kind == "put":
             entity.stamp(self.now)
+            # A replacing put carries the token of the version it replaces (the one read, not that
+            # of an earlier attempt of this entity that never landed): see ``_own_effect``.
+            read = entity.__dict__.get("_token_read")
+            if read is None or read[0] != entity.version:
+                read = entity.__dict__["_token_read"] = (entity.version, entity.write_token)
+            entity.prior_write_token = None if self.new else read[1]
             entity.write_token = token
             low = put_kwargs(entity, condition, add_version_condition=add_version_condition)
         else:
             hash_key, range_key = entity._get_hash_range_key_serialized_values()
-            actions = [*self.actions, model.write_token.set(self.token)] if self.kind == "update" else None
+            actions = None
+            if self.kind == "update":
+                # A SET's operand reads the item as it was before the update: the previous write's
+                # token moves to PriorWriteToken ("" when the item had none) as this one's is set.
+                prior = model.prior_write_token
+                kept = [a for a in self.actions if cast(Path, a.values[0]).path[0] != prior.attr_name]
+                actions = [*kept, prior.set(model.write_token | ""), model.write_token.set(self.token)]
             if self.kind == "update" and not self.versioned:  # not applied twice when sent again
-                mine: Condition = model.write_token.does_not_exist() | (model.write_token != token)
+                mine: Condition = (model.write_token.does_not_exist() | (model.write_token != token)) & (
+                    model.prior_write_token.does_not_exist() | (model.prior_write_token != token))
                 condition = mine if condition is None else condition & mine
             version = entity._handle_version_attribute(actions=actions) if self.versioned else None
             if add_version_condition and version is not None:
@@ -181,7 +203,15 @@ class Plan:
             low = entity._get_connection().get_operation_kwargs(
                 hash_key, range_key=range_key, key=KEY, actions=actions, condition=condition
             )
-        return Step(self.kind, low, self.main_failure, token=token)
+        return OwnStep(self.kind, low, self.main_failure, token=token, plan=self)
+
+
+@dataclass
+class OwnStep(Step):
+    """A plan's own operation (``Plan.main_step``). It names its plan, so an unknown outcome can
+    be resolved by reading the entity back (``WriteOutcomeUnknown.resolve``)."""
+
+    plan: Plan | None = field(default=None, repr=False, compare=False)
 
 
 def put_kwargs(entity: TableModel, condition: Condition | None, *,
@@ -220,6 +250,9 @@ def condition_kwargs(condition: Condition) -> dict[str, Any]:
 def plan_put(entity: TableModel, condition: Condition | None = None) -> Plan:
     """A put of ``entity`` with every rule it declares applied."""
     plan = Plan(entity, "put", condition=condition)
+    if entity.expires_at is not None and not any(rule.sets_expiry for rule in type(entity).rules):
+        raise InvalidInput(f"{type(entity).__name__} declares no expiry (an Expires rule): "
+                           "leave expires_at unset")
     if plan.new:  # a new entity never replaces what is stored at its key
         plan.require(type(entity).pk.does_not_exist())
     _apply_rules(plan)
@@ -235,42 +268,52 @@ def plan_delete(entity: TableModel, condition: Condition | None = None) -> Plan:
     return plan
 
 
+@cache
+def _shared_attributes() -> frozenset[str]:
+    from models.table import TableModel
+
+    return frozenset(TableModel.get_attributes())
+
+
 def plan_update(entity: TableModel, actions: list[Action], condition: Condition | None = None) -> Plan:
-    """An update of ``entity``: its actions read for the values they set, derived keys re-derived."""
+    """An update of ``entity``: each action held to the declarations (``models.actions``), the
+    conditions that keep a rule added, derived keys re-derived."""
     model = type(entity)
     if not isinstance(actions, list) or not actions:
         raise InvalidInput("update takes a non-empty list of actions")
     if entity.version is None:
         raise InvalidInput(f"this {model.__name__} was never stored (it has no version): save it first")
-    names = {attribute.attr_name: name for name, attribute in model.get_attributes().items()}
-    changes: dict[str, Any] = {}
-    opaque: set[str] = set()
-    sent: list[Action] = []
-    for given in actions:
-        action = given
-        path = cast(Path, action.values[0])
-        name = names.get(path.path[0])
-        if name is None:
-            raise InvalidInput(f"{model.__name__} declares no attribute {path.path[0]!r}")
-        attribute = model.get_attributes()[name]
-        if len(path.path) == 1 and isinstance(action, SetAction) and isinstance(action.values[1], Value):
-            ((kind, serialized),) = action.values[1].value.items()
-            changes[name] = None if kind == "NULL" else attribute.deserialize(serialized)
-            if kind == "NULL":  # an unset attribute is absent from the item, as a put leaves it
-                action = attribute.remove()
-        elif len(path.path) == 1 and isinstance(action, RemoveAction):
-            changes[name] = None
-        else:
-            opaque.add(name)
-        sent.append(action)
-    managed = model.managed_attributes()
-    touched = sorted((set(changes) | opaque) & managed)
-    if touched:
-        raise InvalidInput(f"{model.__name__}.{touched[0]} is kept by the data layer, not set directly")
-    plan = Plan(entity, "update", actions=sent, changes=changes, condition=condition)
+    unique = frozenset(name for rule in model.rules for name in rule.claims())
+    # keys, index keys, type, timestamps, version, tokens, TTL: what every entity shares is the
+    # write path's, and an entity's own key templates too
+    managed = model.managed_attributes() | _shared_attributes()
     watched = model.watched_attributes()
-    for name in sorted(opaque & watched):
-        raise InvalidInput(f"{model.__name__}.{name} is read by a rule: set it to a value, not an expression")
+    changes: dict[str, Any] = {}
+    unknown: set[str] = set()
+    sent: list[Action] = []
+    conditions: list[Condition] = []
+    whole: set[str] = set()
+    for given in actions:
+        effect = check_action(model, given, unique=unique, managed=managed)
+        name = effect.name
+        if name in watched and not effect.known:
+            raise InvalidInput(f"{model.__name__}.{name} is read by a rule: set it to a value, "
+                               "not an expression")
+        if len(cast(Path, effect.action.values[0]).path) == 1:
+            if name in whole:  # DynamoDB refuses two actions on one attribute after it was sent
+                raise InvalidInput(f"{model.__name__}.{name} appears in two actions of one update")
+            whole.add(name)
+        effect.check_from(model, getattr(entity, name))
+        if effect.known:
+            changes[name] = effect.value
+        else:
+            unknown.add(name)
+        if effect.condition is not None:
+            conditions.append(effect.condition)
+        sent.append(effect.action)
+    plan = Plan(entity, "update", actions=sent, changes=changes, condition=condition, unknown=unknown)
+    for required in conditions:
+        plan.require(required)
     _derive_keys(plan)
     plan.changes["updated_at"] = model.now()
     plan.actions.append(model.updated_at.set(plan.changes["updated_at"]))
@@ -295,6 +338,8 @@ def plan_upsert(entity: TableModel) -> Plan:
         if name not in skip and name != "entity_type":
             value = getattr(entity, name)
             actions.append(attribute.remove() if value is None else attribute.set(value))
+    for action in actions:
+        check_action_numbers(action, f"{model.__name__} upsert")
     actions += [model.created_at.set(model.created_at | now), model.updated_at.set(now), model.version.add(1)]
     plan = Plan(entity, "update", actions=actions, versioned=False)
     _apply_rules(plan)
@@ -343,10 +388,12 @@ def execute(build: Callable[[], Plan], *, what: str, retry: RetryPolicy | None =
         raise ConflictError(f"{what}: concurrent writers kept winning; nothing was written") from cause
 
 
-def send(plans: list[Plan], *, what: str, token: str | None = None) -> dict[str, Any]:
-    """Send ``plans`` as one request (a single operation, or one transaction); apply local effects."""
+def send(plans: list[Plan], *, what: str, token: str | None = None,
+         checks: tuple[Step, ...] = ()) -> dict[str, Any]:
+    """Send ``plans`` (and ``checks``) as one request (a single operation, or one transaction),
+    merged to one operation per item (``models.merging``); apply local effects."""
     steps = [step for plan in plans for step in (plan.main_step(), *plan.companions)]
-    steps = _without_repeated_checks(steps)
+    steps = merge_steps([*steps, *checks], what)
     for step in steps:
         if step.op == "put":
             check_item_size(step.kwargs[ITEM], what)
@@ -369,35 +416,30 @@ def send(plans: list[Plan], *, what: str, token: str | None = None) -> dict[str,
     return response
 
 
-def _without_repeated_checks(steps: list[Step]) -> list[Step]:
-    # One transaction may not touch an item twice: two orders of one user check the user once.
-    seen: set[tuple[str, str]] = {step.key for step in steps if step.op != "check"}
-    out = []
-    for step in steps:
-        if step.op == "check":
-            if step.key in seen:
-                continue
-            seen.add(step.key)
-        out.append(step)
-    return out
-
-
 def _own_effect(exc: BaseException, steps: list[Step]) -> dict[str, Any] | None:
     """The item, when a single write's condition failed only because botocore re-sent it after its
     first attempt was applied and the answer lost: the item then carries this write's token. A
     delete leaves no item to carry one: re-sent (botocore counted a retry) and finding the item
-    gone, it reports the end state the caller asked for."""
+    gone, it reports the end state the caller asked for.
+
+    Every write also moves the token it replaces to ``PriorWriteToken`` (an update by a ``SET``
+    from ``WriteToken``, a replacing put with the token it read), so a write that landed is still
+    recognised when one other write changed the item before botocore re-sent it; it is then
+    reported as applied, without that later write's values (``{"Superseded": item}``). After two
+    or more other writes the token is gone: the write reports the refusal its condition meets
+    (``ConflictError``), though it was applied.
+    """
     if len(steps) != 1 or error_code(exc) != CONDITIONAL_CHECK_FAILED_EXCEPTION:
         return None
     if steps[0].op == "delete":
         resent = _retry_attempts(exc) > 0
         return {"Deleted": True} if resent and _returned_item(exc) is None else None
-    if steps[0].token is None:
+    token, item = steps[0].token, _returned_item(exc)
+    if token is None or item is None:
         return None
-    item = _returned_item(exc)
-    if item is None or item.get("WriteToken") != {"S": steps[0].token}:
-        return None
-    return {"Attributes": item}
+    if item.get("WriteToken") == {"S": token}:
+        return {"Attributes": item}
+    return {"Superseded": item} if item.get("PriorWriteToken") == {"S": token} else None
 
 
 def _send_one(connection: Any, step: Step) -> dict[str, Any]:
@@ -431,7 +473,8 @@ def _raise_for(exc: BaseException, steps: list[Step], what: str) -> None:
     if len(reasons) == len(steps):
         failed = [(step, item) for step, (reason_code, item) in zip(steps, reasons, strict=True)
                   if reason_code == CONDITION_FAILED]
-        for step, _ in failed:  # a contended rule first: planning again may succeed
+        _raise_reused_key(failed, exc)
+        for step, _ in failed:  # then a contended rule: planning again may succeed
             if step.retry:
                 raise Contended() from exc
         # A concurrent writer can also turn a rule's exact arithmetic invalid (a sum past 38 digits).
@@ -449,9 +492,55 @@ def _raise_for(exc: BaseException, steps: list[Step], what: str) -> None:
         keys = [step.key for step in steps if step.op != "check"]
         raise WriteOutcomeUnknown(
             f"{what}: {code or type(exc).__name__} on every attempt, so whether it was written is unknown; "
-            "read the items, or call again with the same ids", keys,
+            "resolve() reads the items and tells, or call again with the same ids and idempotency key",
+            keys, resolver=_resolver(steps),
         ) from exc
     raise_unexpected(exc, what)
+
+
+def _raise_reused_key(failed: list[tuple[Step, dict[str, Any] | None]], exc: BaseException) -> None:
+    """A reused idempotency key is reported before any other failed condition: it explains them
+    (the entity exists because the key's first call created it), and sending again cannot help."""
+    for step, item in failed:
+        error = step.failure(item)
+        if isinstance(error, IdempotencyKeyReused) and not step.retry:
+            raise error from exc
+
+
+def _resolver(steps: list[Step]) -> Callable[[], Any] | None:
+    """What ``WriteOutcomeUnknown.resolve`` calls: a transaction commits whole, so its first write
+    that stores a token (a put or an update; else its first delete) tells for all of it."""
+    own = [step for step in steps if isinstance(step, OwnStep) and step.plan is not None]
+    if not own:
+        return None
+    step = next((s for s in own if s.token is not None), own[0])
+    return lambda: _resolve(step)
+
+
+def _resolve(step: OwnStep) -> Any:
+    """Read the item ``step`` writes (strongly consistent) and say whether this write landed."""
+    plan = cast(Plan, step.plan)
+    entity = plan.entity
+    model = type(entity)
+    hash_key, range_key = step.key
+    try:
+        found = model._get_connection().get_item(hash_key, range_key=range_key, consistent_read=True)
+    except (BotoCoreError, ClientError, PynamoDBException) as exc:
+        raise_unexpected(exc, f"resolving a {model.__name__} write")
+    item: dict[str, Any] | None = found.get(ITEM)
+    if item is None:
+        if plan.kind == "delete":
+            return entity  # gone: the end state this delete asked for
+        if plan.new or not plan.versioned:
+            return None  # a create or an upsert: nothing of it is stored
+        raise plan.main_failure(None)  # the item this write changes was deleted meanwhile
+    if step.token is not None and {"S": step.token} in (item.get("WriteToken"), item.get("PriorWriteToken")):
+        return model.from_raw_data(item)
+    if plan.new:
+        raise plan.main_failure(item)  # someone else's item holds the key
+    if not plan.versioned or item.get("Version") == {"N": str(entity.version)}:
+        return None  # the item is as this write found it
+    raise plan.main_failure(item)  # it moved on without this write
 
 
 def _reasons(exc: BaseException) -> list[tuple[str | None, dict[str, Any] | None]]:
@@ -488,13 +577,15 @@ def _fail(step: Step, old: dict[str, Any] | None, exc: BaseException) -> None:
 def _written(plan: Plan, response: dict[str, Any] | None) -> None:
     entity = plan.entity
     if plan.kind == "put":
+        entity.__dict__.pop("_token_read", None)  # the stored version is now this write's
         entity.update_local_version_attribute()  # type: ignore[no-untyped-call]
     elif plan.kind == "update":
         if response is not None and "Attributes" in response:
             entity.deserialize(response["Attributes"])
-        else:
+        else:  # a transaction, or a write another one followed ("Superseded"): as this write left it
             for name, value in plan.changes.items():
                 setattr(entity, name, value)
+            entity.prior_write_token, entity.write_token = entity.write_token, plan.token
             entity.update_local_version_attribute()  # type: ignore[no-untyped-call]
     for effect in plan.after:
         effect()
@@ -511,8 +602,10 @@ class Transaction:
     """Writes an app composes into one ``TransactWriteItems``, each with its entity's rules.
 
     ``save``, ``update`` and ``delete`` plan the write as the entity's own method would (claims,
-    owner checks, status moves, derived keys) and add it; ``condition_check`` adds a bare check.
-    Nothing is sent until the ``with`` block ends without an exception.
+    owner checks, status moves, derived keys, the conditions update actions need) and add it;
+    ``condition_check`` adds a check. Nothing is sent until the ``with`` block ends without an
+    exception; the steps are then merged to one operation per item (``models.merging``): a check
+    on an item another step writes is folded into that write, never dropped.
     """
 
     def __init__(self, *, token: str | None = None) -> None:
@@ -534,6 +627,8 @@ class Transaction:
 
     def condition_check(self, model: type[TableModel], condition: Condition, **key_parts: Any) -> None:
         """Require ``condition`` of the ``model`` item at ``key_parts``; ``ConflictError`` if it fails."""
+        if not isinstance(condition, Condition):
+            raise InvalidInput("condition_check takes a PynamoDB condition, such as Order.amount > 0")
         probe = model(**key_parts)
         probe.fill_keys()
         connection = model._get_connection()
@@ -542,15 +637,31 @@ class Transaction:
             f"the condition on the {model.__name__} in this transaction does not hold")))
 
     def commit(self) -> None:
-        """Send everything added as one transaction."""
+        """Send everything added as one transaction; entities whose new values DynamoDB computed
+        (arithmetic) are read again."""
         if not self.plans:
             raise InvalidInput("a transaction needs at least one save, update or delete")
-        if self.checks:
-            self.plans[0].companions.extend(self.checks)
         try:
-            send(self.plans, what="transaction", token=self.token)
+            send(self.plans, what="transaction", token=self.token, checks=tuple(self.checks))
         except Contended as exc:
             raise ConflictError("a concurrent write won; compose the transaction again") from exc
+        for plan in self.plans:
+            if plan.unknown:
+                _read_again(plan.entity)
+
+
+def _read_again(entity: TableModel) -> None:
+    """Load what is stored for ``entity`` (strongly consistent) after a write computed its values.
+    The write committed either way: if the read fails, the copy is left a version behind, so a
+    later write from it is a ``ConflictError`` rather than a write of values it does not know."""
+    hash_key, range_key = entity._get_hash_range_key_serialized_values()
+    try:
+        item = entity._get_connection().get_item(hash_key, range_key=range_key, consistent_read=True)
+    except (BotoCoreError, ClientError, PynamoDBException):
+        entity.version = (entity.version or 1) - 1
+        return
+    if "Item" in item:
+        entity.deserialize(item["Item"])
 
 
 @contextmanager

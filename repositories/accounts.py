@@ -6,12 +6,20 @@
 is conserved whatever fails, and a failed debit that returns the account is ``InsufficientFunds``,
 one that returns nothing ``NotFound``. ``Account`` declares that its balance changes only so.
 
-Idempotency: ``idempotency_key`` fixes the transfer id (uuid5) and DynamoDB's
-``ClientRequestToken`` (the same string). Within DynamoDB's 10-minute token window a repeated
-request is answered by DynamoDB itself (``IdempotentParameterMismatch``, since the timestamps
-differ); after it, the record's ``attribute_not_exists`` condition fails. Either way the first
-``Transfer`` is returned and no money moves a second time, or ``AlreadyExists`` is raised when the
-key was used for another transfer.
+Idempotency: a transfer's ``idempotency_key`` is scoped to its source account, as Stripe scopes
+keys to an account: the transfer id is a uuid5 of the source and the key, and DynamoDB's
+``ClientRequestToken`` is the same string. The transfer record, kept forever, is the key's record
+(no ``IdempotencyRecord`` is needed): within DynamoDB's 10-minute token window a repeated request
+is answered by DynamoDB itself (``IdempotentParameterMismatch``, since the timestamps differ);
+after it, the record's ``attribute_not_exists`` condition fails. Either way the first ``Transfer``
+is returned and no money moves a second time, or ``IdempotencyKeyReused`` is raised when the key
+was used for another transfer from the same account. Another account's use of the same key is
+independent. Keys were once global (``transfer_id_for_key(key)``, no source): a transfer stored so
+for the same source is looked up first and still recognised as the first result, so upgrading
+never moves money twice.
+
+``open_account(idempotency_key=)`` is scoped to the function: the account id is derived from the
+key, and the key's ``IdempotencyRecord`` holds the arguments for 7 days (``models.idempotency``).
 
 Retries: botocore re-sends the same request on throttling, 5xx, transport errors and
 ``TransactionInProgressException``; the write path re-sends the very same request (same token)
@@ -29,13 +37,15 @@ from typing import Any
 from core.errors import (
     AlreadyExists,
     ConflictError,
+    IdempotencyKeyReused,
     TransferOutcomeUnknown,
     WriteOutcomeUnknown,
 )
 from core.retry import RetryPolicy
-from models import writes
+from models import idempotency, writes
 from models.account import Account
-from models.attributes import check_text, to_money
+from models.attributes import to_money
+from models.idempotency import IdempotencyKey, check_key
 from models.transfer import Transfer
 from repositories import query
 from repositories._common import key_part
@@ -48,9 +58,11 @@ __all__ = [
     "transfer_id_for_key",
 ]
 
-# Fixed forever: changing it would give every idempotency key a new transfer id.
+# Fixed forever: changing either would give every idempotency key a new transfer id. Keys scoped
+# to the source account have a namespace of their own, so no scoped id is ever a global one.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("b465bfce-69c0-4724-bdd2-09d0d83d3941")
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
+SCOPED_IDEMPOTENCY_NAMESPACE = uuid.UUID("5b8e2f1c-9d4a-4c3e-8f6b-2a7d1e9c0b35")
+MAX_IDEMPOTENCY_KEY_LENGTH = idempotency.MAX_KEY_LENGTH
 # Attempts that lost to a concurrent transaction, or were throttled item by item: botocore cannot
 # see those inside a TransactionCanceledException, so the write path sends them again.
 CONTENTION_RETRY = RetryPolicy(max_attempts=6, base_delay=0.05, max_delay=2.0)
@@ -58,12 +70,24 @@ CONTENTION_RETRY = RetryPolicy(max_attempts=6, base_delay=0.05, max_delay=2.0)
 
 # --- accounts ------------------------------------------------------------------------------------
 
-def open_account(*, account_id: str | None = None, balance: Decimal | int | str = Decimal("0")) -> Account:
-    """Create an account (a new uuid4 id unless given); ``AlreadyExists`` if the id is taken."""
-    account_id = str(uuid.uuid4()) if account_id is None else key_part(account_id, "account_id")
-    account = Account(account_id=account_id, balance=to_money(balance, "balance", positive=False))
-    account.save()
-    return account
+def open_account(*, account_id: str | None = None, balance: Decimal | int | str = Decimal("0"),
+                 idempotency_key: str | None = None) -> Account:
+    """Create an account; ``AlreadyExists`` if the id is taken.
+
+    Without ``account_id`` the id is derived from ``idempotency_key`` (a new uuid4 without a key).
+    ``idempotency_key`` (scoped to this function, kept 7 days): called again with the same key and
+    the same arguments, the first call's account is returned (as stored now) and nothing is
+    written, also when the first call ended in ``WriteOutcomeUnknown``; with other arguments,
+    ``IdempotencyKeyReused``.
+    """
+    given = None if account_id is None else key_part(account_id, "account_id")
+    money = to_money(balance, "balance", positive=False)
+    key = IdempotencyKey.of("open_account", idempotency_key, owner=None,
+                            arguments={"account_id": given, "balance": money})
+    account_id = given or str(key.derived_id() if key is not None else uuid.uuid4())
+    account = Account(account_id=account_id, balance=money)
+    first = idempotency.execute(lambda: writes.plan_put(account), key, Account, what="Account.save")
+    return account if first is None else first
 
 
 def get_account(account_id: str) -> Account:
@@ -78,9 +102,15 @@ def get_transfer(transfer_id: str) -> Transfer:
     return query.get_one(Transfer, transfer_id=key_part(transfer_id, "transfer_id"))
 
 
-def transfer_id_for_key(idempotency_key: str) -> str:
-    """The transfer id that ``transfer_funds`` derives from an idempotency key."""
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, _require_idempotency_key(idempotency_key)))
+def transfer_id_for_key(idempotency_key: str, from_account_id: str | None = None) -> str:
+    """The transfer id that ``transfer_funds`` derives from an idempotency key and the source
+    account (a uuid5). Without ``from_account_id``: the id of the time keys were global, under
+    which a transfer stored then for the same source is still recognised."""
+    key = _require_idempotency_key(idempotency_key)
+    if from_account_id is None:
+        return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, key))
+    source = key_part(from_account_id, "from_account_id")  # holds no "#": the name is unambiguous
+    return str(uuid.uuid5(SCOPED_IDEMPOTENCY_NAMESPACE, f"{source}#{key}"))
 
 
 def transfer_funds(
@@ -94,23 +124,32 @@ def transfer_funds(
     """Move ``amount`` from one account to another in one transaction; return the ``Transfer``.
 
     Raises ``InvalidInput`` (nothing sent) for a bad amount, id or key, or a self-transfer;
-    ``InsufficientFunds``; ``NotFound`` for an unknown account; ``AlreadyExists`` when
-    ``idempotency_key`` was used for a different transfer; ``ConflictError`` when concurrent
-    transactions kept winning through every retry (``retry``, default ``CONTENTION_RETRY``);
-    ``TransferOutcomeUnknown`` (with the ``transfer_id``) when the request failed without saying
-    whether it committed. A repeated ``idempotency_key`` returns the first transfer and moves no
-    money.
+    ``InsufficientFunds``; ``NotFound`` for an unknown account; ``IdempotencyKeyReused`` when
+    ``idempotency_key`` was used for a different transfer from this account; ``ConflictError`` when
+    concurrent transactions kept winning through every retry (``retry``, default
+    ``CONTENTION_RETRY``); ``TransferOutcomeUnknown`` (with the ``transfer_id``; its ``resolve()``
+    returns the ``Transfer`` if it committed, ``None`` if not) when the request failed without
+    saying whether it committed.
+
+    ``idempotency_key`` is scoped to the source account and kept as long as the transfer: the
+    same key from the same account with the same target and amount returns the first transfer and
+    moves no money, also when the first call's answer was lost; another account's use of the same
+    key is a transfer of its own.
     """
     source = key_part(from_account_id, "from_account_id")
     target = key_part(to_account_id, "to_account_id")
     value = to_money(amount, "amount", positive=True)
     key = None if idempotency_key is None else _require_idempotency_key(idempotency_key)
-    transfer_id = transfer_id_for_key(key) if key is not None else str(uuid.uuid4())
+    transfer_id = transfer_id_for_key(key, source) if key is not None else str(uuid.uuid4())
     transfer = Transfer(
         transfer_id=transfer_id, from_account=source, to_account=target, amount=value, idempotency_key=key
     )
     plan = writes.plan_put(transfer)  # built once: every attempt is the same request, same token
     plan.token = transfer_id
+    if key is not None:  # a transfer of this key and account from when keys were global comes first
+        earlier = query.find_one(Transfer, transfer_id=transfer_id_for_key(key))
+        if earlier is not None and earlier.from_account == source:
+            return _replay(transfer, earlier, None)
     try:
         writes.execute(lambda: plan, what="transfer_funds", retry=retry or CONTENTION_RETRY)
     except AlreadyExists as exc:  # this transfer id was written before (or its token used)
@@ -127,11 +166,11 @@ def _outcome_unknown(transfer: Transfer, cause: WriteOutcomeUnknown) -> Transfer
         advice = "look it up with get_transfer before trying again"
     return TransferOutcomeUnknown(
         f"transfer_funds: whether the transfer committed is unknown ({cause}); {advice}",
-        transfer.transfer_id, cause.keys,
+        transfer.transfer_id, cause.keys, resolver=cause.resolver,
     )
 
 
-def _replay(transfer: Transfer, stored: Transfer | None, cause: BaseException) -> Transfer:
+def _replay(transfer: Transfer, stored: Transfer | None, cause: BaseException | None) -> Transfer:
     """A transfer with this id was committed before: return it if it is the same transfer."""
     if stored is None:
         # DynamoDB knows the token but no transfer was committed under it (yet).
@@ -142,8 +181,9 @@ def _replay(transfer: Transfer, stored: Transfer | None, cause: BaseException) -
         transfer.from_account, transfer.to_account, transfer.amount
     )
     if not same:
-        raise AlreadyExists(
-            "this idempotency key was already used for a different transfer (other accounts or amount)"
+        raise IdempotencyKeyReused(
+            "this idempotency key was already used for a different transfer from this account (another "
+            "target or amount); no money moved"
         ) from cause
     return stored
 
@@ -151,6 +191,6 @@ def _replay(transfer: Transfer, stored: Transfer | None, cause: BaseException) -
 # --- validation ----------------------------------------------------------------------------------
 
 def _require_idempotency_key(value: Any) -> str:
-    # check_text: a string, not blank, not too long, no control, bidi or lone surrogate characters
-    # (a surrogate would otherwise crash uuid5 outside the error tree).
-    return check_text(value, "idempotency_key", max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
+    # A string, not blank, not too long, no control, bidi or lone surrogate characters (a
+    # surrogate would otherwise crash uuid5 outside the error tree).
+    return check_key(value)

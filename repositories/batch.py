@@ -23,7 +23,10 @@ only) and never sets a stored version back:
   deleted) raises ``ConflictError``, unless ``overwrite=True``;
 - everything else, and every overwrite, is written with the stored version + 1 (at least its own
   version + 1), keeping the stored ``CreatedAt`` when the entity has none; its local version
-  becomes that.
+  becomes that;
+- a stored ``Version`` that is not a non-negative integer (``1.5``, ``-1``: another writer's) is
+  no entity's version, so it is refused as above unless ``overwrite=True``, which writes an
+  integer version above it: ``batch_write(..., overwrite=True)`` repairs such an item.
 
 Either error refuses the whole call: nothing is written. The read and the write are separate
 requests, though, and that gap stays open: a writer that updates an item between them is
@@ -45,14 +48,21 @@ it): bad input sends nothing.
 
 ``batch_get`` takes keys as mappings of the model's key fields (``{"product_id": "p1"}``),
 composed through its key templates, or ``(PK, SK)`` pairs only if they parse with those
-templates: a hand-built key for another entity is ``InvalidKey``.
+templates: a hand-built key for another entity is ``InvalidKey``. A stored item that does not
+build into its entity (``UnreadableItem``) is left out of the result and logged as a WARNING
+event (``repositories.paging.report_unreadable``: the entity and attribute, never a key or value).
+
+Flags are checked before anything is sent: ``overwrite`` and ``consistent_read`` must be ``bool``
+(``"yes"`` is ``InvalidInput``), ``retry`` a ``RetryPolicy`` or ``None``.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -74,6 +84,7 @@ from models.product import Product
 from models.table import PK, SK, TableModel
 from repositories import cache
 from repositories._common import require_iterable
+from repositories.paging import read_all
 
 __all__ = ["MAX_ITEM_BYTES", "RetryPolicy", "batch_get", "batch_write", "item_size"]
 
@@ -104,10 +115,12 @@ def batch_write(
 
     Nothing is written when it raises ``InvalidInput`` (bad input, or an entity type it refuses),
     ``AlreadyExists`` (a new entity's key is taken) or ``ConflictError`` (an entity's version is not
-    the stored one); ``overwrite=True`` replaces instead of the last two. ``RetriesExhausted`` holds
-    the entities not written when unprocessed items remain after the last attempt.
+    the stored one); ``overwrite=True`` replaces instead of the last two (``overwrite`` must be a
+    ``bool``). ``RetriesExhausted`` holds the entities not written when unprocessed items remain
+    after the last attempt.
     """
-    policy = retry or DEFAULT_RETRY
+    _check_flag(overwrite, "overwrite")
+    policy = _policy(retry)
     batch = _entities(entities)
     if not batch:
         return
@@ -190,17 +203,22 @@ def batch_get(
 
     A key is a mapping of the model's key fields (``{"product_id": "p1"}``), composed through its
     key templates, or a ``(PK, SK)`` pair that parses with them (``InvalidKey`` otherwise).
-    Repeated keys are read once; missing items, and items of another entity type, are left out.
+    Repeated keys are read once; missing items, and items of another entity type, are left out;
+    so are items that do not build into a ``model`` (``UnreadableItem``), each logged as a WARNING.
+    ``InvalidInput`` for a ``consistent_read`` that is not a ``bool`` or a ``retry`` that is not a
+    ``RetryPolicy``, before anything is sent.
     ``RetriesExhausted.unprocessed`` lists the ``(PK, SK)`` pairs not read when the retries run out.
     """
-    policy = retry or DEFAULT_RETRY
+    _check_flag(consistent_read, "consistent_read")
+    policy = _policy(retry)
     if not (isinstance(model, type) and issubclass(model, TableModel) and model.keys is not None):
         raise InvalidInput("model must be an entity class (a TableModel subclass with keys)")
     wanted = list(dict.fromkeys(_key(model, key) for key in require_iterable(keys, "keys")))
     if not wanted:
         return []
     found = _read(_client(), wanted, policy, consistent_read=consistent_read)
-    return [model.from_raw_data(dict(found[k])) for k in wanted if k in found and _is_a(model, found[k])]
+    items = [dict(found[k]) for k in wanted if k in found and _is_a(model, found[k])]
+    return read_all(map(model.from_raw_data, items), f"batch_get({model.__name__})")
 
 
 def _read(
@@ -227,6 +245,19 @@ def _read(
                 not_read,
             )
     return found
+
+
+def _check_flag(value: Any, what: str) -> None:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{what} must be a bool, got {type(value).__name__}")
+
+
+def _policy(retry: Any) -> RetryPolicy:
+    if retry is None:
+        return DEFAULT_RETRY
+    if not isinstance(retry, RetryPolicy):
+        raise InvalidInput(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
+    return retry
 
 
 def _client() -> Any:
@@ -309,7 +340,7 @@ def _set_versions(
     landed: set[Key] = set()
     for entity, item, created_before in zip(batch, items, created, strict=True):
         old = stored.get(_key_of(item))
-        old_version = int(old[_VERSION]["N"]) if old is not None and _VERSION in old else None
+        old_version = _stored_version(old)
         if old is not None and old.get(_TOKEN) == item[_TOKEN] and old_version == (entity.version or 0) + 1:
             landed.add(_key_of(item))
             _written(entity, {**item, **old})
@@ -319,7 +350,7 @@ def _set_versions(
         elif entity.version is not None and (old is None or entity.version != old_version):
             conflicts += 1
         measured = len(item[_VERSION]["N"])
-        item[_VERSION] = {"N": str(max(old_version or 0, entity.version or 0) + 1)}
+        item[_VERSION] = {"N": str(max(_at_least(old_version), entity.version or 0) + 1)}
         grew = len(item[_VERSION]["N"]) > measured
         if old is not None and created_before is None and _CREATED in old:
             item[_CREATED] = old[_CREATED]  # a replaced item keeps its creation time
@@ -336,6 +367,25 @@ def _set_versions(
             "read); pass overwrite=True to replace them anyway"
         )
     return landed
+
+
+def _stored_version(old: Mapping[str, Any] | None) -> Decimal | None:
+    """The stored ``Version``, exactly as stored: another writer's may be ``1.5``, ``-1`` or not a
+    number at all (NaN then), which no entity's version equals (a conflict without ``overwrite``)."""
+    if old is None or _VERSION not in old:
+        return None
+    raw = old[_VERSION]
+    try:
+        return Decimal(raw["N"])
+    except (KeyError, TypeError, ArithmeticError):
+        return Decimal("NaN")
+
+
+def _at_least(stored: Decimal | None) -> int:
+    """The smallest integer version not below ``stored`` (0 for none, a negative one or NaN)."""
+    if stored is None or not stored.is_finite() or stored < 0:
+        return 0
+    return math.ceil(stored)
 
 
 def _written(entity: TableModel, item: Mapping[str, Any]) -> None:
@@ -389,8 +439,10 @@ def _parse_pk(templates: list[KeyTemplate], pk: str) -> dict[str, Any]:
 
 
 def _is_a(model: type[TableModel], item: Mapping[str, Any]) -> bool:
+    """False for an item of another declared entity type (or of none); true when the item is a
+    ``model``, or its ``EntityType`` does not decode: ``from_raw_data`` then reports it unreadable."""
     try:
         stored = TableModel._get_discriminator_class(dict(item))
-    except ValueError:  # an EntityType no model declares
-        return False
+    except (ValueError, TypeError):  # an EntityType no model declares, or not a string
+        return True
     return isinstance(stored, type) and issubclass(stored, model)

@@ -12,6 +12,7 @@ from core.errors import (
     ConfigurationError,
     ConflictError,
     DataLayerError,
+    IdempotencyKeyReused,
     InsufficientFunds,
     InvalidCursor,
     InvalidInput,
@@ -19,6 +20,7 @@ from core.errors import (
     NotFound,
     RetriesExhausted,
     TransferOutcomeUnknown,
+    UnreadableItem,
     WriteOutcomeUnknown,
 )
 from repositories.paging import CursorSecretMissing
@@ -29,6 +31,7 @@ __all__ = [
     "ConflictError",
     "CursorSecretMissing",
     "DataLayerError",
+    "IdempotencyKeyReused",
     "InsufficientFunds",
     "InvalidCursor",
     "InvalidInput",
@@ -36,5 +39,6 @@ __all__ = [
     "NotFound",
     "RetriesExhausted",
     "TransferOutcomeUnknown",
+    "UnreadableItem",
     "WriteOutcomeUnknown",
 ]

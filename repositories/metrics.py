@@ -4,7 +4,9 @@ What ``Metric`` declares is kept by its own write (``models.writes``): saving a 
 into its hour's ``MetricAggregate`` in ONE ``TransactWriteItems`` (``MetricAggregate.fold_step``
 explains why no extreme is lost), both expire by TTL, and the day partitions are write-sharded
 over the declared ``WriteShards`` count. A second reading of the same metric, dimensions and
-microsecond is ``AlreadyExists``.
+microsecond is ``AlreadyExists``. ``record_metric(..., idempotency_key=)`` is scoped to the device:
+the key's ``IdempotencyRecord`` joins the same transaction, so the same key with the same
+arguments returns the first reading and folds nothing twice (``models.idempotency``).
 
 Values are ``int``, ``Decimal``, numeric ``str`` or ``float``: metrics are measurements, so a
 float is accepted and converted as written, ``Decimal(repr(v))`` (``0.1`` is stored as ``0.1``,
@@ -29,8 +31,9 @@ from typing import Any, TypeVar
 
 from core.errors import ConflictError, InvalidInput, RetriesExhausted
 from core.retry import RetryPolicy
-from models import writes
+from models import idempotency, writes
 from models.attributes import check_text, to_decimal
+from models.idempotency import IdempotencyKey
 from models.metric import RETENTION, Metric
 from models.metric_aggregate import MetricAggregate, hour_of
 from models.queries import Query
@@ -56,26 +59,35 @@ def record_metric(
     at: datetime | None = None,
     dimensions: Mapping[str, str] | None = None,
     retry: RetryPolicy | None = None,
+    idempotency_key: str | None = None,
 ) -> Metric:
     """Store one reading and fold it into its hour's aggregate, in one transaction.
 
     ``AlreadyExists`` if this metric has a reading with these dimensions at this exact timestamp;
     ``RetriesExhausted`` if concurrent writers kept winning (``retry``); nothing is written then.
+    ``idempotency_key`` (scoped to the device, kept 7 days): called again with the same key and the
+    same arguments, the first call's reading is returned and nothing is written or folded again,
+    also when the first call ended in ``WriteOutcomeUnknown``; with other arguments,
+    ``IdempotencyKeyReused``.
     """
     device_id, name = key_part(device_id, "device_id"), key_part(name, "name")
     number = _number(value)
-    when = utcnow() if at is None else aware_utc(at, "at")
+    given = None if at is None else aware_utc(at, "at")
+    when = utcnow() if given is None else given
     if when > datetime.max.replace(tzinfo=UTC) - RETENTION - timedelta(hours=1):
         raise InvalidInput("at + the retention is past the end of time")
-    point = Metric(device_id=device_id, metric_name=name, timestamp=when, value=number,
-                   dimensions=_dimensions(dimensions))
+    extra = _dimensions(dimensions)
+    point = Metric(device_id=device_id, metric_name=name, timestamp=when, value=number, dimensions=extra)
     point.fill_keys()  # every key part checked before any request
+    arguments = {"device_id": device_id, "name": name, "value": number, "at": given, "dimensions": extra}
+    key = IdempotencyKey.of("record_metric", idempotency_key, owner=device_id, arguments=arguments)
     try:
-        writes.execute(lambda: writes.plan_put(point), what="record_metric", retry=retry)
+        first = idempotency.execute(lambda: writes.plan_put(point), key, Metric, what="record_metric",
+                                    retry=retry)
     except ConflictError as exc:
         message = "concurrent writers kept winning; the reading was not recorded"
         raise RetriesExhausted(message, [point]) from exc
-    return point
+    return point if first is None else first
 
 
 def get_metrics(device_id: str, start: datetime, end: datetime, *, name: str | None = None) -> list[Metric]:

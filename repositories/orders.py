@@ -5,6 +5,10 @@ placed: "a user's orders between two dates" is a key condition on ``SK`` (``BETW
 id possible at ``start`` and the largest possible at ``end``), never a filter over every order the
 user has. What ``Order`` declares is kept by its own writes (``models.writes``): the user must
 exist, the status moves only along ``ORDER_MOVES`` and GSI1's key moves with it, optimistically.
+
+``place_order(..., idempotency_key=)``: the key is scoped to the user; the same key with the same
+arguments returns the first order (its id is read from the key's record, since order ids are
+ULIDs of the time), other arguments raise ``IdempotencyKeyReused`` (``models.idempotency``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from core.errors import InvalidInput
+from models import idempotency, writes
 from models.attributes import to_money
+from models.idempotency import IdempotencyKey
 from models.order import Order, OrderStatus, order_id_bounds, order_identity
 from models.table import utcnow
 from repositories import query
@@ -30,6 +36,7 @@ def place_order(
     status: OrderStatus | str = "PENDING",
     order_id: str | None = None,
     created_at: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> Order:
     """Store a new order of an existing user (checked in the same transaction).
 
@@ -39,16 +46,24 @@ def place_order(
     (default: now). One given must be a ULID in canonical form whose time is ``created_at`` to the
     millisecond (else ``InvalidInput``), since listing by date reads the time from the id; without
     ``created_at`` the order's ``created_at`` is the id's time.
+
+    ``idempotency_key`` (scoped to the user, kept 7 days): called again with the same key and the
+    same arguments, the first call's order is returned (as stored now) and nothing is written, also
+    when the first call ended in ``WriteOutcomeUnknown``; with other arguments,
+    ``IdempotencyKeyReused``. Another user's use of the same key is independent.
     """
     user_id = key_part(user_id, "user_id")
     value = to_money(amount, "amount", positive=True)
     order_status = check_status(status)
     when = None if created_at is None else aware_utc(created_at, "created_at")
     checked_id = None if order_id is None else key_part(order_id, "order_id")
+    arguments = {"user_id": user_id, "amount": value, "status": order_status, "order_id": checked_id,
+                 "created_at": when}
+    key = IdempotencyKey.of("place_order", idempotency_key, owner=user_id, arguments=arguments)
     order_id, when = order_identity(checked_id, when or (utcnow() if checked_id is None else None))
     order = Order(user_id=user_id, order_id=order_id, amount=value, status=order_status, created_at=when)
-    order.save()
-    return order
+    first = idempotency.execute(lambda: writes.plan_put(order), key, Order, what="Order.save")
+    return order if first is None else first
 
 
 def get_order(user_id: str, order_id: str) -> Order:

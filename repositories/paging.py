@@ -26,6 +26,16 @@ and forge.
 extra item exists is there a next page; its cursor points at the page's last item (the extra one
 is read again as the first item of the next page). DynamoDB's own ``LastEvaluatedKey`` is not
 trusted for this, because it is also returned when a page is exactly full and nothing follows.
+
+An item that does not build into its entity (``UnreadableItem``: written by another service or by
+hand) is skipped, not fatal to the page: the page holds the good ones, ``Page.unreadable`` lists
+the skipped items' ``(PK, SK)``, and one WARNING event per skipped item (``dynamodb.unreadable_item``,
+with the entity and attribute names, never a key or value) is logged on the ``"dynamodb"`` logger.
+A skipped item does not count towards ``limit``: the page reads on until it has ``limit + 1`` good
+items or the query ends, so ``has_more`` stays exact and the page is short only at the end. Each
+skipped item is listed by the one page whose range holds it (the cursor may then point at a skipped
+item). A page skips at most ``MAX_UNREADABLE`` items; when more follow, it ends there with
+``has_more`` true, and the next page goes on after them.
 """
 
 from __future__ import annotations
@@ -37,8 +47,8 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
@@ -47,7 +57,9 @@ from pynamodb.models import Model
 
 from core.config import CURSOR_SECRET_ENV, get_settings
 from core.config import cursor_secret as configured_cursor_secret
-from core.errors import ConfigurationError, InvalidCursor, InvalidInput
+from core.errors import ConfigurationError, InvalidCursor, InvalidInput, UnreadableItem
+from core.logs import get_logger
+from models.table import PK, SK
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
@@ -56,6 +68,7 @@ SECRET_ENV = CURSOR_SECRET_ENV
 MIN_SECRET_LENGTH = 16
 MAX_LIMIT = 100
 MAX_CURSOR_LENGTH = 4096
+MAX_UNREADABLE = 100  # unreadable items one page skips before it ends (a page reads a bounded amount)
 _DEVELOPMENT_SECRET = b"datalayer-development-cursor-secret (local endpoints only)"
 _FORMAT_VERSION = 2
 _VERSION_BYTE = _FORMAT_VERSION.to_bytes(1, "big")
@@ -78,11 +91,16 @@ class CursorSecretMissing(ConfigurationError):
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    """One page of results; pass ``next_cursor`` to the same query for the next page."""
+    """One page of results; pass ``next_cursor`` to the same query for the next page.
+
+    ``unreadable``: the ``(PK, SK)`` of the stored items in this page's range that were skipped
+    because they do not build into their entity (see ``UnreadableItem``); they need repair.
+    """
 
     items: list[T]
     next_cursor: str | None
     has_more: bool
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def cursor_secret() -> bytes:
@@ -171,17 +189,80 @@ def paginate(
 ) -> Page[M]:
     """Run one page of a query: ``run(exclusive_start_key, limit + 1)`` must yield items in order.
 
+    ``limit + 1`` is the page size to ask DynamoDB for; the iterator must go on past it while the
+    query has items (only ``limit + 1`` good ones are taken). It may raise ``UnreadableItem`` for
+    an item and go on with the next one, as PynamoDB's ``ResultIterator`` does: the item is skipped
+    (see the module docstring), and the page resumes after it at the iterator's
+    ``last_evaluated_key`` when it has one, else at the item's table key.
+
     The secret is resolved and the cursor checked before ``run`` is called, so a bad cursor or a
     missing secret sends nothing.
     """
     secret = cursor_secret()
     start_key = decode_cursor(cursor, binding, secret) if cursor is not None else None
-    fetched = list(islice(run(start_key, limit + 1), limit + 1))
-    items = fetched[:limit]
-    if len(fetched) <= limit:
-        return Page(items=items, next_cursor=None, has_more=False)
-    return Page(items=items, next_cursor=encode_cursor(item_key(items[-1], index), binding, secret),
-                has_more=True)
+    iterator = iter(run(start_key, limit + 1))
+    items: list[M] = []
+    skipped: list[UnreadableItem] = []
+    skipped_key: RawKey | None = None  # where the last skipped item ends
+    skipped_after = 0  # how many items came before it
+    more = False
+    while True:
+        try:
+            _take(iterator, limit + 1 - len(items), items)
+        except UnreadableItem as exc:
+            if len(skipped) == MAX_UNREADABLE:  # one item more than the page skips: the next page's
+                more = True
+                break
+            skipped.append(exc)
+            skipped_key, skipped_after = _resume_key(iterator, exc), len(items)
+            report_unreadable(exc, str(binding.get("fn")))
+            continue
+        if len(items) > limit:  # the extra item: read again as the first of the next page
+            items.pop()
+            more = True
+        break
+    unreadable = [exc.keys for exc in skipped]
+    if not more:
+        return Page(items=items, next_cursor=None, has_more=False, unreadable=unreadable)
+    last = (skipped_key if skipped_key is not None and skipped_after == len(items)
+            else item_key(items[-1], index))
+    return Page(items=items, next_cursor=encode_cursor(last, binding, secret), has_more=True,
+                unreadable=unreadable)
+
+
+def read_all(iterator: Iterable[M], what: str) -> list[M]:
+    """Every item of ``iterator`` (a query's every page), skipping and reporting unreadable ones."""
+    items: list[M] = []
+    source = iter(iterator)
+    while True:
+        try:
+            _take(source, None, items)
+        except UnreadableItem as exc:
+            report_unreadable(exc, what)
+            continue
+        return items
+
+
+def report_unreadable(exc: UnreadableItem, what: str) -> None:
+    """Log one WARNING event for a skipped unreadable item: the entity and attribute, no key or value
+    (keys hold ids and emails, which are personal data; the caller gets the keys themselves)."""
+    get_logger().warning("dynamodb.unreadable_item", entity=exc.entity, attribute=exc.attribute,
+                         access_pattern=what, outcome="skipped")
+
+
+def _take(iterator: Iterator[T], count: int | None, into: list[T]) -> None:
+    """Append up to ``count`` items of ``iterator`` (all of them with ``None``) to ``into``: a loop in
+    C, as ``list(islice(...))``. CPython's ``list.extend`` appends one item at a time, so what it
+    appended stays when the iterator raises (tests/unit/test_paging.py holds it to that)."""
+    into.extend(islice(iterator, count))
+
+
+def _resume_key(iterator: Iterator[Any], exc: UnreadableItem) -> RawKey:
+    """Where a query resumes after the item it just failed to build."""
+    key = getattr(iterator, "last_evaluated_key", None)  # PynamoDB's ResultIterator: that item's key
+    if isinstance(key, dict) and key:
+        return key
+    return {PK: {"S": exc.keys[0]}, SK: {"S": exc.keys[1]}}
 
 
 def _canonical(value: Any) -> bytes:

@@ -9,6 +9,11 @@ conditional write) instead of matching a version reset to 1.
 lists and ``str``-keyed dicts of those, at most 32 levels deep (DynamoDB's nesting limit). A
 ``Decimal`` is refused there: PynamoDB's free-form maps cannot give it back as a ``Decimal``
 (money belongs in a declared ``MoneyAttribute``, such as ``price``).
+
+``put_product(..., idempotency_key=)``: the key is scoped to the product; its ``IdempotencyRecord``
+is written in the same transaction as the upsert, so the same key with the same arguments returns
+the product without writing (or moving ``Version``) again, and other arguments raise
+``IdempotencyKeyReused`` (``models.idempotency``).
 """
 
 from __future__ import annotations
@@ -22,21 +27,29 @@ from pynamodb.exceptions import PynamoDBException
 
 from core.error_codes import raise_unexpected
 from core.errors import InvalidInput, NotFound
-from models import writes
+from models import idempotency, writes
 from models.attributes import to_money
+from models.idempotency import IdempotencyKey
 from models.product import Product
-from repositories import cache
+from repositories import cache, query
 from repositories._common import key_part, require_iterable, require_text
 from repositories.batch import batch_get
 
 MAX_NESTING = 32
 
 
-def put_product(product_id: str, name: str, price: Decimal, **attrs: Any) -> Product:
+def put_product(product_id: str, name: str, price: Decimal, *, idempotency_key: str | None = None,
+                **attrs: Any) -> Product:
     """Create or replace the product; ``attrs`` become its ``Attributes`` map (replacing the old one).
 
     ``price`` is exact money, ``>= 0``, at most two decimal places: a ``Decimal`` (or ``int``, or
     a numeric string), never a float.
+
+    ``idempotency_key`` (scoped to the product, kept 7 days): called again with the same key and the
+    same arguments, the product is returned as stored and nothing is written, also when the first
+    call ended in ``WriteOutcomeUnknown``; with other arguments, ``IdempotencyKeyReused``. With a
+    key the put and the key's record are one transaction, and the product is read back (strongly
+    consistent) for its version.
     """
     product_id = key_part(product_id, "product_id")
     name = require_text(name, "name")
@@ -44,12 +57,16 @@ def put_product(product_id: str, name: str, price: Decimal, **attrs: Any) -> Pro
     if any(not key for key in attrs):
         raise InvalidInput("an attribute name must not be empty")
     extras = {key: _json_like(value, key, 1) for key, value in attrs.items()}
+    arguments = {"product_id": product_id, "name": name, "price": money, "attributes": extras}
+    key = IdempotencyKey.of("put_product", idempotency_key, owner=product_id, arguments=arguments)
     product = Product(product_id=product_id, name=name, price=money, attributes=extras or None)
     try:
-        writes.execute(lambda: writes.plan_upsert(product), what="put_product")
+        first = idempotency.execute(lambda: writes.plan_upsert(product), key, Product, what="put_product")
+        if first is None and key is not None:  # a transaction returns no item: read the version back
+            first = query.find_one(Product, product_id=product_id)
     finally:
         cache.invalidate(_cache_key(product_id))  # also when the outcome is unknown
-    return product
+    return product if first is None else first
 
 
 def get_product(product_id: str) -> Product:

@@ -11,6 +11,11 @@ newer deployment), raises ``InvalidInput`` by default; with ``on_unknown="skip"`
 ``None`` instead, so a handler can pass over records it does not own (``(None, None)`` then means
 "not ours"). A record lacking an image its event must have (the stream is not NEW_AND_OLD_IMAGES)
 raises ``InvalidInput``.
+
+An image of a declared entity that does not build into it (a value of the wrong type, a
+``Version`` that is not a non-negative integer, an ``EntityType`` that is not a string) raises
+``UnreadableItem`` naming the item's keys: a handler can report that record as a batch item
+failure. No PynamoDB exception escapes.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from typing import Any, Literal
 from pynamodb.exceptions import PynamoDBException
 
 import models  # noqa: F401 - importing every entity registers its EntityType
-from core.errors import InvalidInput
-from models.table import TableModel
+from core.errors import InvalidInput, UnreadableItem
+from models.table import PK, SK, TableModel
 
 _EXPECTED_IMAGES = {
     "INSERT": (False, True),
@@ -79,13 +84,17 @@ def _decode(image: Any, on_unknown: str) -> TableModel | None:
     except ValueError:
         stored = None  # an EntityType no model declares
     except _UNDECODABLE as exc:  # an EntityType of another DynamoDB type than a string
-        raise InvalidInput(f"the image's EntityType does not decode: {type(exc).__name__}") from exc
+        keys = (_key_text(image, PK), _key_text(image, SK))
+        raise UnreadableItem(keys, TableModel.__name__, TableModel.entity_type.attr_name) from exc
     if stored is None:
         if on_unknown == "skip":
             return None
         entity_type = image.get(TableModel.entity_type.attr_name)
         raise InvalidInput(f"cannot decode an image with EntityType {entity_type!r}: no model declares it")
-    try:
-        return TableModel.from_raw_data(image)
-    except (ValueError, *_UNDECODABLE) as exc:
-        raise InvalidInput(f"the image does not decode as {stored.__name__}: {type(exc).__name__}") from exc
+    return TableModel.from_raw_data(image)  # UnreadableItem when it does not build into `stored`
+
+
+def _key_text(image: Mapping[str, Any], name: str) -> str:
+    raw = image.get(name)
+    value = raw.get("S") if isinstance(raw, Mapping) else None
+    return value if isinstance(value, str) else ""

@@ -7,6 +7,11 @@ deletes are optimistic: they hold only if the ``User`` passed in is still the st
 its email the stored email, else ``ConflictError``. ``get_user`` reads through
 ``repositories.cache`` (off unless configured) with a strongly consistent loader; every write here
 invalidates the user's entry.
+
+``create_user(..., idempotency_key=)``: the same key with the same arguments returns the first
+user and writes nothing (also after ``WriteOutcomeUnknown``), other arguments raise
+``IdempotencyKeyReused``; the key is scoped to ``create_user``, remembered for 7 days
+(``models.idempotency``), and without ``user_id`` the id is derived from it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from pynamodb.expressions.update import Action
 
 from core.error_codes import raise_unexpected
 from core.errors import InvalidInput
+from models import idempotency, writes
 from models.attributes import normalize_email
+from models.idempotency import IdempotencyKey
 from models.user import MAX_NAME_LENGTH, User
 from repositories import cache, query
 from repositories._common import key_part, require_text
@@ -28,20 +35,28 @@ from repositories._common import key_part, require_text
 __all__ = ["create_user", "delete_user", "find_user_by_email", "get_user", "normalize_email", "update_user"]
 
 
-def create_user(email: str, name: str, *, user_id: str | None = None) -> User:
+def create_user(email: str, name: str, *, user_id: str | None = None,
+                idempotency_key: str | None = None) -> User:
     """Create a user and claim its email in one transaction.
 
     ``AlreadyExists`` if the email is taken, or the id is in use or belonged to a deleted user.
+    ``idempotency_key`` (scoped to this function, kept 7 days): called again with the same key and
+    the same arguments, the first call's user is returned and nothing is written, also when the
+    first call ended in ``WriteOutcomeUnknown``; with other arguments, ``IdempotencyKeyReused``.
+    Without ``user_id`` the id is derived from the key (a new uuid4 without a key).
     """
     email = normalize_email(email)
     name = require_text(name, "name", max_length=MAX_NAME_LENGTH)
-    user_id = uuid.uuid4().hex if user_id is None else key_part(user_id, "user_id")
+    given = None if user_id is None else key_part(user_id, "user_id")
+    key = IdempotencyKey.of("create_user", idempotency_key, owner=None,
+                            arguments={"email": email, "name": name, "user_id": given})
+    user_id = given or (key.derived_id().hex if key is not None else uuid.uuid4().hex)
     user = User(user_id=user_id, email=email, name=name)
     try:
-        user.save()
+        first = idempotency.execute(lambda: writes.plan_put(user), key, User, what="User.save")
     finally:
         cache.invalidate(_cache_key(user_id))
-    return user
+    return user if first is None else first
 
 
 def get_user(user_id: str) -> User:

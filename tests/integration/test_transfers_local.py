@@ -20,8 +20,8 @@ from models import Transfer
 from models.rules import MAX_BALANCE
 from repositories.accounts import get_transfer, open_account, transfer_funds, transfer_id_for_key
 from repositories.errors import (
-    AlreadyExists,
     ConflictError,
+    IdempotencyKeyReused,
     InsufficientFunds,
     InvalidInput,
     InvalidKey,
@@ -154,11 +154,11 @@ def test_a_lost_response_then_the_same_key_returns_the_committed_transfer_and_mo
             transfer_funds(source, target, "12.50", idempotency_key=key)
     finally:
         client.meta.events.unregister(AFTER_TRANSACT, lose_the_response)
-    assert raised.value.transfer_id == transfer_id_for_key(key)
+    assert raised.value.transfer_id == transfer_id_for_key(key, source)
     assert raw.balance(source) == Decimal("37.50")  # it did commit
 
     transfer = transfer_funds(source, target, "12.50", idempotency_key=key)
-    assert transfer.transfer_id == transfer_id_for_key(key)
+    assert transfer.transfer_id == transfer_id_for_key(key, source)
     assert get_transfer(transfer.transfer_id).created_at == transfer.created_at
     assert raw.balance(source) == Decimal("37.50")
     assert raw.balance(target) == Decimal("12.50")
@@ -170,7 +170,7 @@ def test_same_key_with_a_different_amount_raises_and_moves_no_money(raw: RawTabl
     key = f"order-{uuid.uuid4()}"
     transfer_funds(source, target, "5", idempotency_key=key)
     before = raw.scan()
-    with pytest.raises(AlreadyExists, match="idempotency key"):
+    with pytest.raises(IdempotencyKeyReused, match="idempotency key"):
         transfer_funds(source, target, "6", idempotency_key=key)
     assert raw.scan() == before
 
@@ -189,7 +189,7 @@ def test_a_key_whose_first_attempt_was_refused_never_moves_money_twice(raw: RawT
     except ConflictError:
         assert (raw.balance(source), raw.balance(target), raw.transfers()) == (5, 0, [])
     else:
-        assert transfer.transfer_id == transfer_id_for_key(key)
+        assert transfer.transfer_id == transfer_id_for_key(key, source)
         assert get_transfer(transfer.transfer_id).amount == 5
         assert (raw.balance(source), raw.balance(target), len(raw.transfers())) == (0, 5, 1)
 

@@ -35,6 +35,7 @@ from repositories.errors import (
     AlreadyExists,
     ConflictError,
     DataLayerError,
+    IdempotencyKeyReused,
     InsufficientFunds,
     InvalidInput,
     InvalidKey,
@@ -238,9 +239,10 @@ def test_transfer_is_one_transact_write_items_with_three_conditioned_actions(
 ) -> None:
     source, target = raw.seed_account("10"), raw.seed_account("0")
     transfer = transfer_funds(source, target, "1", idempotency_key="order-17")
-    assert [operation for operation, _ in sent] == ["TransactWriteItems"]
-    request = sent[0][1]
-    assert request["ClientRequestToken"] == transfer.transfer_id == transfer_id_for_key("order-17")
+    # A keyed transfer first looks for one stored when keys were global (transfer_id_for_key(key)).
+    assert [operation for operation, _ in sent] == ["GetItem", "TransactWriteItems"]
+    request = sent[1][1]
+    assert request["ClientRequestToken"] == transfer.transfer_id == transfer_id_for_key("order-17", source)
     assert len(request["ClientRequestToken"]) <= 36
     put, *balances = request["TransactItems"]
     debit, credit = sorted(balances, key=lambda action: " + " in action["Update"]["UpdateExpression"])
@@ -357,7 +359,7 @@ def test_repeated_key_returns_the_first_transfer_and_moves_money_once(raw: RawTa
     source, target = raw.seed_account("10"), raw.seed_account("0")
     first = transfer_funds(source, target, "3", idempotency_key="pay-1")
     again = transfer_funds(source, target, Decimal("3.00"), idempotency_key="pay-1")
-    assert again.transfer_id == first.transfer_id == transfer_id_for_key("pay-1")
+    assert again.transfer_id == first.transfer_id == transfer_id_for_key("pay-1", source)
     assert again.created_at == first.created_at
     assert again.idempotency_key == "pay-1"
     assert raw.balance(source) == Decimal("7")
@@ -374,16 +376,16 @@ def test_repeated_key_returns_the_first_transfer_even_when_the_balance_no_longer
     assert raw.balance(source) == 0
 
 
-@pytest.mark.parametrize("change", ["amount", "target", "source"])
-def test_reusing_a_key_for_a_different_transfer_raises_already_exists_and_moves_nothing(
+@pytest.mark.parametrize("change", ["amount", "target"])
+def test_reusing_a_key_for_a_different_transfer_raises_idempotency_key_reused_and_moves_nothing(
     raw: RawTable, change: str
 ) -> None:
     source, target = raw.seed_account("10"), raw.seed_account("0")
     other = raw.seed_account("10")
     transfer_funds(source, target, "3", idempotency_key="reused")
     before = raw.scan()
-    args = {"amount": (source, target, "4"), "target": (source, other, "3"), "source": (other, target, "3")}
-    with pytest.raises(AlreadyExists, match="idempotency key"):
+    args = {"amount": (source, target, "4"), "target": (source, other, "3")}
+    with pytest.raises(IdempotencyKeyReused, match="idempotency key"):
         transfer_funds(*args[change], idempotency_key="reused")
     assert raw.scan() == before
 
@@ -446,7 +448,7 @@ def test_an_error_botocore_already_retried_is_not_retried_again_and_names_the_tr
     with pytest.raises(TransferOutcomeUnknown) as caught:
         transfer_funds(source, target, "1", idempotency_key="in-flight", retry=no_wait())
     assert len(seen) == 1
-    assert caught.value.transfer_id == transfer_id_for_key("in-flight")
+    assert caught.value.transfer_id == transfer_id_for_key("in-flight", source)
     assert caught.value.transfer_id in str(caught.value)
     assert isinstance(caught.value.__cause__, (TransactWriteError, ClientError, BotoCoreError))
 
@@ -462,13 +464,13 @@ def test_idempotent_parameter_mismatch_returns_the_stored_transfer_of_the_same_p
     assert raw.balance(source) == Decimal("8")
 
 
-def test_idempotent_parameter_mismatch_for_other_parameters_raises_already_exists(
+def test_idempotent_parameter_mismatch_for_other_parameters_raises_idempotency_key_reused(
     raw: RawTable, fail_transactions: Callable[..., list[dict[str, Any]]]
 ) -> None:
     source, target = raw.seed_account("10"), raw.seed_account("0")
     transfer_funds(source, target, "2", idempotency_key="window")
     fail_transactions("IdempotentParameterMismatchException")
-    with pytest.raises(AlreadyExists) as caught:
+    with pytest.raises(IdempotencyKeyReused) as caught:
         transfer_funds(source, target, "5", idempotency_key="window")
     assert isinstance(caught.value.__cause__, (TransactWriteError, ClientError, BotoCoreError))
     assert raw.balance(source) == Decimal("8")
@@ -515,11 +517,11 @@ def test_a_lost_response_says_call_again_and_calling_again_moves_no_more_money(
     source, target = raw.seed_account("10"), raw.seed_account("0")
     with pytest.raises(TransferOutcomeUnknown, match="same idempotency_key") as caught:
         transfer_funds(source, target, "4", idempotency_key="lost")
-    assert caught.value.transfer_id == transfer_id_for_key("lost")
+    assert caught.value.transfer_id == transfer_id_for_key("lost", source)
     assert isinstance(caught.value.__cause__, (TransactWriteError, ClientError, BotoCoreError))
 
     again = transfer_funds(source, target, "4", idempotency_key="lost")
-    assert again.transfer_id == transfer_id_for_key("lost")
+    assert again.transfer_id == transfer_id_for_key("lost", source)
     assert raw.balance(source) == Decimal("6")
     assert len(raw.transfers()) == 1
 

@@ -56,7 +56,7 @@ def test_other_entities_use_their_documented_keys_and_names(moto_table: Settings
     at = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
     Metric(device_id="d1", metric_name="temp", timestamp=at, value=Decimal("21.5")).save()
     assert raw_item(moto_table, "ACCOUNT#a1", "BALANCE")["Balance"] == {"N": "7.50"}
-    transfer = raw_item(moto_table, "TRANSACTION#" + transfer_id_for_key("t1"), "TRANSFER")
+    transfer = raw_item(moto_table, "TRANSACTION#" + transfer_id_for_key("t1", "a1"), "TRANSFER")
     assert (transfer["FromAccount"], transfer["ToAccount"]) == ({"S": "a1"}, {"S": "a2"})
     assert raw_item(moto_table, "PRODUCT#p1", "METADATA#p1")["Price"] == {"N": "19.99"}
     metric = raw_item(moto_table, "DEVICE#d1#2026-05-01", "METRIC#2026-05-01T10:00:00.000000Z#temp#-")

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from core.errors import ConfigurationError, DataLayerError, InvalidCursor, InvalidInput
+from core.errors import ConfigurationError, DataLayerError, InvalidCursor, InvalidInput, UnreadableItem
 from models import Order, OrderStatus, new_order_id
+from repositories import paging
 from repositories.paging import (
     MAX_CURSOR_LENGTH,
     SECRET_ENV,
@@ -419,3 +420,91 @@ def test_item_key_of_an_index_query_adds_the_index_key() -> None:
         "SK": {"S": "ORDER#01ARZ3NDEKTSV4RRFFQ69G5FAV"},
         "GSI1PK": {"S": "STATUS#SHIPPED"},
     }
+
+
+# --- unreadable items ------------------------------------------------------------------------------
+
+
+def _bad(name: str) -> UnreadableItem:
+    return UnreadableItem(("USER#u1", f"ORDER#{name}"), "Order", "Amount")
+
+
+class _Results:
+    """A stand-in for PynamoDB's ResultIterator: raises ``UnreadableItem`` for a bad entry and goes
+    on with the next one; it has no ``last_evaluated_key``, so pages resume at table keys."""
+
+    def __init__(self, entries: list[Order | UnreadableItem]) -> None:
+        self.entries = entries
+        self.position = 0
+
+    def __iter__(self) -> _Results:
+        return self
+
+    def __next__(self) -> Order:
+        if self.position == len(self.entries):
+            raise StopIteration
+        entry = self.entries[self.position]
+        self.position += 1
+        if isinstance(entry, UnreadableItem):
+            raise entry
+        return entry
+
+
+def _key(entry: Order | UnreadableItem) -> RawKey:
+    if isinstance(entry, UnreadableItem):
+        return {"PK": {"S": entry.keys[0]}, "SK": {"S": entry.keys[1]}}
+    return item_key(entry)
+
+
+def _pages(entries: list[Order | UnreadableItem], limit: int) -> list[Page[Order]]:
+    def run(start_key: RawKey | None, count: int) -> _Results:
+        position = 0 if start_key is None else [_key(e) for e in entries].index(start_key) + 1
+        return _Results(entries[position:])
+
+    pages = [paginate(run, binding=BINDING, limit=limit, cursor=None)]
+    while pages[-1].next_cursor is not None:
+        pages.append(paginate(run, binding=BINDING, limit=limit, cursor=pages[-1].next_cursor))
+    return pages
+
+
+def _shape(pages: list[Page[Order]], entries: list[Order | UnreadableItem]) -> list[tuple[Any, ...]]:
+    names = {id(e): i for i, e in enumerate(entries)}
+    return [([names[id(o)] for o in p.items], [k[1] for k in p.unreadable], p.has_more) for p in pages]
+
+
+def test_a_skipped_item_neither_shortens_a_page_nor_hides_what_follows(secret_env: bytes) -> None:
+    g = _orders(3)
+    entries: list[Order | UnreadableItem] = [g[0], _bad("b"), g[1], g[2]]
+    assert _shape(_pages(entries, 2), entries) == [([0, 2], ["ORDER#b"], True), ([3], [], False)]
+
+
+def test_items_skipped_after_a_full_page_are_its_own_and_its_cursor_passes_them(secret_env: bytes) -> None:
+    g = _orders(3)
+    entries: list[Order | UnreadableItem] = [g[0], g[1], _bad("b1"), _bad("b2"), g[2]]
+    pages = _pages(entries, 2)
+    assert _shape(pages, entries) == [([0, 1], ["ORDER#b1", "ORDER#b2"], True), ([4], [], False)]
+    assert pages[0].next_cursor is not None
+    assert decode_cursor(pages[0].next_cursor, BINDING, secret_env) == _key(entries[3])
+
+
+def test_items_skipped_at_the_end_are_listed_by_the_last_page(secret_env: bytes) -> None:
+    g = _orders(2)
+    entries: list[Order | UnreadableItem] = [g[0], g[1], _bad("b")]
+    assert _shape(_pages(entries, 2), entries) == [([0, 1], ["ORDER#b"], False)]
+    only_bad: list[Order | UnreadableItem] = [_bad("x"), _bad("y")]
+    assert _shape(_pages(only_bad, 2), only_bad) == [([], ["ORDER#x", "ORDER#y"], False)]
+
+
+def test_a_page_ends_after_max_unreadable_skipped_items(
+    secret_env: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paging, "MAX_UNREADABLE", 1)
+    g = _orders(2)
+    entries: list[Order | UnreadableItem] = [g[0], _bad("b1"), _bad("b2"), g[1]]
+    assert _shape(_pages(entries, 5), entries) == [([0], ["ORDER#b1"], True), ([3], ["ORDER#b2"], False)]
+
+
+def test_read_all_skips_unreadable_items_and_keeps_every_good_one() -> None:
+    g = _orders(3)
+    entries: list[Order | UnreadableItem] = [_bad("a"), g[0], g[1], _bad("b"), _bad("c"), g[2], _bad("d")]
+    assert paging.read_all(_Results(entries), "test") == g

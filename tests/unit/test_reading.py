@@ -13,6 +13,7 @@ from pynamodb.exceptions import AttributeDeserializationError, AttributeNullErro
 from pynamodb.models import Model
 
 from core.config import Settings
+from core.errors import UnreadableItem
 from models import ENTITIES, Order, TableModel, User, writes
 from repositories.accounts import open_account, transfer_funds
 from repositories.metrics import record_metric
@@ -79,14 +80,20 @@ def test_a_read_entity_remembers_its_watched_values_and_is_writable(moto_table: 
     assert set_order_status(read, "PAID").version == 2  # the rules read the remembered PENDING
 
 
-def test_a_stored_value_of_the_wrong_type_and_a_null_are_treated_as_pynamodb_does() -> None:
+def test_a_null_is_read_as_pynamodb_reads_it_and_a_wrong_type_is_an_unreadable_item() -> None:
     item = {"PK": {"S": "USER#u1"}, "SK": {"S": "PROFILE"}, "EntityType": {"S": "USER"},
             "UserId": {"S": "u1"}, "Email": {"S": "a@example.com"}, "Name": {"NULL": True}}
     assert User.from_raw_data(item).name is None
-    with pytest.raises(AttributeDeserializationError):
+    with pytest.raises(AttributeDeserializationError):  # what PynamoDB's own reading raises
+        _pynamodb_reads({**item, "Name": {"N": "1"}})
+    with pytest.raises(UnreadableItem) as wrong_type:
         User.from_raw_data({**item, "Name": {"N": "1"}})
-    with pytest.raises(ValueError, match="Cannot instantiate a Order"):
+    assert (wrong_type.value.keys, wrong_type.value.entity, wrong_type.value.attribute) == (
+        ("USER#u1", "PROFILE"), "User", "Name")
+    assert isinstance(wrong_type.value.__cause__, AttributeDeserializationError)
+    with pytest.raises(UnreadableItem, match="cannot be read as Order") as foreign:
         Order.from_raw_data(item)
+    assert foreign.value.attribute == "EntityType"
     with pytest.raises(ValueError, match="no data"):
         User.from_raw_data(None)  # type: ignore[arg-type]
 

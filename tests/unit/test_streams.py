@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, UnreadableItem
 from models import ENTITIES, Metric, Order, OrderStatus, Product, TableModel
 from repositories.streams import decode_stream_record, is_ttl_expiry
 
@@ -119,11 +119,14 @@ def test_what_is_not_a_stream_record_is_refused(bad: Record) -> None:
         decode_stream_record(bad)
 
 
-def test_an_image_that_does_not_fit_its_model_is_refused() -> None:
+def test_an_image_that_does_not_fit_its_model_is_an_unreadable_item_naming_its_keys() -> None:
     broken = record("INSERT", new=order())
     broken["dynamodb"]["NewImage"]["Status"] = {"S": "LOST"}
-    with pytest.raises(InvalidInput):
+    image = broken["dynamodb"]["NewImage"]
+    with pytest.raises(UnreadableItem) as caught:
         decode_stream_record(broken)
+    assert caught.value.keys == (image["PK"]["S"], image["SK"]["S"])
+    assert (caught.value.entity, caught.value.attribute) == ("Order", "Status")
 
 
 def test_is_ttl_expiry_tells_a_ttl_deletion_from_an_application_delete() -> None:
