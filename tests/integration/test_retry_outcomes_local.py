@@ -228,15 +228,36 @@ def test_a_user_update_that_landed_before_another_writer_is_reported_as_success(
     assert (stored.name, stored.version) == ("Someone else", user.version + 2)
 
 
+def _reprice_by_upsert() -> None:
+    products.put_product("lamp", "Lamp", Decimal("3"))
+
+
+def _reprice_by_replacing_save() -> None:
+    fresh = products.get_product("lamp")  # carries the token it read into its put
+    fresh.price = Decimal("3")
+    fresh.save()
+
+
+@pytest.mark.parametrize("another", [_reprice_by_upsert, _reprice_by_replacing_save], ids=["upsert", "save"])
 def test_an_upsert_that_landed_before_another_writer_is_not_applied_again(
+    settings: Settings, faults: Callable[..., Faults], another: Callable[[], None]
+) -> None:
+    products.put_product("lamp", "Lamp", Decimal("1"))
+    injector = faults("UpdateItem", times=1, meanwhile=another)
+    products.put_product("lamp", "Lamp", Decimal("2"))
+    assert injector.lost == 1
+    stored = Product.get("PRODUCT#lamp", "METADATA#lamp", consistent_read=True)
+    assert (stored.price, stored.version) == (Decimal("3"), 3)  # the later writer's price; ours once
+
+
+def test_a_replacing_save_that_landed_before_another_writer_is_reported_as_success(
     settings: Settings, faults: Callable[..., Faults]
 ) -> None:
     products.put_product("lamp", "Lamp", Decimal("1"))
-
-    def reprice() -> None:
-        products.put_product("lamp", "Lamp", Decimal("3"))
-
-    faults("UpdateItem", times=1, meanwhile=reprice)
-    products.put_product("lamp", "Lamp", Decimal("2"))
+    mine = products.get_product("lamp")
+    mine.name = "Desk lamp"
+    injector = faults("PutItem", times=1, meanwhile=_reprice_by_upsert)
+    mine.save()  # not ConflictError: this put was applied before the upsert
+    assert injector.lost == 1 and mine.version == 2
     stored = Product.get("PRODUCT#lamp", "METADATA#lamp", consistent_read=True)
-    assert (stored.price, stored.version) == (Decimal("3"), 3)  # the later writer's price; ours once
+    assert (stored.name, stored.price, stored.version) == ("Lamp", Decimal("3"), 3)

@@ -6,11 +6,16 @@
 2. processes: several worker processes writing at once, some SIGKILLed mid-write, and a backfill
    SIGKILLed mid-run and resumed; invariants checked after (``tests.reliability.processes``);
 3. hostile input: a catalogue of bad inputs to every public repository function; each must be
-   refused with a typed error and leave the table unchanged (``tests.reliability.hostile``).
+   refused with a typed error and leave the table unchanged (``tests.reliability.hostile``);
+4. attacks: writes that try to get around the declarations (update actions on every path,
+   composed transactions whose checks could be dropped, look-alike emails, unreadable items
+   among good ones, a retry after an unknown outcome); one row per attack, counting broken rules,
+   false outcomes and raw exceptions (``tests.reliability.attacks``).
 
 One in-memory DynamoDB Local on a free 127.0.0.1 port serves every phase; each phase has a table
 of its own. Prints one table at the end; exits 1 when any outcome was false, any invariant
-violated, or any bad input written or mishandled. Not part of ``make test``: pytest collects
+violated or rule broken, any bad input written or mishandled, any exception raw, or an attack not
+available. Not part of ``make test``: pytest collects
 ``test_*.py`` only, and none of these modules is named so.
 """
 
@@ -45,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="phase 2: concurrent worker processes")
     parser.add_argument("--worker-ops", type=int, default=150, help="phase 2: operations per worker")
     parser.add_argument("--kills", type=int, default=4, help="phase 2: workers SIGKILLed mid-write")
-    parser.add_argument("--phases", default="1,2,3", help="which phases to run, e.g. 1,3")
+    parser.add_argument("--attacks", type=int, default=240, help="phase 4: update actions drawn by the seed")
+    parser.add_argument("--phases", default="1,2,3,4", help="which phases to run, e.g. 1,3")
     args = parser.parse_args(argv)
     for name in (
         "AWS_ENDPOINT_URL",
@@ -63,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     with LocalDynamoDB() as server:
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = server.endpoint
         reload_settings()  # the data layer reads its settings once; they changed
-        phases: list[tuple[str, Callable[[], PhaseResult]]] = []
+        phases: list[tuple[str, Callable[[], PhaseResult | list[PhaseResult]]]] = []
         if "1" in wanted:
             from tests.reliability import faulted
 
@@ -76,11 +82,17 @@ def main(argv: list[str] | None = None) -> int:
             from tests.reliability import hostile
 
             phases.append(("3", lambda: hostile.run(args.seed)))
+        if "4" in wanted:
+            from tests.reliability import attacks
+
+            phases.append(("4", lambda: attacks.run(args.seed, args.attacks)))
         for name, phase in phases:
             print(f"reliability: phase {name} ...", flush=True)
-            result = phase()
-            print(f"reliability: phase {name} done in {result.seconds:.0f}s", flush=True)
-            results.append(result)
+            found = phase()
+            rows = found if isinstance(found, list) else [found]
+            seconds = sum(row.seconds for row in rows)
+            print(f"reliability: phase {name} done in {seconds:.0f}s", flush=True)
+            results.extend(rows)
     print(render(results, time.monotonic() - started))
     return 1 if any(result.failed for result in results) else 0
 

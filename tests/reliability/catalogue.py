@@ -23,6 +23,7 @@ from core.errors import (
     AlreadyExists,
     ConflictError,
     DataLayerError,
+    IdempotencyKeyReused,
     InsufficientFunds,
     InvalidCursor,
     InvalidInput,
@@ -424,13 +425,13 @@ def catalogue(f: Fixture) -> Iterator[Case]:
         "transfer_funds",
         "a used key for another amount",
         lambda: accounts.transfer_funds(src, dst, Decimal("2.00"), idempotency_key=f.used_key),
-        (AlreadyExists,),
+        (IdempotencyKeyReused,),
     )
     yield Case(
         "transfer_funds",
-        "a used key for other accounts",
-        lambda: accounts.transfer_funds(dst, src, one, idempotency_key=f.used_key),
-        (AlreadyExists,),
+        "a used key for another target",
+        lambda: accounts.transfer_funds(src, str(uuid.uuid4()), one, idempotency_key=f.used_key),
+        (IdempotencyKeyReused,),
     )
     yield Case("open_account", "taken id", lambda: accounts.open_account(account_id=src), (AlreadyExists,))
     yield Case("get_account", "unknown id", lambda: accounts.get_account(str(uuid.uuid4())), (NotFound,))

@@ -537,7 +537,7 @@ class FaultedWorkload:
         return self.transfer_op(source, target, amount, idempotency_key)
 
     def transfer_op(self, source: str, target: str, amount: Decimal, idempotency_key: str | None) -> Op:
-        known = None if idempotency_key is None else accounts.transfer_id_for_key(idempotency_key)
+        known = None if idempotency_key is None else accounts.transfer_id_for_key(idempotency_key, source)
         replay = known is not None and key(Transfer, transfer_id=known) in self.snapshot
 
         def effects(outcome: object) -> Effects:
@@ -559,6 +559,7 @@ class FaultedWorkload:
             again=None
             if idempotency_key is None
             else (lambda: self.transfer_op(source, target, amount, idempotency_key)),
+            requests=1 if idempotency_key is None else 2,  # a keyed transfer first reads for an old one
         )
 
     # --- metrics ---

@@ -150,7 +150,7 @@ class Worker:
         source, target = self.rng.sample(self.plan.accounts, 2)
         amount = Decimal(self.rng.randint(1, 4000)) / 100
         key = f"w{self.plan.index}-{n}-{uuid.uuid4().hex[:8]}"
-        record = model_key(Transfer, transfer_id=accounts.transfer_id_for_key(key))
+        record = model_key(Transfer, transfer_id=accounts.transfer_id_for_key(key, source))
 
         def state() -> str:
             item = get(record)
@@ -374,7 +374,7 @@ def _judge_logs(logs: Path, running: dict[int, Any], result: PhaseResult) -> lis
 
 
 def _again(source: str, target: str, amount: Decimal, key: str, before: dict[Any, Any]) -> Op:
-    transfer_id = accounts.transfer_id_for_key(key)
+    transfer_id = accounts.transfer_id_for_key(key, source)
     replay = model_key(Transfer, transfer_id=transfer_id) in before
     effects = {} if replay else transfer_effects(source, target, amount, transfer_id)
     return Op(

@@ -10,6 +10,8 @@ COLUMNS = (
     ("faults", "faults injected"),
     ("true", "outcomes true"),
     ("false", "outcomes false"),
+    ("broken", "broken rules"),
+    ("raw", "raw exceptions"),
     ("violations", "invariant violations"),
     ("refused", "bad inputs refused"),
     ("written", "bad inputs written"),
@@ -30,6 +32,9 @@ class PhaseResult:
     refused: int = 0
     written: int = 0
     mishandled: int = 0  # refused with the wrong error, accepted, or crashed (not a DataLayerError)
+    broken: int = 0  # phase 4: declared rules the stored data breaks after an attack
+    raw: int = 0  # phase 4: exceptions that are not a DataLayerError (PynamoDB's, botocore's, ...)
+    unavailable: str | None = None  # phase 4: what the attack needs and the code under test lacks
     seconds: float = 0.0
     findings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -49,13 +54,23 @@ class PhaseResult:
     @property
     def failed(self) -> bool:
         """Whether this phase makes the run fail."""
-        return bool(self.false or self.violations or self.written or self.mishandled)
+        return bool(
+            self.false or self.violations or self.written or self.mishandled or self.broken or self.raw
+            or self.unavailable
+        )
+
+    @property
+    def label(self) -> str:
+        """The row's name in the table (saying so when the attack could not run in full)."""
+        return self.phase if self.unavailable is None else f"{self.phase} (not available)"
 
 
 def render(results: list[PhaseResult], seconds: float) -> str:
     """The findings (capped per phase), then the table, with a total row."""
     lines: list[str] = []
     for result in results:
+        if result.unavailable is not None:
+            lines.append(f"[{result.phase}] NOT AVAILABLE: {result.unavailable}")
         for note in result.notes:
             lines.append(f"[{result.phase}] {note}")
         for finding in result.findings[:40]:
@@ -68,7 +83,8 @@ def render(results: list[PhaseResult], seconds: float) -> str:
             setattr(total, name, getattr(total, name) + getattr(result, name))
     rows = [[title for _, title in COLUMNS] + ["seconds"]]
     for result in [*results, total]:
-        rows.append([str(getattr(result, name)) for name, _ in COLUMNS] + [f"{result.seconds:.0f}"])
+        cells = [result.label] + [str(getattr(result, name)) for name, _ in COLUMNS[1:]]
+        rows.append(cells + [f"{result.seconds:.0f}"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
 
     def line(row: list[str]) -> str:

@@ -250,7 +250,8 @@ def test_a_transfer_id_is_scoped_to_its_source_account() -> None:
 def test_any_key_text_is_a_valid_key_part_and_a_bad_key_is_refused_before_sending(raw: RawTable) -> None:
     user = users.create_user("ada@example.com", "Ada", idempotency_key="a#b/c\u00e9 " * 20)
     assert user.user_id
-    for bad in ("", "   ", "k" * 256, 7, "a\x00b"):
+    bad_keys: tuple[Any, ...] = ("", "   ", "k" * 256, 7, "a\x00b")
+    for bad in bad_keys:
         with pytest.raises(InvalidInput):
             users.create_user("bo@example.com", "Bo", idempotency_key=bad)
     assert len(_of_type(raw, "USER")) == 1
