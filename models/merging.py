@@ -35,33 +35,30 @@ Failure = Callable[[dict[str, Any] | None], DataLayerError]
 
 
 def merge_steps(steps: list[Step], what: str) -> list[Step]:
-    """``steps`` with at most one operation per item, every check kept (see the module docstring)."""
+    """``steps`` with at most one operation per item, every check kept, in their order (the first
+    failed condition is the one reported): see the module docstring."""
     if len(steps) == 1:
         return steps
-    writes: dict[tuple[str, str], int] = {}
-    out: list[Step] = []
+    writes: dict[tuple[str, str], Step] = {}
     for step in steps:
-        if step.op == "check":
-            continue
-        if step.key in writes:
-            raise InvalidInput(f"{what}: two writes of one item in one transaction; DynamoDB allows one "
-                               "operation per item: compose one write per item")
-        writes[step.key] = len(out)
-        out.append(step)
-    checks: dict[tuple[str, str], int] = {}
-    for check in (step for step in steps if step.op == "check"):
-        at = writes.get(check.key)
-        if at is not None:
-            merged = _onto_write(out[at], check, what)
-            out[at] = merged
-            continue
-        at = checks.get(check.key)
-        if at is None:
-            checks[check.key] = len(out)
-            out.append(check)
-        elif out[at].kwargs != check.kwargs:
-            out[at] = _folded(out[at], check)
-    return out
+        if step.op != "check":
+            if step.key in writes:
+                raise InvalidInput(f"{what}: two writes of one item in one transaction; DynamoDB allows "
+                                   "one operation per item: compose one write per item")
+            writes[step.key] = step
+    merged: dict[tuple[str, str], Step] = dict(writes)
+    kept: list[Step] = []
+    for step in steps:
+        if step.op != "check":
+            kept.append(step)
+        elif step.key in writes:
+            merged[step.key] = _onto_write(merged[step.key], step, what)
+        elif step.key not in merged:
+            merged[step.key] = step
+            kept.append(step)
+        elif merged[step.key].kwargs != step.kwargs:
+            merged[step.key] = _folded(merged[step.key], step)
+    return [merged[step.key] for step in kept]
 
 
 def _onto_write(write: Step, check: Step, what: str) -> Step:

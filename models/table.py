@@ -431,14 +431,11 @@ class TableModel(Model):
 
         ``UnreadableItem`` when the item does not build into this entity (as ``from_raw_data``).
         """
-        try:
-            super().deserialize(attribute_values)
-            version = attribute_values.get(TableModel.version.attr_name)
-            if version and NULL not in version:
-                _read_version(version.get(TableModel.version.attr_type))
-            self.remember_stored_values()
-        except _UNREADABLE as exc:
-            raise type(self)._unreadable(attribute_values) from exc
+        # Built apart first (``_instantiate``): an unreadable item leaves this entity as it was.
+        fresh = type(self)._instantiate(attribute_values)
+        self.attribute_values = fresh.attribute_values
+        self.__dict__.pop("_derived_keys", None)
+        self.remember_stored_values()
 
     # --- keys ---
 

@@ -26,9 +26,10 @@ class RetiredUserId(TableModel, discriminator="USER_RETIRED"):
 class User(TableModel, discriminator="USER"):
     """A user's profile (``USER#{user_id}`` / ``PROFILE``).
 
-    Rules: the email is stored in its canonical form (``core.emails``) and is unique (an ``EmailClaim`` moves with it in the
-    same transaction); deleting a user retires its id (``RetiredUserId``), so a later user can
-    never take the id over, nor the orders still filed under it.
+    Rules: the email is stored in its canonical form (``core.emails``) and is unique (an
+    ``EmailClaim`` moves with it in the same transaction); deleting a user retires its id
+    (``RetiredUserId``), so a later user can never take the id over, nor the orders still filed
+    under it.
     """
 
     keys = EntityKeys(pk="USER#{user_id}", sk="PROFILE")

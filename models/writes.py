@@ -56,6 +56,7 @@ from core.errors import (
     IdempotencyKeyReused,
     InvalidInput,
     RetriesExhausted,
+    UnreadableItem,
     WriteOutcomeUnknown,
 )
 from core.retry import RetryPolicy, retried_by_botocore
@@ -219,8 +220,8 @@ def put_kwargs(entity: TableModel, condition: Condition | None, *,
     """The low-level ``PutItem`` of ``entity`` (keys and timestamps filled, version handled): what
     PynamoDB's ``_get_save_args`` and ``get_operation_kwargs`` build, in one pass."""
     if condition is not None and not isinstance(condition, Condition):
-        raise ValueError("'condition' must be an instance of Condition")
-    item = entity.serialize(null_check=True)
+        raise InvalidInput("'condition' must be an instance of Condition")
+    item = serialized(entity)
     version = entity._handle_version_attribute(attributes=item)
     if add_version_condition and version is not None:
         condition = version if condition is None else condition & version
@@ -228,6 +229,21 @@ def put_kwargs(entity: TableModel, condition: Condition | None, *,
     if condition is not None:
         low.update(condition_kwargs(condition))
     return low
+
+
+def serialized(entity: TableModel) -> dict[str, Any]:
+    """``entity`` as the item a write stores; ``InvalidInput`` when a value breaks a rule or a
+    required one is missing. For an entity read from the table the error names the item: a stored
+    value it cannot write back (written by hand, or by another service) must be repaired first."""
+    try:
+        return entity.serialize(null_check=True)
+    except (InvalidInput, ValueError, TypeError) as exc:  # AttributeNullError is a ValueError
+        if entity.version is None and isinstance(exc, InvalidInput):
+            raise
+        where = ""
+        if entity.version is not None:
+            where = f" (the stored {type(entity).__name__} at PK={entity.pk!r}, SK={entity.sk!r})"
+        raise InvalidInput(f"{type(entity).__name__} cannot be written: {exc}{where}") from exc
 
 
 def condition_kwargs(condition: Condition) -> dict[str, Any]:
@@ -330,9 +346,9 @@ def plan_upsert(entity: TableModel) -> Plan:
     for rule in model.rules:
         if not rule.blind_put:
             raise InvalidInput(f"{model.__name__} cannot be replaced blindly; use {rule.instead}")
-    check_item_size(entity.serialize(), f"{model.__name__} upsert")  # the item it replaces
+    check_item_size(serialized(entity), f"{model.__name__} upsert")  # the item it replaces
     now = model.now()
-    skip = {"pk", "sk", "version", "created_at", "updated_at", "write_token"}
+    skip = {"pk", "sk", "version", "created_at", "updated_at", "write_token", "prior_write_token"}
     actions: list[Action] = [model.entity_type.set(model)]
     for name, attribute in model.get_attributes().items():
         if name not in skip and name != "entity_type":
@@ -579,20 +595,34 @@ def _written(plan: Plan, response: dict[str, Any] | None) -> None:
     if plan.kind == "put":
         entity.__dict__.pop("_token_read", None)  # the stored version is now this write's
         entity.update_local_version_attribute()  # type: ignore[no-untyped-call]
-    elif plan.kind == "update":
-        if response is not None and "Attributes" in response:
-            entity.deserialize(response["Attributes"])
-        else:  # a transaction, or a write another one followed ("Superseded"): as this write left it
-            for name, value in plan.changes.items():
-                setattr(entity, name, value)
-            entity.prior_write_token, entity.write_token = entity.write_token, plan.token
-            entity.update_local_version_attribute()  # type: ignore[no-untyped-call]
+    elif plan.kind == "update" and not _loaded(entity, response):
+        # a transaction, or a write another one followed ("Superseded"): as this write left it
+        for name, value in plan.changes.items():
+            setattr(entity, name, value)
+        entity.prior_write_token, entity.write_token = entity.write_token, plan.token
+        entity.update_local_version_attribute()  # type: ignore[no-untyped-call]
+        if plan.unknown and response is not None:
+            # values DynamoDB computed are not known here: the copy stays a version behind, so a
+            # write from it is a ConflictError rather than a write of values it never saw
+            entity.version = (entity.version or 1) - 1
     for effect in plan.after:
         effect()
     if plan.kind == "delete":
         entity.forget_stored_values()
     else:
         entity.remember_stored_values()
+
+
+def _loaded(entity: TableModel, response: dict[str, Any] | None) -> bool:
+    """Load the item an update returned (``ALL_NEW``) into ``entity``; False when there is none, or
+    when it holds a value the entity cannot read (the update was applied all the same)."""
+    if response is None or "Attributes" not in response:
+        return False
+    try:
+        entity.deserialize(response["Attributes"])
+    except UnreadableItem:
+        return False
+    return True
 
 
 # --- composed transactions -----------------------------------------------------------------------

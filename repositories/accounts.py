@@ -14,9 +14,9 @@ is answered by DynamoDB itself (``IdempotentParameterMismatch``, since the times
 after it, the record's ``attribute_not_exists`` condition fails. Either way the first ``Transfer``
 is returned and no money moves a second time, or ``IdempotencyKeyReused`` is raised when the key
 was used for another transfer from the same account. Another account's use of the same key is
-independent. Keys were once global (``transfer_id_for_key(key)``, no source): a transfer stored so
-for the same source is looked up first and still recognised as the first result, so upgrading
-never moves money twice.
+independent. Keys were once global (``transfer_id_for_key(key)``, no source): the transaction also
+checks that no transfer from the same source is stored under that id, and one that is is returned
+as the first result, so upgrading never moves money twice.
 
 ``open_account(idempotency_key=)`` is scoped to the function: the account id is derived from the
 key, and the key's ``IdempotencyRecord`` holds the arguments for 7 days (``models.idempotency``).
@@ -147,16 +147,30 @@ def transfer_funds(
     plan = writes.plan_put(transfer)  # built once: every attempt is the same request, same token
     plan.token = transfer_id
     if key is not None:  # a transfer of this key and account from when keys were global comes first
-        earlier = query.find_one(Transfer, transfer_id=transfer_id_for_key(key))
-        if earlier is not None and earlier.from_account == source:
-            return _replay(transfer, earlier, None)
+        plan.companions.insert(0, _no_global_transfer(transfer_id_for_key(key), source))
     try:
         writes.execute(lambda: plan, what="transfer_funds", retry=retry or CONTENTION_RETRY)
-    except AlreadyExists as exc:  # this transfer id was written before (or its token used)
-        return _replay(transfer, query.find_one(Transfer, transfer_id=transfer_id), exc.__cause__ or exc)
+    except AlreadyExists as exc:  # this transfer id (or the global one) was written before
+        stored = query.find_one(Transfer, transfer_id=transfer_id)
+        if stored is None and key is not None:
+            earlier = query.find_one(Transfer, transfer_id=transfer_id_for_key(key))
+            stored = earlier if earlier is not None and earlier.from_account == source else None
+        return _replay(transfer, stored, exc.__cause__ or exc)
     except WriteOutcomeUnknown as exc:
         raise _outcome_unknown(transfer, exc) from exc.__cause__
     return transfer
+
+
+def _no_global_transfer(global_id: str, source: str) -> writes.Step:
+    """A ConditionCheck, in the transfer's own transaction, that no transfer from ``source`` was
+    stored under the key's global id (from when keys were not scoped); another account's global
+    transfer does not stand in the way."""
+    legacy = Transfer(transfer_id=global_id)
+    legacy.fill_keys()
+    condition = Transfer.pk.does_not_exist() | (Transfer.from_account != source)
+    kwargs = Transfer._get_connection().get_operation_kwargs(legacy.pk, range_key=legacy.sk,
+                                                             condition=condition)
+    return writes.Step("check", kwargs, lambda _: AlreadyExists("a transfer of this key was stored before"))
 
 
 def _outcome_unknown(transfer: Transfer, cause: WriteOutcomeUnknown) -> TransferOutcomeUnknown:

@@ -1,6 +1,6 @@
 """Users: create, read, update and delete; what ``User`` declares is kept by its own writes.
 
-``User`` declares a unique, lower-cased email (an ``EmailClaim`` put, moved and freed in the same
+``User`` declares a unique email in its canonical form (``core.emails``) (an ``EmailClaim`` put, moved and freed in the same
 transaction as the user) and that deleting a user retires its id. ``models.writes`` keeps both on
 every path, so these functions validate their input and say which write they mean. Updates and
 deletes are optimistic: they hold only if the ``User`` passed in is still the stored version and

@@ -22,9 +22,10 @@
 Every call is an attempt. Its outcome is true or false (a success reported for something not
 written, an error reported for something written, a refusal of what the rules allow, a wrong
 answer) or a raw exception (anything that is not a ``DataLayerError``; counted there only). After
-each, a raw scan is checked against the declarations (``tests.reliability.declared``); each rule
-the table breaks is a broken rule, and the table is then put back as it was, so the next attempt
-starts from a table that keeps them. One row per attack; an attack the code under test lacks an
+each, a raw scan is checked against the declarations (``tests.reliability.declared``): an attempt
+after which the table breaks one or more rules counts once under broken rules (the findings list
+every rule), and the table is then put back as it was, so the next attempt starts from a table
+that keeps them. One row per attack; an attack the code under test lacks an
 API for says "not available" and fails the phase, as any broken rule, false outcome or raw
 exception does.
 """
@@ -37,6 +38,7 @@ import inspect
 import random
 import signal
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -68,12 +70,23 @@ from models import (
     transaction,
 )
 from repositories import accounts, metrics, orders, products, users
-from tests.reliability.declared import Declared
+from tests.reliability.declared import Declared, same
 from tests.reliability.faults import FaultInjector
 from tests.reliability.forged import DELETES, FIXED, PATHS, UNDELETABLE, Fixture, Forged, random_forged
 from tests.reliability.outcomes import describe, summarise
 from tests.reliability.report import PhaseResult
-from tests.reliability.table import Diff, Item, Key, Snapshot, diff, fresh_table, key_of, raw_client, scan, version
+from tests.reliability.table import (
+    Diff,
+    Item,
+    Key,
+    Snapshot,
+    diff,
+    fresh_table,
+    key_of,
+    raw_client,
+    scan,
+    version,
+)
 
 TIMEOUT_SECONDS = 20
 ATTEMPTS = 3  # botocore's attempts of one request with DYNAMODB_MAX_RETRY_ATTEMPTS=2 (the runner sets it)
@@ -130,7 +143,10 @@ class Harness:
             result.raw += 1
             result.finding(f"RAW EXCEPTION: {label}: {_told(outcome)}; the table shows {describe(outcome.changes)}")
         else:
-            problem = judge(outcome)
+            try:
+                problem = judge(outcome)
+            except Exception as exc:  # what it returned is not what the API documents
+                problem = f"{_told(outcome)}, which cannot be judged: {summarise(exc)}{_where(exc)}"
             if problem is None:
                 result.true += 1
             else:
@@ -138,9 +154,12 @@ class Harness:
                 result.finding(f"FALSE OUTCOME: {label}: {problem}")
         if learn is not None:
             learn(outcome)
-        broken = self.declared.check(outcome.after, before)
+        try:
+            broken = self.declared.check(outcome.after, before)
+        except Exception as exc:
+            broken = [f"the table cannot be checked: {summarise(exc)}{_where(exc)}"]
         if broken:
-            result.broken += len(broken)
+            result.broken += 1
             for line in broken:
                 result.finding(f"BROKEN RULE: {label} ({_told(outcome)}): {line}")
             self.restore(before, outcome.after, result)
@@ -157,8 +176,11 @@ class Harness:
             else:
                 client.put_item(TableName=table, Item=old)
         self.refresh()
-        if diff(before, self.snapshot):
-            result.notes.append(f"the table could not be put back: {describe(diff(before, self.snapshot))}")
+        for key, (old, new) in diff(before, self.snapshot).items():
+            names = sorted(n for n in {*(old or {}), *(new or {})} if not same((old or {}).get(n), (new or {}).get(n)))
+            if names or old is None or new is None:  # DynamoDB Local may write 3.10 back as 3.1
+                shown = {n: ((old or {}).get(n), (new or {}).get(n)) for n in names}
+                result.notes.append(f"the item {key} could not be put back as it was: {shown}"[:400])
 
     def stored(self, model: type[TableModel], pick: Callable[[TableModel], bool] = lambda _: True
                ) -> list[TableModel]:
@@ -188,6 +210,12 @@ def _call(call: Callable[[], Any]) -> Outcome:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _where(exc: BaseException) -> str:
+    """Where ``exc`` was raised (any file: the attack's own code included)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f" (raised at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
 
 
 def _told(outcome: Outcome) -> str:
@@ -279,7 +307,7 @@ def bypass(h: Harness, result: PhaseResult, rng: random.Random, count: int) -> N
         for name, delete in DELETES.items():
             for entity in h.stored(model)[:1]:
                 label = f"{name} of {model.__name__} {entity.pk}|{entity.sk}"
-                h.run(result, label, lambda e=entity, d=delete: d(e),  # type: ignore[misc]
+                h.run(result, label, lambda e=entity, d=delete: d(e),
                       _refused_or_kept(), None)
     _pynamodb_writes(h, result, fixture)
     models = [m for m in (User, EmailClaim, RetiredUserId, Order, Account, Transfer, Metric, MetricAggregate,
@@ -331,14 +359,15 @@ def _forge(h: Harness, result: PhaseResult, forged: Forged, path_name: str,
         actions = forged.actions(fixture)
     except DataLayerError as exc:  # the attribute's own rule refused the value as the action was built
         built["refused while built"] += 1
-        h.run(result, label, lambda e=exc: _raise(e), _refused_or_kept())  # type: ignore[misc]
+        h.run(result, label, lambda e=exc: _raise(e), _refused_or_kept())
         return
     except Exception:  # PynamoDB cannot build it at all: nothing to send
         built["not buildable"] += 1
         return
     names = () if path_name == "TransactWrite" else _names(actions, forged.model)
-    h.run(result, label, lambda: path(entity, actions),
-          _refused_or_kept((entity.pk, entity.sk), entity, names))
+    outcome = h.run(result, label, lambda: path(entity, actions),
+                    _refused_or_kept((entity.pk, entity.sk), entity, names))
+    built["accepted" if outcome.error is None else "refused"] += 1
 
 
 def _raise(exc: BaseException) -> None:
@@ -501,16 +530,16 @@ def look_alikes(h: Harness, result: PhaseResult, rng: random.Random) -> None:
             tag = f"{rng.randrange(16**6):06x}"
             first, second = first.format(t=tag), second.format(t=tag)
             made = h.run(result, f"create_user({first!r}) [{what}]",
-                         lambda e=first: users.create_user(e, "First"),  # type: ignore[misc]
+                         lambda e=first: users.create_user(e, "First"),
                          _created_or_refused())
             h.run(result, f"create_user({second!r}) after {first!r} [{what}]",
-                  lambda e=second: users.create_user(e, "Second"),  # type: ignore[misc]
+                  lambda e=second: users.create_user(e, "Second"),
                   _expect_refusal_or_written((AlreadyExists, InvalidInput)))
             if made.error is None:
                 someone = users.create_user(f"z{uuid.uuid4().hex[:10]}@example.com", "Third")
                 h.refresh()
                 h.run(result, f"update_user(email={second!r}) while {first!r} is taken [{what}]",
-                      lambda u=someone, e=second: users.update_user(u, email=e),  # type: ignore[misc]
+                      lambda u=someone, e=second: users.update_user(u, email=e),
                       _expect_refusal_or_written((AlreadyExists, InvalidInput)))
     result.notes.append(f"{len(LOOK_ALIKES)} pairs, each way round, by create_user and update_user")
 
@@ -583,7 +612,7 @@ def poisoned(h: Harness, result: PhaseResult) -> None:
         good_keys = {(o.pk, o.sk) for o in good}
         for newest_first in (True, False):
             h.run(result, f"get_user_orders(limit=2, newest_first={newest_first}) to the end",
-                  lambda nf=newest_first: _all_pages(  # type: ignore[misc]
+                  lambda nf=newest_first: _all_pages(
                       lambda c: orders.get_user_orders(user.user_id, limit=2, cursor=c, newest_first=nf)),
                   _listed(good_keys, set(bad), whole=True))
         h.run(result, "orders_by_status(PENDING, limit=2) to the end",
@@ -591,13 +620,13 @@ def poisoned(h: Harness, result: PhaseResult) -> None:
               _listed(good_keys, set(bad), whole=False))
         for order in good:
             h.run(result, f"get_order(good {order.order_id})",
-                  lambda o=order: orders.get_order(o.user_id, o.order_id),  # type: ignore[misc]
+                  lambda o=order: orders.get_order(o.user_id, o.order_id),
                   _got(order))
         wanted = (unreadable_error,) if unreadable_error is not None else (DataLayerError,)
         for key, what in bad.items():
             order_id = key[1].removeprefix("ORDER#")
             h.run(result, f"get_order(poisoned: {what})",
-                  lambda i=order_id: orders.get_order(user.user_id, i),  # type: ignore[misc]
+                  lambda i=order_id: orders.get_order(user.user_id, i),
                   _expect_refusal(f"the stored order is unreadable ({what})", wanted))
     finally:
         for key in bad:
@@ -754,6 +783,7 @@ def _retry(h: Harness, result: PhaseResult, injector: FaultInjector, creator: _C
     landed = _created(start, h.snapshot, creator.main)  # as the table is now (put back if a rule broke)
     resolved: Key | None = None
     told = "success" if first.error is None else type(first.error).__name__
+    written = "written" if landed else "not written"
     if isinstance(first.error, WriteOutcomeUnknown) and resolvable:
         error = first.error
         outcome = h.run(result, f"{creator.name}: resolve() after {kind} answers", error.resolve,
@@ -762,7 +792,7 @@ def _retry(h: Harness, result: PhaseResult, injector: FaultInjector, creator: _C
             resolved = (outcome.value.pk, outcome.value.sk)
     h.run(result, f"{creator.name}: called again with the same idempotency_key after {told}",
           lambda: creator.call(key), _again(creator, start, first.value, resolved), learn)
-    return f"{kind} -> {told}"
+    return f"{kind} -> {told} ({written})"
 
 
 def _created(start: Snapshot, after: Snapshot, entity_type: str) -> list[Key]:
@@ -850,7 +880,7 @@ def _exactly(creator: _Creator, start: Snapshot, after: Snapshot) -> str | None:
 ATTACKS = ("bypass", "dropped checks", "look-alikes", "poisoned item", "retry-after-unknown")
 
 
-def run(seed: int, random_actions: int = 240, rounds: int = 2) -> list[PhaseResult]:
+def run(seed: int, random_actions: int = 600, rounds: int = 2) -> list[PhaseResult]:
     """Phase 4, on a table of its own: one ``PhaseResult`` per attack."""
     fresh_table("rel-attacks")
     rng = random.Random(seed)
@@ -871,7 +901,8 @@ def run(seed: int, random_actions: int = 240, rounds: int = 2) -> list[PhaseResu
             try:
                 steps[name](result)
             except Exception as exc:  # the attack itself could not go on: say so, go on with the next
-                result.unavailable = f"the attack stopped: {summarise(exc)}"
+                result.unavailable = f"the attack stopped: {summarise(exc)}{_where(exc)}"
+                h.refresh()
             result.seconds = time.monotonic() - started
             results.append(result)
     return results

@@ -37,6 +37,7 @@ from models import (
     transaction,
 )
 
+
 def own_update(entity: TableModel, actions: list[Action]) -> Any:
     """``entity.update(actions)``."""
     return entity.update(actions)
@@ -184,6 +185,10 @@ FIXED: list[Forged] = [
     A('User.email.set(Value({"S": "Mixed.Case@Example.COM"}))', User,
       lambda f: [User.email.set(_s("Mixed.Case@Example.COM"))], _the_user),
     A('User.name.set(Value({"S": "a\\u202eb"}))', User, lambda f: [User.name.set(_s("a\u202eb"))], _the_user),
+    A('User.name.set(Value({"S": "  Ada  "}))', User, lambda f: [User.name.set(_s("  Ada  "))], _the_user),
+    A('Product.name.set(Value({"S": "  Lamp  "}))', Product, lambda f: [Product.name.set(_s("  Lamp  "))]),
+    A('Order.status.set(Value({"S": "paid"}))', Order, lambda f: [Order.status.set(_s("paid"))], _the_order),
+    A('Order.amount.set(Value({"N": "12.340"}))', Order, lambda f: [Order.amount.set(_n("12.340"))], _the_order),
     A('Product.name.set(Value({"S": 2000 chars}))', Product, lambda f: [Product.name.set(_s("x" * 2000))]),
     A("Product.attributes['n'].set(Value({'N': '1E+200'}))", Product,
       lambda f: [Path(Product.attributes)["n"].set(_n("1E+200"))]),
@@ -227,7 +232,7 @@ UNDELETABLE: tuple[type[TableModel], ...] = (Account, Transfer, EmailClaim, Metr
 # --- the generator ---------------------------------------------------------------------------------
 
 _NUMBERS = ("-5", "0", "1", "12.34", "-1000", "1000000", "1E+200", "0.001", "1E-140", "9" * 39, "-0.01")
-_STRINGS = ("x", "", " ", "a#b", "a\u202eb", "a\x00b", "x" * 2000, "STATUS#DELIVERED", "USER#x", "PAID",
+_STRINGS = ("x", "", " ", "  padded  ", "a#b", "a\u202eb", "a\x00b", "x" * 2000, "STATUS#DELIVERED", "USER#x", "PAID",
             "LOST", "DELIVERED", "2025-06-01T12:00:00.000000Z", "not a date", "Upper@Example.COM",
             "r@example.com")
 _OTHER_TYPES: tuple[dict[str, Any], ...] = (

@@ -239,12 +239,14 @@ def test_transfer_is_one_transact_write_items_with_three_conditioned_actions(
 ) -> None:
     source, target = raw.seed_account("10"), raw.seed_account("0")
     transfer = transfer_funds(source, target, "1", idempotency_key="order-17")
-    # A keyed transfer first looks for one stored when keys were global (transfer_id_for_key(key)).
-    assert [operation for operation, _ in sent] == ["GetItem", "TransactWriteItems"]
-    request = sent[1][1]
+    # A keyed transfer also checks that none was stored when keys were global (transfer_id_for_key(key)).
+    assert [operation for operation, _ in sent] == ["TransactWriteItems"]
+    request = sent[0][1]
     assert request["ClientRequestToken"] == transfer.transfer_id == transfer_id_for_key("order-17", source)
     assert len(request["ClientRequestToken"]) <= 36
-    put, *balances = request["TransactItems"]
+    put, legacy, *balances = request["TransactItems"]
+    assert legacy["ConditionCheck"]["Key"]["PK"] == {"S": f"TRANSACTION#{transfer_id_for_key('order-17')}"}
+    assert "attribute_not_exists" in legacy["ConditionCheck"]["ConditionExpression"]
     debit, credit = sorted(balances, key=lambda action: " + " in action["Update"]["UpdateExpression"])
     assert "attribute_not_exists" in put["Put"]["ConditionExpression"]
     assert "attribute_exists" in debit["Update"]["ConditionExpression"]
