@@ -9,12 +9,12 @@
     POST /orders/{user_id}/{order_id}/status  {"status": "PAID"}         -> 200 the order
 
 Errors of the tree become status codes: ``InvalidInput`` 400, ``NotFound`` 404, ``AlreadyExists``
-and ``ConflictError`` 409, ``WriteOutcomeUnknown`` 503 (the body says what to retry), anything else
-500 with no detail. ``on_stream`` decodes a DynamoDB Streams batch into typed ``(old, new)``
-entities and reports the records it could not handle, so Lambda retries only those (partial batch
-responses, ``ReportBatchItemFailures``). Configuration is the environment (``TABLE_NAME``,
-``DATALAYER_CURSOR_SECRET``); the AWS region and credentials come from Lambda itself.
-"""
+and ``ConflictError`` 409, ``IdempotencyKeyReused`` 422, ``WriteOutcomeUnknown`` 503 (the body says
+what to retry), anything else 500 with no detail. ``on_stream`` decodes a DynamoDB Streams batch
+into typed ``(old, new)`` entities and reports the records it could not handle, so Lambda retries
+only those (partial batch responses, ``ReportBatchItemFailures``). Configuration is the environment
+(``TABLE_NAME``, ``DATALAYER_CURSOR_SECRET``); the AWS region and credentials come from Lambda
+itself. """
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from core.errors import (
     AlreadyExists,
     ConflictError,
     DataLayerError,
+    IdempotencyKeyReused,
     InvalidInput,
     NotFound,
     WriteOutcomeUnknown,
@@ -38,7 +39,7 @@ Response = dict[str, Any]
 ChangeHandler = Callable[[str, TableModel | None, TableModel | None], None]
 
 _STATUS = ((InvalidInput, 400), (NotFound, 404), (AlreadyExists, 409), (ConflictError, 409),
-           (WriteOutcomeUnknown, 503))
+           (IdempotencyKeyReused, 422), (WriteOutcomeUnknown, 503))
 
 
 def _create_user(path: dict[str, str], query: dict[str, str], body: dict[str, Any]) -> Response:

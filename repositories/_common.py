@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from core.errors import InvalidInput, InvalidKey
+from core.retry import RetryPolicy
 from models.attributes import check_text
 from models.keys import MAX_PARTITION_KEY_BYTES, KeyTemplate
 
@@ -63,3 +64,12 @@ def aware_utc(value: Any, what: str) -> datetime:
         return value.astimezone(UTC)
     except OverflowError as exc:  # an aware datetime.min or .max that UTC cannot hold
         raise InvalidInput(f"{what} is out of range in UTC") from exc
+
+
+def retry_policy(retry: Any, default: RetryPolicy) -> RetryPolicy:
+    """``retry``, or ``default`` for ``None``; ``InvalidInput`` for anything but a ``RetryPolicy``."""
+    if retry is None:
+        return default
+    if not isinstance(retry, RetryPolicy):
+        raise InvalidInput(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
+    return retry

@@ -48,7 +48,7 @@ from models.attributes import to_money
 from models.idempotency import IdempotencyKey, check_key
 from models.transfer import Transfer
 from repositories import query
-from repositories._common import key_part
+from repositories._common import key_part, retry_policy
 
 __all__ = [
     "get_account",
@@ -139,6 +139,7 @@ def transfer_funds(
     source = key_part(from_account_id, "from_account_id")
     target = key_part(to_account_id, "to_account_id")
     value = to_money(amount, "amount", positive=True)
+    policy = retry_policy(retry, CONTENTION_RETRY)
     key = None if idempotency_key is None else _require_idempotency_key(idempotency_key)
     transfer_id = transfer_id_for_key(key, source) if key is not None else str(uuid.uuid4())
     transfer = Transfer(
@@ -149,7 +150,7 @@ def transfer_funds(
     if key is not None:  # a transfer of this key and account from when keys were global comes first
         plan.companions.insert(0, _no_global_transfer(transfer_id_for_key(key), source))
     try:
-        writes.execute(lambda: plan, what="transfer_funds", retry=retry or CONTENTION_RETRY)
+        writes.execute(lambda: plan, what="transfer_funds", retry=policy)
     except AlreadyExists as exc:  # this transfer id (or the global one) was written before
         stored = query.find_one(Transfer, transfer_id=transfer_id)
         if stored is None and key is not None:

@@ -83,7 +83,7 @@ from models.keys import KeyTemplate
 from models.product import Product
 from models.table import PK, SK, TableModel
 from repositories import cache
-from repositories._common import require_iterable
+from repositories._common import require_iterable, retry_policy
 from repositories.paging import read_all
 
 __all__ = ["MAX_ITEM_BYTES", "RetryPolicy", "batch_get", "batch_write", "item_size"]
@@ -253,11 +253,7 @@ def _check_flag(value: Any, what: str) -> None:
 
 
 def _policy(retry: Any) -> RetryPolicy:
-    if retry is None:
-        return DEFAULT_RETRY
-    if not isinstance(retry, RetryPolicy):
-        raise InvalidInput(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
-    return retry
+    return retry_policy(retry, DEFAULT_RETRY)
 
 
 def _client() -> Any:

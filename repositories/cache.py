@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.config import cache_ttl_seconds
+from core.errors import InvalidInput
 
 if TYPE_CHECKING:  # cachetools is imported when the cache is switched on
     from cachetools import TTLCache
@@ -33,6 +34,12 @@ def configure(*, ttl_seconds: float | None, maxsize: int = 10_000) -> None:
     """Enable the cache with this TTL, or disable it with ``ttl_seconds=None`` (clears it)."""
     global _cache, _configured_from_env
     from cachetools import TTLCache
+
+    if ttl_seconds is not None and (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float))
+                                    or not ttl_seconds >= 0):
+        raise InvalidInput("ttl_seconds must be a number of seconds >= 0, or None")
+    if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+        raise InvalidInput("maxsize must be an int >= 1")
 
     with _lock:
         _configured_from_env = True

@@ -39,7 +39,7 @@ from models.metric_aggregate import MetricAggregate, hour_of
 from models.queries import Query
 from models.table import TableModel, utcnow
 from repositories import query
-from repositories._common import aware_utc, key_part
+from repositories._common import aware_utc, key_part, retry_policy
 
 T = TypeVar("T", bound=TableModel)
 
@@ -72,6 +72,7 @@ def record_metric(
     """
     device_id, name = key_part(device_id, "device_id"), key_part(name, "name")
     number = _number(value)
+    policy = retry_policy(retry, writes.CONTENTION_RETRY)
     given = None if at is None else aware_utc(at, "at")
     when = utcnow() if given is None else given
     if when > datetime.max.replace(tzinfo=UTC) - RETENTION - timedelta(hours=1):
@@ -83,7 +84,7 @@ def record_metric(
     key = IdempotencyKey.of("record_metric", idempotency_key, owner=device_id, arguments=arguments)
     try:
         first = idempotency.execute(lambda: writes.plan_put(point), key, Metric, what="record_metric",
-                                    retry=retry)
+                                    retry=policy)
     except ConflictError as exc:
         message = "concurrent writers kept winning; the reading was not recorded"
         raise RetriesExhausted(message, [point]) from exc

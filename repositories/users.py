@@ -1,12 +1,12 @@
 """Users: create, read, update and delete; what ``User`` declares is kept by its own writes.
 
-``User`` declares a unique email in its canonical form (``core.emails``) (an ``EmailClaim`` put, moved and freed in the same
-transaction as the user) and that deleting a user retires its id. ``models.writes`` keeps both on
-every path, so these functions validate their input and say which write they mean. Updates and
-deletes are optimistic: they hold only if the ``User`` passed in is still the stored version and
-its email the stored email, else ``ConflictError``. ``get_user`` reads through
-``repositories.cache`` (off unless configured) with a strongly consistent loader; every write here
-invalidates the user's entry.
+``User`` declares a unique email in its canonical form (``core.emails``; an ``EmailClaim`` put,
+moved and freed in the same transaction as the user) and that deleting a user retires its id.
+``models.writes`` keeps both on every path, so these functions validate their input and say which
+write they mean. Updates and deletes are optimistic: they hold only if the ``User`` passed in is
+still the stored version and its email the stored email, else ``ConflictError``. ``get_user`` reads
+through ``repositories.cache`` (off unless configured) with a strongly consistent loader; every
+write here invalidates the user's entry.
 
 ``create_user(..., idempotency_key=)``: the same key with the same arguments returns the first
 user and writes nothing (also after ``WriteOutcomeUnknown``), other arguments raise

@@ -141,7 +141,8 @@ class Harness:
         result.operations += 1
         if outcome.raw:
             result.raw += 1
-            result.finding(f"RAW EXCEPTION: {label}: {_told(outcome)}; the table shows {describe(outcome.changes)}")
+            shows = describe(outcome.changes)
+            result.finding(f"RAW EXCEPTION: {label}: {_told(outcome)}; the table shows {shows}")
         else:
             try:
                 problem = judge(outcome)
@@ -177,9 +178,10 @@ class Harness:
                 client.put_item(TableName=table, Item=old)
         self.refresh()
         for key, (old, new) in diff(before, self.snapshot).items():
-            names = sorted(n for n in {*(old or {}), *(new or {})} if not same((old or {}).get(n), (new or {}).get(n)))
+            was, now = old or {}, new or {}
+            names = sorted(n for n in {*was, *now} if not same(was.get(n), now.get(n)))
             if names or old is None or new is None:  # DynamoDB Local may write 3.10 back as 3.1
-                shown = {n: ((old or {}).get(n), (new or {}).get(n)) for n in names}
+                shown = {n: (was.get(n), now.get(n)) for n in names}
                 result.notes.append(f"the item {key} could not be put back as it was: {shown}"[:400])
 
     def stored(self, model: type[TableModel], pick: Callable[[TableModel], bool] = lambda _: True
@@ -364,6 +366,8 @@ def _forge(h: Harness, result: PhaseResult, forged: Forged, path_name: str,
     except Exception:  # PynamoDB cannot build it at all: nothing to send
         built["not buildable"] += 1
         return
+    if rng is not None:  # drawn: say what was sent
+        label = f"{label}: {actions}"
     names = () if path_name == "TransactWrite" else _names(actions, forged.model)
     outcome = h.run(result, label, lambda: path(entity, actions),
                     _refused_or_kept((entity.pk, entity.sk), entity, names))
@@ -419,7 +423,7 @@ def dropped_checks(h: Harness, result: PhaseResult, rounds: int) -> None:
             scene = _scene()
             h.refresh()
 
-            def call(c: Callable[[Any, _Scene], None] = compose, s: _Scene = scene) -> None:
+            def call(c: Callable[[Any, _Scene], object] = compose, s: _Scene = scene) -> None:
                 with transaction() as t:
                     c(t, s)
 
@@ -455,11 +459,13 @@ _PAID = [Order.status.set(OrderStatus.PAID)]
 # Conditions compare with a valid amount: a value in a condition is held to the attribute's rule too
 # (``Order.amount > 0`` is refused as it is built, an amount being above zero).
 _ONE = Decimal("1.00")
-_SCENARIOS: list[tuple[str, bool, Callable[[Any, _Scene], None]]] = [
+_SCENARIOS: list[tuple[str, bool, Callable[[Any, _Scene], object]]] = [
     ("the order moves to PAID while a check on its own amount (> 1,000,000) fails", False,
-     lambda t, s: (t.update(s.order, _PAID), t.condition_check(Order, Order.amount > 1_000_000, **_order_of(s)))),
+     lambda t, s: (t.update(s.order, _PAID),
+                   t.condition_check(Order, Order.amount > 1_000_000, **_order_of(s)))),
     ("the order moves to PAID while a check on its user (name == 'nobody') fails", False,
-     lambda t, s: (t.update(s.order, _PAID), t.condition_check(User, User.name == "nobody", user_id=s.user.user_id))),
+     lambda t, s: (t.update(s.order, _PAID),
+                   t.condition_check(User, User.name == "nobody", user_id=s.user.user_id))),
     ("the user is deleted and an order saved for it", False,
      lambda t, s: (t.delete(s.user), t.save(_new_order(s)))),
     ("an order is saved for the user and the user deleted", False,
@@ -490,7 +496,8 @@ _SCENARIOS: list[tuple[str, bool, Callable[[Any, _Scene], None]]] = [
      lambda t, s: (t.save(_renamed(s.product)),
                    t.condition_check(Product, Product.price >= 0, product_id=s.product.product_id))),
     ("an order is saved with a check on its user (name == 'Composer') that holds", True,
-     lambda t, s: (t.save(_new_order(s)), t.condition_check(User, User.name == "Composer", user_id=s.user.user_id))),
+     lambda t, s: (t.save(_new_order(s)),
+                   t.condition_check(User, User.name == "Composer", user_id=s.user.user_id))),
     ("a product is renamed with two checks on an order that hold", True,
      lambda t, s: (t.update(s.product, [Product.name.set("Renamed")]),
                    t.condition_check(Order, Order.amount > _ONE, **_order_of(s)),
@@ -526,9 +533,9 @@ LOOK_ALIKES: list[tuple[str, str, str]] = [
 def look_alikes(h: Harness, result: PhaseResult, rng: random.Random) -> None:
     """Attack 3 (see the module docstring)."""
     for what, one, other in LOOK_ALIKES:
-        for first, second in ((one, other), (other, one)):
+        for spelled_first, spelled_second in ((one, other), (other, one)):
             tag = f"{rng.randrange(16**6):06x}"
-            first, second = first.format(t=tag), second.format(t=tag)
+            first, second = spelled_first.format(t=tag), spelled_second.format(t=tag)
             made = h.run(result, f"create_user({first!r}) [{what}]",
                          lambda e=first: users.create_user(e, "First"),
                          _created_or_refused())
@@ -550,7 +557,9 @@ def _created_or_refused() -> Judge:
             return None if outcome.changes else "success reported, but nothing was written"
         if outcome.changes:
             return f"{_told(outcome)}, but the table shows {describe(outcome.changes)}"
-        return None if isinstance(outcome.error, InvalidInput) else f"want success or InvalidInput, got {_told(outcome)}"
+        if not isinstance(outcome.error, InvalidInput):
+            return f"want success or InvalidInput, got {_told(outcome)}"
+        return None
 
     return judge
 
@@ -593,7 +602,8 @@ def poisoned(h: Harness, result: PhaseResult) -> None:
     client, table = raw_client(), get_settings().table_name
     start = NOW + timedelta(minutes=5)
     for n in range(6):
-        good.append(orders.place_order(user.user_id, Decimal("10.00") + n, created_at=start + timedelta(seconds=2 * n)))
+        at = start + timedelta(seconds=2 * n)
+        good.append(orders.place_order(user.user_id, Decimal("10.00") + n, created_at=at))
     h.refresh()
     template = dict(h.snapshot[(good[0].pk, good[0].sk)])
     for n, (what, poison) in enumerate(POISONS.items()):
@@ -704,8 +714,8 @@ class _Creator:
     call: Callable[[str], Any]
     main: str  # the EntityType of the entity it returns
     creates: dict[str, int]  # EntityType -> items created (the main one included)
-    changes: dict[str, int] = field(default_factory=dict)  # EntityType -> existing items changed
-    function: Callable[..., Any] | None = None
+    changes: dict[str, int]  # EntityType -> existing items changed
+    function: Callable[..., Any]  # the repository function (its signature says what it takes)
 
 
 def retry_after_unknown(h: Harness, result: PhaseResult, injector: FaultInjector, rounds: int) -> None:
@@ -740,22 +750,24 @@ def _creators(h: Harness) -> list[_Creator]:
     times: dict[str, datetime] = {}  # one reading time per key: a call again is the same call
     return [
         _Creator("create_user", lambda k: users.create_user(f"r-{k}@example.com", "Retry", idempotency_key=k),
-                 "USER", {"USER": 1, "EMAIL": 1}, function=users.create_user),
-        _Creator("place_order", lambda k: orders.place_order(owner.user_id, Decimal("7.50"), idempotency_key=k),
-                 "ORDER", {"ORDER": 1}, function=orders.place_order),
+                 "USER", {"USER": 1, "EMAIL": 1}, {}, users.create_user),
+        _Creator("place_order",
+                 lambda k: orders.place_order(owner.user_id, Decimal("7.50"), idempotency_key=k),
+                 "ORDER", {"ORDER": 1}, {}, orders.place_order),
         _Creator("open_account", lambda k: accounts.open_account(balance=Decimal("10.00"), idempotency_key=k),
-                 "ACCOUNT", {"ACCOUNT": 1}, function=accounts.open_account),
-        _Creator("put_product", lambda k: products.put_product(f"r-{k}", "Retry", Decimal("2.50"), idempotency_key=k),
-                 "PRODUCT", {"PRODUCT": 1}, function=products.put_product),
+                 "ACCOUNT", {"ACCOUNT": 1}, {}, accounts.open_account),
+        _Creator("put_product",
+                 lambda k: products.put_product(f"r-{k}", "Retry", Decimal("2.50"), idempotency_key=k),
+                 "PRODUCT", {"PRODUCT": 1}, {}, products.put_product),
         _Creator("record_metric",
                  lambda k: metrics.record_metric(
                      "dev-retry", "load", Decimal("1.5"), idempotency_key=k,
                      at=times.setdefault(k, NOW + timedelta(seconds=len(times)))),
-                 "METRIC", {"METRIC": 1}, {"METRIC_AGG": 1}, function=metrics.record_metric),
+                 "METRIC", {"METRIC": 1}, {"METRIC_AGG": 1}, metrics.record_metric),
         _Creator("transfer_funds",
                  lambda k: accounts.transfer_funds(source.account_id, target.account_id, Decimal("1.25"),
                                                    idempotency_key=k),
-                 "TRANSFER", {"TRANSFER": 1}, {"ACCOUNT": 2}, function=accounts.transfer_funds),
+                 "TRANSFER", {"TRANSFER": 1}, {"ACCOUNT": 2}, accounts.transfer_funds),
     ]
 
 
@@ -804,10 +816,13 @@ def _first_call(creator: _Creator, start: Snapshot) -> Judge:
         if isinstance(outcome.error, WriteOutcomeUnknown):
             named = {tuple(k) for k in outcome.error.keys}
             if set(outcome.changes) - named:
-                return f"{_told(outcome)} names {len(named)} keys, but others changed: {describe(outcome.changes)}"
+                shows = describe(outcome.changes)
+                return f"{_told(outcome)} names {len(named)} keys, but others changed: {shows}"
             return _exactly(creator, start, outcome.after) if outcome.changes else None
         if outcome.error is not None:
-            return f"{_told(outcome)}, but the table shows {describe(outcome.changes)}" if outcome.changes else None
+            if outcome.changes:
+                return f"{_told(outcome)}, but the table shows {describe(outcome.changes)}"
+            return None
         return _exactly(creator, start, outcome.after)
 
     return judge

@@ -189,12 +189,12 @@ def _moves(after: Snapshot, before: Snapshot) -> Iterable[str]:
             if (f"USER#{text(order, 'UserId')}", "PROFILE") not in after:
                 yield f"order {key[1]} was created for user {text(order, 'UserId')}, who does not exist"
             continue
-        old = text(before[key], "Status")
-        if old == status:
+        was = text(before[key], "Status")
+        if was == status:
             continue
-        allowed = {s.value for s in ORDER_MOVES.get(OrderStatus(old), ())} if old in _STATUSES else set()
+        allowed = {s.value for s in ORDER_MOVES.get(OrderStatus(was), ())} if was in _STATUSES else set()
         if status not in allowed:
-            yield f"order {key[1]}: its status moved from {old} to {status}, not along ORDER_MOVES"
+            yield f"order {key[1]}: its status moved from {was} to {status}, not along ORDER_MOVES"
 
 
 _STATUSES = {s.value for s in OrderStatus}

@@ -14,7 +14,8 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from pynamodb.attributes import Attribute, MapAttribute
@@ -137,21 +138,24 @@ def _its_claim(entity: TableModel, fixture: Fixture) -> bool:
 A = Forged  # the list below reads as a table
 FIXED: list[Forged] = [
     # arithmetic that takes money below its rule
-    A("Order.amount.set(Order.amount - 1000)", Order, lambda f: [Order.amount.set(Order.amount - 1000)], _the_order),
+    A("Order.amount.set(Order.amount - 1000)", Order,
+      lambda f: [Order.amount.set(Order.amount - 1000)], _the_order),
     A("Order.amount.set(Order.amount - Order.amount)", Order,
       lambda f: [Order.amount.set(Order.amount - Order.amount)], _the_order),
     A("Order.amount.add(-1000)", Order, lambda f: [Order.amount.add(-1000)], _the_order),
     A("Order.amount.add(Value(-1000))", Order, lambda f: [Order.amount.add(_n("-1000"))], _the_order),
     A("Order.amount.set(Order.amount + Order.amount)", Order,
       lambda f: [Order.amount.set(Order.amount + Order.amount)], _the_order),
-    A("Product.price.set(Product.price - 1000)", Product, lambda f: [Product.price.set(Product.price - 1000)]),
+    A("Product.price.set(Product.price - 1000)", Product,
+      lambda f: [Product.price.set(Product.price - 1000)]),
     A("Product.price.add(-1000)", Product, lambda f: [Product.price.add(-1000)]),
     A("Product.price.set(Product.price - Value(1000))", Product,
       lambda f: [Product.price.set(Product.price - _n("1000"))]),
     A("Account.balance.add(100)", Account, lambda f: [Account.balance.add(100)], _the_account),
     A("Account.balance.set(Account.balance - Account.balance)", Account,
       lambda f: [Account.balance.set(Account.balance - Account.balance)], _the_account),
-    A("MetricAggregate.sample_count.add(5)", MetricAggregate, lambda f: [MetricAggregate.sample_count.add(5)]),
+    A("MetricAggregate.sample_count.add(5)", MetricAggregate,
+      lambda f: [MetricAggregate.sample_count.add(5)]),
     A("Transfer.amount.add(1)", Transfer, lambda f: [Transfer.amount.add(1)]),
     # REMOVE of required and unique attributes
     A("User.email.remove()", User, lambda f: [User.email.remove()], _the_user),
@@ -168,17 +172,21 @@ FIXED: list[Forged] = [
     A("User.email.set(User.name)", User, lambda f: [User.email.set(User.name)], _the_user),
     A("User.name.set(User.email)", User, lambda f: [User.name.set(User.email)], _the_user),
     A("Order.status.set(Order.user_id)", Order, lambda f: [Order.status.set(Order.user_id)], _the_order),
-    A("Transfer.amount.set(Transfer.from_account)", Transfer, lambda f: [Transfer.amount.set(Transfer.from_account)]),
+    A("Transfer.amount.set(Transfer.from_account)", Transfer,
+      lambda f: [Transfer.amount.set(Transfer.from_account)]),
     # raw values that lie about the rule or the type
     A('Order.amount.set(Value({"N": "-5"}))', Order, lambda f: [Order.amount.set(_n("-5"))], _the_order),
     A('Order.amount.set(Value({"S": "x"}))', Order, lambda f: [Order.amount.set(_s("x"))], _the_order),
-    A('Order.amount.set(Value({"N": "1E+200"}))', Order, lambda f: [Order.amount.set(_n("1E+200"))], _the_order),
-    A('Order.amount.set(Value({"N": "0.001"}))', Order, lambda f: [Order.amount.set(_n("0.001"))], _the_order),
+    A('Order.amount.set(Value({"N": "1E+200"}))', Order,
+      lambda f: [Order.amount.set(_n("1E+200"))], _the_order),
+    A('Order.amount.set(Value({"N": "0.001"}))', Order,
+      lambda f: [Order.amount.set(_n("0.001"))], _the_order),
     A('Product.price.set(Value({"N": "-5"}))', Product, lambda f: [Product.price.set(_n("-5"))]),
     A('Order.status.set(Value({"S": "LOST"}))', Order, lambda f: [Order.status.set(_s("LOST"))], _the_order),
     A("Order.status.set(DELIVERED) from PENDING", Order,
       lambda f: [Order.status.set(OrderStatus.DELIVERED)], _the_order),
-    A('Account.balance.set(Value({"N": "1000"}))', Account, lambda f: [Account.balance.set(_n("1000"))], _the_account),
+    A('Account.balance.set(Value({"N": "1000"}))', Account,
+      lambda f: [Account.balance.set(_n("1000"))], _the_account),
     A('Transfer.amount.set(Value({"N": "0.01"}))', Transfer, lambda f: [Transfer.amount.set(_n("0.01"))]),
     A('User.email.set(Value({"S": <other user\'s email, upper-cased>}))', User,
       lambda f: [User.email.set(_s(f.other_email.upper()))], _the_user),
@@ -188,7 +196,8 @@ FIXED: list[Forged] = [
     A('User.name.set(Value({"S": "  Ada  "}))', User, lambda f: [User.name.set(_s("  Ada  "))], _the_user),
     A('Product.name.set(Value({"S": "  Lamp  "}))', Product, lambda f: [Product.name.set(_s("  Lamp  "))]),
     A('Order.status.set(Value({"S": "paid"}))', Order, lambda f: [Order.status.set(_s("paid"))], _the_order),
-    A('Order.amount.set(Value({"N": "12.340"}))', Order, lambda f: [Order.amount.set(_n("12.340"))], _the_order),
+    A('Order.amount.set(Value({"N": "12.340"}))', Order,
+      lambda f: [Order.amount.set(_n("12.340"))], _the_order),
     A('Product.name.set(Value({"S": 2000 chars}))', Product, lambda f: [Product.name.set(_s("x" * 2000))]),
     A("Product.attributes['n'].set(Value({'N': '1E+200'}))", Product,
       lambda f: [Path(Product.attributes)["n"].set(_n("1E+200"))]),
@@ -200,7 +209,8 @@ FIXED: list[Forged] = [
     A('Path("Amount").set(Value({"S": "x"}))', Order, lambda f: [Path("Amount").set(_s("x"))], _the_order),
     A('Path("Shadow").set(Value({"N": "1"}))', Order, lambda f: [Path("Shadow").set(_n("1"))], _the_order),
     # TTL, keys, type and version
-    A("Order.expires_at.set(<a minute from now>)", Order, lambda f: [Order.expires_at.set(_later())], _the_order),
+    A("Order.expires_at.set(<a minute from now>)", Order,
+      lambda f: [Order.expires_at.set(_later())], _the_order),
     A("Account.expires_at.set(<a minute from now>)", Account,
       lambda f: [Account.expires_at.set(_later())], _the_account),
     A("Metric.expires_at.remove()", Metric, lambda f: [Metric.expires_at.remove()]),
@@ -210,7 +220,8 @@ FIXED: list[Forged] = [
     A("Order.pk.set(<another user's partition>)", Order,
       lambda f: [Order.pk.set(_s(f"USER#{f.other_user}"))], _the_order),
     A("Order.sk.set(ORDER#x)", Order, lambda f: [Order.sk.set(_s("ORDER#x"))], _the_order),
-    A("Order.user_id.set(<another user>)", Order, lambda f: [Order.user_id.set(_s(f.other_user))], _the_order),
+    A("Order.user_id.set(<another user>)", Order,
+      lambda f: [Order.user_id.set(_s(f.other_user))], _the_order),
     A("User.user_id.set(<another user>)", User, lambda f: [User.user_id.set(_s(f.other_user))], _the_user),
     A("Account.account_id.set(<another account>)", Account,
       lambda f: [Account.account_id.set(_s(f.other_account))], _the_account),
@@ -226,35 +237,42 @@ FIXED: list[Forged] = [
 del A
 
 # Entities whose delete a rule forbids (each of the three ways), or whose rule it would break.
-UNDELETABLE: tuple[type[TableModel], ...] = (Account, Transfer, EmailClaim, Metric, MetricAggregate, RetiredUserId)
+UNDELETABLE: tuple[type[TableModel], ...] = (
+    Account, Transfer, EmailClaim, Metric, MetricAggregate, RetiredUserId,
+)
 
 
 # --- the generator ---------------------------------------------------------------------------------
 
 _NUMBERS = ("-5", "0", "1", "12.34", "-1000", "1000000", "1E+200", "0.001", "1E-140", "9" * 39, "-0.01")
-_STRINGS = ("x", "", " ", "  padded  ", "a#b", "a\u202eb", "a\x00b", "x" * 2000, "STATUS#DELIVERED", "USER#x", "PAID",
-            "LOST", "DELIVERED", "2025-06-01T12:00:00.000000Z", "not a date", "Upper@Example.COM",
+_STRINGS = ("x", "", " ", "  padded  ", "a#b", "a\u202eb", "a\x00b", "x" * 2000, "STATUS#DELIVERED", "USER#x",
+            "PAID", "LOST", "DELIVERED", "2025-06-01T12:00:00.000000Z", "not a date", "Upper@Example.COM",
             "r@example.com")
 _OTHER_TYPES: tuple[dict[str, Any], ...] = (
     {"S": "x"}, {"N": "-5"}, {"BOOL": True}, {"NULL": True}, {"M": {}}, {"L": []}, {"SS": ["a"]},
     {"NS": ["1"]}, {"M": {"n": {"N": "1E+200"}}},
 )
 KINDS = ("literal", "other type", "from attribute", "minus", "plus", "add", "remove", "if_not_exists",
-         "nested", "raw path")
+         "nested", "raw path", "plausible", "plausible", "plausible")
+_DELTAS = ("0.01", "1", "5", "12.34", "100", "5000")
+_NAMES = ("Ada", "  Ada  ", "Grace Hopper", "Émile", "Lamp\u00a0Pro")
 
 
 def random_forged(rng: random.Random, model: type[TableModel], fixture: Fixture) -> Forged:
     """One update of ``model`` drawn by ``rng``: an attribute (its own or one every entity shares)
     and what is done to it, with values near and across its rule."""
     attributes = model.get_attributes()
-    name = rng.choice(sorted(attributes))
-    attribute = attributes[name]
     kind = rng.choice(KINDS)
+    # what an app would send names the entity's own data; the rest aims at anything
+    own = sorted(set(attributes) - set(TableModel.get_attributes())) if kind == "plausible" else []
+    name = rng.choice(own or sorted(attributes))
+    attribute = attributes[name]
     value = _value_for(rng, attribute, fixture)
     other = attributes[rng.choice(sorted(attributes))]
     amount = rng.choice(_NUMBERS)
     wrong = rng.choice(_OTHER_TYPES)
     stored_name = attribute.attr_name
+    seed = rng.random()  # drawn now, so that building the actions twice builds the same ones
 
     def actions(_: Fixture) -> list[Action]:
         path = Path(attribute)
@@ -280,11 +298,38 @@ def random_forged(rng: random.Random, model: type[TableModel], fixture: Fixture)
             return [path.set(path | value)]
         if kind == "nested":
             return [untyped["n"].set(Value(wrong))]
+        if kind == "plausible":
+            return [_plausible(random.Random(seed), attribute, fixture)]
         return [untyped.set(Value(wrong))]
 
     shown = f"{Value(wrong).value}" if kind in ("other type", "nested", "raw path") else value.value
-    label = f"{model.__name__}.{name} {kind} ({shown if kind != 'from attribute' else other.attr_name}, {amount})"
+    operand = other.attr_name if kind == "from attribute" else shown
+    label = f"{model.__name__}.{name} {kind} ({operand}, {amount})"
     return Forged(label, model, actions)
+
+
+def _plausible(rng: random.Random, attribute: Attribute[Any], fixture: Fixture) -> Action:
+    """What an app would send: money moved by an amount (up or down, as the rule allows or not), a
+    status, a name, a new email, extras; through the typed attribute, so its own rule applies."""
+    kind = type(attribute).__name__
+    if kind == "MoneyAttribute":
+        delta = Decimal(rng.choice(_DELTAS))
+        return rng.choice((lambda: attribute.set(attribute + delta), lambda: attribute.set(attribute - delta),
+                           lambda: attribute.add(delta), lambda: attribute.add(-delta)))()
+    if kind == "EnumAttribute":
+        return attribute.set(rng.choice(list(OrderStatus)))
+    if kind == "EmailAttribute":
+        return attribute.set(rng.choice((f"p{rng.randrange(10**6)}@example.com", fixture.other_email,
+                                         f"P{rng.randrange(10**6)}@Example.COM")))
+    if kind == "TextAttribute":
+        return attribute.set(rng.choice(_NAMES))
+    if isinstance(attribute, MapAttribute):
+        return attribute.set({"colour": rng.choice(("red", "blue")), "n": rng.randrange(100)})
+    if kind == "TTLAttribute":
+        return attribute.set(datetime.now(UTC) + timedelta(minutes=rng.choice((-1, 1, 60))))
+    if attribute.attr_type == "N":
+        return attribute.set(attribute + rng.choice((1, 5, -1)))
+    return attribute.set(_value_for(rng, attribute, fixture))
 
 
 def _value_for(rng: random.Random, attribute: Attribute[Any], fixture: Fixture) -> Value:
@@ -294,7 +339,7 @@ def _value_for(rng: random.Random, attribute: Attribute[Any], fixture: Fixture) 
         return _n(rng.choice((*_NUMBERS, str(int(time.time()) + 60))))
     if kind == "S":
         choices = (*_STRINGS, fixture.other_user, fixture.other_email, fixture.other_email.upper(),
-                   f"r{rng.randrange(10**6)}@example.com", datetime.now(UTC).isoformat())
+                   f"r{rng.randrange(10**6)}@example.com", "2025-06-01T12:00:00+02:00")
         return _s(rng.choice(choices))
     if isinstance(attribute, MapAttribute):
         return Value({"M": {"n": {"N": rng.choice(_NUMBERS)}, "s": {"S": "v"}}})

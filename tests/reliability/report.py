@@ -84,7 +84,7 @@ def render(results: list[PhaseResult], seconds: float) -> str:
     rows = [[title for _, title in COLUMNS] + ["seconds"]]
     for result in [*results, total]:
         cells = [result.label] + [str(getattr(result, name)) for name, _ in COLUMNS[1:]]
-        rows.append(cells + [f"{result.seconds:.0f}"])
+        rows.append([*cells, f"{result.seconds:.0f}"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
 
     def line(row: list[str]) -> str:

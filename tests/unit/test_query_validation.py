@@ -151,3 +151,27 @@ def test_batch_get_refuses_flags_of_the_wrong_type_before_sending(
     with pytest.raises(InvalidInput, match=name):
         batch_get(Product, [{"product_id": "p-1"}], **{name: value})
     assert reads == []
+
+
+@pytest.mark.parametrize("retry", [3, 0, "fast", True])
+def test_transfer_and_record_metric_refuse_a_retry_that_is_not_a_policy(
+    moto_table: Settings, retry: Any,
+) -> None:
+    from repositories.accounts import open_account, transfer_funds
+    from repositories.metrics import record_metric
+
+    source, target = open_account(balance=Decimal(5)), open_account()
+    before = raw_scan(moto_table)
+    with pytest.raises(InvalidInput, match="RetryPolicy"):
+        transfer_funds(source.account_id, target.account_id, Decimal(1), retry=retry)
+    with pytest.raises(InvalidInput, match="RetryPolicy"):
+        record_metric("dev", "load", Decimal(1), retry=retry)
+    assert raw_scan(moto_table) == before
+
+
+@pytest.mark.parametrize(("ttl", "maxsize"), [(True, 10), (-1, 10), ("5", 10), (5, True), (5, 0)])
+def test_the_cache_refuses_a_ttl_or_size_of_the_wrong_kind(ttl: Any, maxsize: Any) -> None:
+    from repositories import cache
+
+    with pytest.raises(InvalidInput):
+        cache.configure(ttl_seconds=ttl, maxsize=maxsize)
