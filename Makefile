@@ -21,7 +21,7 @@ migrate: $(STAMP)  ## upgrade the table to head (starts a local DynamoDB if no e
 test: $(STAMP)  ## lint, type-check, then every test (unit on moto, the rest on DynamoDB Local)
 	$(BIN)/python -m ruff check $(PKGS) tests benchmarks examples
 	$(BIN)/python -m mypy --strict $(PKGS)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 	$(BIN)/python -m migrations export --format cloudformation -o build/templates/cloudformation.json
 	$(BIN)/python -m migrations export --format sam -o build/templates/sam.json
 	$(BIN)/cfn-lint --non-zero-exit-code error build/templates/cloudformation.json build/templates/sam.json

@@ -157,7 +157,11 @@ def _set(target: _Target, action: SetAction, unique: frozenset[str]) -> Effect:
         ((kind, _),) = operand.value.items()
         if kind == NULL:  # an unset attribute is absent from the item, as a put leaves it
             return _removed(target, target.attribute.remove(), unique)
-        return Effect(target.name, action, known=True, value=_literal(target, operand))
+        value, stored = _literal(target, operand)
+        if stored != operand.value[kind]:  # serialized by hand: sent in the form the rule writes
+            action = SetAction(target.path, Value({kind: stored}))
+            value = target.attribute.deserialize(stored)
+        return Effect(target.name, action, known=True, value=value)
     if isinstance(operand, (_Increment, _Decrement)):
         left, right = operand.values
         if not (isinstance(left, Path) and left.path == target.path.path):
@@ -167,7 +171,7 @@ def _set(target: _Target, action: SetAction, unique: frozenset[str]) -> Effect:
         source, fallback = operand.values
         if not (isinstance(source, Path) and source.path == target.path.path and isinstance(fallback, Value)):
             raise InvalidInput(f"{what}: if_not_exists must read {what} itself and fall back to a value")
-        _literal(target, fallback)
+        _literal(target, fallback)  # (sent as given: only a type and rule check here)
         return Effect(target.name, action, known=False)
     if isinstance(operand, Path):
         return _copied(target, action, operand)
@@ -213,8 +217,9 @@ def _removed(target: _Target, action: Action, unique: frozenset[str]) -> Effect:
     return Effect(target.name, action, known=True, value=None)
 
 
-def _literal(target: _Target, operand: Value) -> Any:
-    """The Python value of a literal, checked against the attribute's type and rule."""
+def _literal(target: _Target, operand: Value) -> tuple[Any, Any]:
+    """The Python value of a literal, checked against the attribute's type and rule, and its
+    serialized form as the rule writes it (an email in its canonical form, text stripped)."""
     attribute, what = target.attribute, target.what
     ((kind, serialized),) = operand.value.items()
     if kind != attribute.attr_type or not isinstance(serialized, _WIRE_TYPES.get(kind, object)):
@@ -222,12 +227,12 @@ def _literal(target: _Target, operand: Value) -> Any:
     check_numbers(operand.value, what)
     try:
         value = attribute.deserialize(serialized)
-        attribute.serialize(value)  # the rule, also for a value serialized by hand (Value({...}))
+        stored = attribute.serialize(value)  # the rule, also for a value serialized by hand
     except InvalidInput:
         raise
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise InvalidInput(f"{what}: the value is not a valid {attribute.attr_type}") from exc
-    return value
+    return value, stored
 
 
 def _arithmetic(target: _Target, operand: Any, sign: int) -> Effect:

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="phase 2: concurrent worker processes")
     parser.add_argument("--worker-ops", type=int, default=150, help="phase 2: operations per worker")
     parser.add_argument("--kills", type=int, default=4, help="phase 2: workers SIGKILLed mid-write")
-    parser.add_argument("--attacks", type=int, default=600, help="phase 4: update actions drawn by the seed")
+    parser.add_argument("--attacks", type=int, default=1000, help="phase 4: update actions drawn by the seed")
     parser.add_argument("--phases", default="1,2,3,4", help="which phases to run, e.g. 1,3")
     args = parser.parse_args(argv)
     for name in (

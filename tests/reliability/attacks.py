@@ -895,7 +895,7 @@ def _exactly(creator: _Creator, start: Snapshot, after: Snapshot) -> str | None:
 ATTACKS = ("bypass", "dropped checks", "look-alikes", "poisoned item", "retry-after-unknown")
 
 
-def run(seed: int, random_actions: int = 600, rounds: int = 2) -> list[PhaseResult]:
+def run(seed: int, random_actions: int = 1000, rounds: int = 2) -> list[PhaseResult]:
     """Phase 4, on a table of its own: one ``PhaseResult`` per attack."""
     fresh_table("rel-attacks")
     rng = random.Random(seed)

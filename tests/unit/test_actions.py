@@ -244,3 +244,15 @@ def test_condition_kwargs_and_a_single_step_are_left_as_they_are() -> None:
     single = [_step("update", A)]
     assert merge_steps(single, "t") is single
     assert condition_kwargs(Order.amount > 1)["ConditionExpression"] == "#0 > :0"
+
+
+def test_a_value_serialized_by_hand_is_sent_in_the_form_the_rule_writes() -> None:
+    effect = _effect(User, User.email.set(Value({"S": "ADA@Example.COM"})))
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    effect.action.serialize(names, values)
+    assert list(values.values()) == [{"S": "ada@example.com"}] and effect.value == "ada@example.com"
+    effect = _effect(User, User.name.set(Value({"S": "  Ada  "})))
+    values = {}
+    effect.action.serialize({}, values)
+    assert list(values.values()) == [{"S": "Ada"}]
