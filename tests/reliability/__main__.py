@@ -15,8 +15,8 @@
 One in-memory DynamoDB Local on a free 127.0.0.1 port serves every phase; each phase has a table
 of its own. Prints one table at the end; exits 1 when any outcome was false, any invariant
 violated or rule broken, any bad input written or mishandled, any exception raw, or an attack not
-available. Not part of ``make test``: pytest collects
-``test_*.py`` only, and none of these modules is named so.
+available. Not part of ``make test``: pytest collects ``test_*.py`` only, and none of these
+modules is named so.
 """
 
 from __future__ import annotations

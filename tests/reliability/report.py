@@ -32,7 +32,7 @@ class PhaseResult:
     refused: int = 0
     written: int = 0
     mishandled: int = 0  # refused with the wrong error, accepted, or crashed (not a DataLayerError)
-    broken: int = 0  # phase 4: declared rules the stored data breaks after an attack
+    broken: int = 0  # phase 4: attempts after which the stored data broke a declared rule
     raw: int = 0  # phase 4: exceptions that are not a DataLayerError (PynamoDB's, botocore's, ...)
     unavailable: str | None = None  # phase 4: what the attack needs and the code under test lacks
     seconds: float = 0.0
