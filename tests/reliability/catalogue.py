@@ -28,6 +28,7 @@ from core.errors import (
     InvalidCursor,
     InvalidInput,
     NotFound,
+    UnreadableItem,
 )
 from models import (
     Account,
@@ -748,8 +749,15 @@ def catalogue(f: Fixture) -> Iterator[Case]:
             "dynamodb": {"NewImage": {**order_image, "Status": {"S": "LOST"}}},
         },
     }
+    # A record whose image the entity cannot read is an unreadable item (the handler reports it as a
+    # batch item failure); a record that is not a stream record at all is bad input.
+    unreadable_images = {
+        "EntityType as a number", "an Amount that is no number", "a Version that is no number",
+        "a Status of the wrong type", "a CreatedAt that is no date", "an unknown Status",
+    }
     for what, value in records.items():
-        yield Case("decode_stream_record", what, bound(streams.decode_stream_record, value))
+        expected = (UnreadableItem,) if what in unreadable_images else (InvalidInput,)
+        yield Case("decode_stream_record", what, bound(streams.decode_stream_record, value), expected)
     yield Case(
         "decode_stream_record",
         "on_unknown='bogus'",
