@@ -1,15 +1,17 @@
 """The one write path: every write of an entity is planned here, with the rules it declares.
 
-``TableModel.save()``, ``update()`` and ``delete()``, PynamoDB's ``TransactWrite``, the
-repositories, ``batch_write`` and ``Transaction`` (a transaction an app composes) all build a
-``Plan``: the entity's own operation, with its version and rule conditions, plus the companion
+``TableModel.save()``, ``update()`` and ``delete()``, the repositories, ``batch_write`` and
+``Transaction`` (a transaction an app composes) all build a ``Plan`` (PynamoDB's own
+``TransactWrite`` is refused: ``models.table``): the entity's own operation, with its version and rule conditions, plus the companion
 operations its rules need (an email claim, a ConditionCheck on the owner, the aggregate a reading
 folds into). One operation alone is sent as ``PutItem``/``UpdateItem``/``DeleteItem``; more are one
 ``TransactWriteItems``, so a rule and the write it guards commit together or not at all.
 
 A failed condition becomes the error the rule that set it names (``AlreadyExists``,
 ``ConflictError``, ``NotFound``); a rule that cannot be kept on a path refuses with
-``InvalidInput`` naming what to call instead, before anything is sent.
+``InvalidInput`` naming what to call instead, before anything is sent. Update actions are read
+for what they do (``models.actions``), and the steps of a transaction are merged per item
+(``models.merging``), so no check is dropped.
 
 What a caller is told is the truth. A single write stores its plan's token (``WriteToken``) and
 asks for the item when its condition fails: when botocore re-sent it after the first attempt was
