@@ -97,8 +97,8 @@ class Effect:
     def check_from(self, model: type[TableModel], current: Any) -> None:
         """Refuse arithmetic whose result from ``current`` (the value read) breaks the rule; the
         condition still guards the stored value, which may have moved on."""
-        if self.delta is None or current is None:
-            return
+        if self.delta is None or isinstance(current, bool) or not isinstance(current, (Decimal, int)):
+            return  # nothing to compute from (a value set in memory by hand): the condition guards
         with localcontext() as exact:
             exact.prec = 4 * MAX_SIGNIFICANT_DIGITS
             result = current + self.delta
