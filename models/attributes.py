@@ -1,10 +1,11 @@
 """Reusable attribute types: value rules that every write path keeps.
 
-The rules live in each attribute's ``serialize()``. PynamoDB calls it for ``Model.save()``, for
-the values of update actions and conditions (``Order.amount.set(x)`` serializes ``x`` through
-``MoneyAttribute.serialize`` when the action is built; ``models.actions`` checks what an action
-does beyond its literal values) and for ``model.serialize()`` (``batch_write``). A value that breaks a rule is refused there with
-``InvalidInput``, before any request. Error messages say what is wrong, never echo the value.
+The rules live in each attribute's ``serialize()``. PynamoDB calls it for ``Model.save()``, for the
+values of update actions and conditions (``Order.amount.set(x)`` serializes ``x`` through
+``MoneyAttribute.serialize`` when the action is built; ``models.actions`` checks what an action does
+beyond its literal values) and for ``model.serialize()`` (``batch_write``). A value that breaks a
+rule is refused there with ``InvalidInput``, before any request. Error messages say what is wrong,
+never echo the value.
 
 Reads stay lenient: ``deserialize()`` does not re-check, so an item written before a rule
 tightened can still be loaded.

@@ -2,10 +2,11 @@
 
 ``TableModel.save()``, ``update()`` and ``delete()``, the repositories, ``batch_write`` and
 ``Transaction`` (a transaction an app composes) all build a ``Plan`` (PynamoDB's own
-``TransactWrite`` is refused: ``models.table``): the entity's own operation, with its version and rule conditions, plus the companion
-operations its rules need (an email claim, a ConditionCheck on the owner, the aggregate a reading
-folds into). One operation alone is sent as ``PutItem``/``UpdateItem``/``DeleteItem``; more are one
-``TransactWriteItems``, so a rule and the write it guards commit together or not at all.
+``TransactWrite`` is refused: ``models.table``): the entity's own operation, with its version and
+rule conditions, plus the companion operations its rules need (an email claim, a ConditionCheck on
+the owner, the aggregate a reading folds into). One operation alone is sent as
+``PutItem``/``UpdateItem``/``DeleteItem``; more are one ``TransactWriteItems``, so a rule and the
+write it guards commit together or not at all.
 
 A failed condition becomes the error the rule that set it names (``AlreadyExists``,
 ``ConflictError``, ``NotFound``); a rule that cannot be kept on a path refuses with
@@ -49,7 +50,9 @@ from core.error_codes import (
     TRANSACTION_CONFLICT_EXCEPTION,
     configuration_problem,
     error_code,
+    infrastructure_problem,
     raise_unexpected,
+    throttled,
 )
 from core.errors import (
     AlreadyExists,
@@ -57,7 +60,6 @@ from core.errors import (
     DataLayerError,
     IdempotencyKeyReused,
     InvalidInput,
-    RetriesExhausted,
     UnreadableItem,
     WriteOutcomeUnknown,
 )
@@ -402,7 +404,8 @@ def execute(build: Callable[[], Plan], *, what: str, retry: RetryPolicy | None =
     except Contended as exc:
         cause = exc.__cause__  # DynamoDB's own error
         if exc.throttled:
-            raise RetriesExhausted(f"{what}: throttled on every attempt; nothing was written") from cause
+            raise throttled(cause, f"{what}: DynamoDB throttled the transaction on every attempt; nothing "
+                                   "was written") from cause
         raise ConflictError(f"{what}: concurrent writers kept winning; nothing was written") from cause
 
 
@@ -506,6 +509,11 @@ def _raise_for(exc: BaseException, steps: list[Step], what: str) -> None:
         raise Contended(throttled=True) from exc  # botocore does not retry inside a cancellation
     if code == IDEMPOTENT_PARAMETER_MISMATCH_EXCEPTION:
         raise AlreadyExists(f"{what}: this request token was used for another request") from exc
+    # A missing table, denied access, expired credentials, throttling; a refused connection only
+    # when no attempt was sent (else the outcome is unknown, below).
+    infrastructure = infrastructure_problem(exc, what, write=True, table=steps[0].kwargs.get("TableName"))
+    if infrastructure is not None:
+        raise infrastructure from exc
     if retried_by_botocore(code) and code not in THROTTLING_CODES:
         keys = [step.key for step in steps if step.op != "check"]
         raise WriteOutcomeUnknown(
@@ -676,6 +684,9 @@ class Transaction:
         try:
             send(self.plans, what="transaction", token=self.token, checks=tuple(self.checks))
         except Contended as exc:
+            if exc.throttled:
+                raise throttled(exc.__cause__, "transaction: DynamoDB throttled an item; nothing was "
+                                               "written") from exc.__cause__
             raise ConflictError("a concurrent write won; compose the transaction again") from exc
         for plan in self.plans:
             if plan.unknown:
