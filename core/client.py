@@ -17,7 +17,7 @@ from botocore.exceptions import InvalidRegionError, NoRegionError
 
 from core import fast_parse, fast_serialize
 from core.config import Settings, get_settings
-from core.error_codes import NO_REGION
+from core.error_codes import NO_REGION, watch_attempts
 from core.errors import ConfigurationError
 from core.logs import instrument
 
@@ -65,7 +65,8 @@ def new_client(settings: Settings | None = None, *, validate: bool = True) -> An
             )
     except (NoRegionError, InvalidRegionError) as exc:
         raise ConfigurationError(NO_REGION) from exc
-    return instrument(fast_serialize.install(fast_parse.install(client)))
+    # watch_attempts: a refused connection is reported as such only if no earlier attempt was sent.
+    return instrument(watch_attempts(fast_serialize.install(fast_parse.install(client))))
 
 
 def model_client(settings: Settings) -> Any:

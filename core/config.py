@@ -13,6 +13,10 @@ The data layer's own settings: ``TABLE_NAME``, ``DYNAMODB_MAX_RETRY_ATTEMPTS``,
 ``DATALAYER_CURSOR_SECRET`` (``cursor_secret``; kept out of ``Settings`` so that it never shows in
 a repr or a log) and ``DATALAYER_CACHE_TTL_SECONDS`` (``cache_ttl_seconds``). A malformed value
 raises ``ConfigurationError``.
+
+For development only, where ``core.localdb`` keeps DynamoDB Local: ``DATALAYER_LOCAL_DIR`` (its
+folder: the server's install and data), ``DYNAMODB_LOCAL_HOME`` (the install alone) and the user
+cache directory (``$XDG_CACHE_HOME``, else ``~/.cache``) it falls back to (``local_database_dirs``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ _UNSAFE_URL_CHARACTER = re.compile(r"[^\x21-\x7e]|[@\\%?#]")
 _NETLOC = re.compile(r"(?P<host>[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 CURSOR_SECRET_ENV = "DATALAYER_CURSOR_SECRET"  # noqa: S105 (the variable's name, not a secret)
 CACHE_TTL_ENV = "DATALAYER_CACHE_TTL_SECONDS"
+LOCAL_DIR_ENV = "DATALAYER_LOCAL_DIR"
+LOCAL_INSTALL_ENV = "DYNAMODB_LOCAL_HOME"
+CACHE_FOLDER = "dynamo-datalayer"  # under the user cache directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +142,28 @@ def cache_ttl_seconds() -> float | None:
     if not math.isfinite(ttl) or ttl < 0:
         raise ConfigurationError(f"{CACHE_TTL_ENV} must be a finite number >= 0, got {raw!r}")
     return ttl or None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalDatabaseDirs:
+    """Where the environment says DynamoDB Local lives (``core.localdb`` decides the defaults)."""
+
+    local_dir: str | None  # DATALAYER_LOCAL_DIR, ~ expanded; None when unset or empty
+    install_dir: str | None  # DYNAMODB_LOCAL_HOME, ~ expanded; None when unset or empty
+    user_cache_dir: str  # $XDG_CACHE_HOME/dynamo-datalayer, else ~/.cache/dynamo-datalayer
+
+
+def local_database_dirs() -> LocalDatabaseDirs:
+    """The local database's folders as the environment sets them (read at each call: development only)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or ""
+    if not os.path.isabs(cache):  # the XDG specification: a relative path is to be ignored
+        cache = os.path.join(os.path.expanduser("~"), ".cache")
+    local, install = os.environ.get(LOCAL_DIR_ENV), os.environ.get(LOCAL_INSTALL_ENV)
+    return LocalDatabaseDirs(
+        local_dir=os.path.expanduser(local) if local else None,
+        install_dir=os.path.expanduser(install) if install else None,
+        user_cache_dir=os.path.join(cache, CACHE_FOLDER),
+    )
 
 
 def _int(name: str, default: int, minimum: int) -> int:

@@ -9,6 +9,7 @@
     +-- ConflictError               optimistic lock: the entity changed since it was read
     +-- InsufficientFunds           a debit would take a balance below zero
     +-- RetriesExhausted            bounded retries ran out; ``unprocessed`` says what is left
+    |                               (throttling: ``Throttled``, below)
     +-- IdempotencyKeyReused        an idempotency key came back with other arguments; nothing
     |                               was written
     +-- WriteOutcomeUnknown         no attempt got an answer: the write may or may not have been
@@ -17,8 +18,20 @@
     |   +-- TransferOutcomeUnknown  a transfer; ``transfer_id`` says which one to look up
     +-- UnreadableItem              a stored item does not build into its entity; ``keys`` names
     |                               it, and it must be repaired (rewritten or deleted)
-    +-- ConfigurationError          a setting in the environment is missing or malformed
+    +-- ConfigurationError          a setting in the environment is missing or malformed (no
+    |   |                           region, no credentials)
     |   +-- CursorSecretMissing     no usable cursor secret off a local endpoint (``repositories.paging``)
+    +-- InfrastructureError         DynamoDB, or the way to it, cannot serve the call; the message
+    |   |                           names the fix
+    |   +-- EndpointUnreachable     no connection could be made (refused, connect timeout): nothing
+    |   |                           was sent, so nothing was written; ``endpoint`` says where
+    |   +-- TableMissing            the table (or the index a query used) does not exist: run the
+    |   |                           migrations; ``table`` and ``index`` name them
+    |   +-- AccessDenied            the credentials may not call ``action`` on ``resource``
+    |   +-- CredentialsRejected     DynamoDB does not accept the credentials (unknown key, bad secret)
+    |   |   +-- CredentialsExpired  a session token or login has expired: refresh it
+    |   +-- Throttled               (also a RetriesExhausted) DynamoDB kept throttling after the
+    |                               retries; ``throttling_reasons`` holds DynamoDB's reasons
     +-- InvalidInput (ValueError)   refused before any request was sent
         +-- InvalidKey              a key part is empty, holds the delimiter, or is too long
         +-- InvalidCursor           a cursor was tampered with or belongs to another query
@@ -26,7 +39,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -146,6 +159,70 @@ class UnreadableItem(DataLayerError):
 
 class ConfigurationError(DataLayerError):
     """A setting read from the environment is missing or malformed (see ``core.config``)."""
+
+
+class InfrastructureError(DataLayerError):
+    """DynamoDB, or the way to it, cannot serve the call: the endpoint, the table, the credentials or
+    the capacity, not the call's arguments. The message names the fix; ``__cause__`` keeps
+    botocore's or PynamoDB's exception (``core.error_codes.infrastructure_problem`` maps them)."""
+
+
+class EndpointUnreachable(InfrastructureError):
+    """No connection to the endpoint could be made (refused, or the connect timed out) on any
+    attempt: nothing was sent, so a write was not applied and calling again is safe.
+
+    ``endpoint`` is the URL botocore tried. (A read timeout or a reset connection after the request
+    was sent is not this error: a write then ends in ``WriteOutcomeUnknown``.)
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class TableMissing(InfrastructureError):
+    """The table, or the index a query used, does not exist there (or is not ACTIVE yet): the
+    migrations were not applied to this endpoint and table name. ``table`` and ``index`` name them."""
+
+    def __init__(self, message: str, *, table: str | None = None, index: str | None = None) -> None:
+        super().__init__(message)
+        self.table = table
+        self.index = index
+
+
+class AccessDenied(InfrastructureError):
+    """The credentials are valid but may not call ``action`` (``dynamodb:PutItem``) on ``resource``
+    (the table, or the table's index)."""
+
+    def __init__(self, message: str, *, action: str | None = None, resource: str | None = None) -> None:
+        super().__init__(message)
+        self.action = action
+        self.resource = resource
+
+
+class CredentialsRejected(InfrastructureError):
+    """DynamoDB does not accept the credentials: an unknown access key, a secret that does not
+    match it, or a token from another partition. (No credentials at all is a ``ConfigurationError``.)"""
+
+
+class CredentialsExpired(CredentialsRejected):
+    """The credentials have expired (a session token, an SSO login): refresh them and call again."""
+
+
+class Throttled(InfrastructureError, RetriesExhausted):
+    """DynamoDB throttled the request on every attempt botocore made (or an item of a transaction,
+    on every attempt of the write path). Also a ``RetriesExhausted``, which is what callers caught
+    before this error existed.
+
+    ``throttling_reasons`` lists DynamoDB's reasons when the response had them: each a mapping with
+    ``reason`` (``TableWriteProvisionedThroughputExceeded``, ...) and ``resource`` (an ARN), or, for a
+    cancelled transaction, the throttled item's ``item`` index, its ``reason`` code and ``message``.
+    """
+
+    def __init__(self, message: str, unprocessed: Sequence[Any] = (), *, written: Sequence[Any] = (),
+                 throttling_reasons: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(message, unprocessed, written=written)
+        self.throttling_reasons: list[dict[str, Any]] = [dict(reason) for reason in throttling_reasons]
 
 
 class InvalidInput(DataLayerError, ValueError):

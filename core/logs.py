@@ -2,11 +2,19 @@
 
 ``instrument(client)`` hooks a botocore client's event system, so PynamoDB's calls and the
 migrations runner's calls are logged the same way: one ``dynamodb.call`` event per call on the
-``logging`` logger ``"dynamodb"``, at DEBUG when the call succeeded and at WARNING when it failed.
+``logging`` logger ``"dynamodb"``. A call that succeeded, and a refusal the caller handles (a
+condition that did not hold, which becomes ``AlreadyExists``, ``ConflictError``,
+``InsufficientFunds`` or an idempotent replay; a transaction conflict, retried), is logged at DEBUG;
+only an unexpected failure (an error after botocore's retries, no answer at all) at WARNING.
 Each event carries the operation, table (every table of a transaction or batch), index, the calling
-function (``caller``), duration, consumed capacity, retries, HTTP status, outcome and the AWS
-request id. Request and response bodies are never logged: they hold keys and items, and emails
+function (``caller``: the nearest frame outside the data layer's own files, botocore, PynamoDB and
+OpenTelemetry's instrumentation), duration, consumed capacity, retries, HTTP status, outcome and the
+AWS request id. Request and response bodies are never logged: they hold keys and items, and emails
 are personal data.
+
+A library stays quiet unless asked: the data layer's loggers carry a ``logging.NullHandler``, so
+with no logging configured nothing reaches Python's last-resort handler (which would print
+WARNING records to stderr).
 
 structlog goes through ``logging`` (``structlog.stdlib``), so an application's handlers, levels and
 filters apply. A record's message is the event rendered as JSON, and the event's fields are also
@@ -54,6 +62,19 @@ LEVELS: dict[str, int] = {
 }
 _MARK = "_datalayer_instrumented"
 _LOGGER = logging.getLogger(LOGGER_NAME)
+# Every logger the data layer writes to. The NullHandler keeps records away from logging.lastResort
+# when the application configured nothing (records still propagate to its handlers when it did).
+LIBRARY_LOGGERS = (LOGGER_NAME, "core.fast_parse")
+
+
+def _add_null_handlers() -> None:
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+
+
+_add_null_handlers()
 
 _lock = threading.Lock()
 _configured = False
@@ -156,7 +177,8 @@ class _DefaultHandler(logging.Handler):
     def _another_handler_receives(self) -> bool:
         logger: logging.Logger | None = _LOGGER
         while logger is not None:
-            if any(handler is not self for handler in logger.handlers):
+            if any(handler is not self and not isinstance(handler, logging.NullHandler)
+                   for handler in logger.handlers):
                 return True
             if not logger.propagate:
                 return False
@@ -274,15 +296,22 @@ _quiet_third_party_loggers()
 
 # --- the hooks --------------------------------------------------------------------------------
 
-# Modules whose frames are plumbing between the code that asked for a call and botocore.
-_PLUMBING = (
+# Frames between the code that asked for a call and botocore. The data layer's own are told by their
+# file, not their module's name: an application may have modules named ``core`` or ``models`` of its
+# own, and may vendor the layer under a package of its own.
+_LAYER_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LAYER_PLUMBING = (
+    os.path.join(_LAYER_ROOT, "core", ""),
+    os.path.join(_LAYER_ROOT, "models", ""),
+    os.path.join(_LAYER_ROOT, "repositories", "_common.py"),
+    os.path.join(_LAYER_ROOT, "repositories", "paging.py"),
+    os.path.join(_LAYER_ROOT, "repositories", "query.py"),
+)
+# Libraries, by module name (opentelemetry and wrapt: OpenTelemetry's botocore instrumentation wraps
+# every call).
+_LIBRARY_PLUMBING = (
     "botocore",
     "pynamodb",
-    "core",
-    "models",
-    "repositories._common",
-    "repositories.paging",
-    "repositories.query",
     "structlog",
     "logging",
     "contextlib",
@@ -290,25 +319,30 @@ _PLUMBING = (
     "threading",
     "tenacity",
     "urllib3",
+    "opentelemetry",
+    "wrapt",
 )
-_plumbing_modules: dict[str, bool] = {}
+_plumbing_frames: dict[tuple[str, str], bool] = {}
 
 
-def _is_plumbing(module: str) -> bool:
-    known = _plumbing_modules.get(module)
+def _is_plumbing(filename: str, module: str) -> bool:
+    key = (filename, module)
+    known = _plumbing_frames.get(key)
     if known is None:
-        known = any(module == prefix or module.startswith(prefix + ".") for prefix in _PLUMBING)
-        if len(_plumbing_modules) < 4096:
-            _plumbing_modules[module] = known
+        known = filename.startswith(_LAYER_PLUMBING) or any(
+            module == prefix or module.startswith(prefix + ".") for prefix in _LIBRARY_PLUMBING
+        )
+        if len(_plumbing_frames) < 4096:
+            _plumbing_frames[key] = known
     return known
 
 
 def _caller() -> str | None:
-    """``module.function`` of the nearest frame outside botocore, PynamoDB and the data layer's core."""
+    """``module.function`` of the nearest frame that is neither the data layer's plumbing nor a library's."""
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if not isinstance(module, str) or not _is_plumbing(module):
+        if not isinstance(module, str) or not _is_plumbing(frame.f_code.co_filename, module):
             return f"{module}.{frame.f_code.co_qualname}"
         frame = frame.f_back
     return None
@@ -368,6 +402,29 @@ def _emit(level: int, context: Mapping[str, Any], operation: str | None, **field
 # Errors that answer a question rather than report a failure: the migrations runner asks whether a
 # table exists with DescribeTable. Logged at DEBUG, like a successful call.
 _PROBES = frozenset({("DescribeTable", "ResourceNotFoundException")})
+# Refusals the caller handles: a condition that did not hold becomes a typed error (AlreadyExists,
+# ConflictError, InsufficientFunds) or an idempotent replay's stored answer, as does a transaction
+# sent again with its ClientRequestToken; a conflict with another transaction is retried, then a
+# ConflictError. Logged at DEBUG too.
+_REFUSALS = frozenset({
+    "ConditionalCheckFailedException",
+    "TransactionConflictException",
+    "IdempotentParameterMismatchException",
+})
+_REFUSAL_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
+
+
+def _is_refusal(code: str | None, parsed: Mapping[str, Any]) -> bool:
+    """True for a failed call whose error the data layer turns into an outcome the caller handles."""
+    if code in _REFUSALS:
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    reasons = parsed.get("CancellationReasons")
+    if not isinstance(reasons, list):
+        return False
+    codes = {str(reason.get("Code")) for reason in reasons if isinstance(reason, Mapping)}
+    return bool(codes) and codes <= _REFUSAL_REASONS and codes != {"None"}
 
 
 def _before_parameter_build(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
@@ -389,7 +446,8 @@ def _after_call(
     code = None
     if failed:
         code = context.get("error_code_override") or (parsed.get("Error") or {}).get("Code")
-        level = logging.DEBUG if (model.name, code) in _PROBES else logging.WARNING
+        expected = (model.name, code) in _PROBES or _is_refusal(code, parsed)
+        level = logging.DEBUG if expected else logging.WARNING
     else:
         level = logging.DEBUG
     if not _LOGGER.isEnabledFor(level):

@@ -59,7 +59,8 @@ def _use_local_when_unset(aws: bool) -> None:
         return
     endpoint, started = localdb.ensure_running()
     _point_at_local(endpoint)
-    print(f"endpoint: {endpoint} (local DynamoDB, {'started now' if started else 'already running'})")
+    how = "started now" if started else "already running"
+    print(f"endpoint: {endpoint} (local DynamoDB, {how}, data in {localdb.data_dir()})")
 
 
 def _point_at_local(endpoint: str) -> None:

@@ -26,7 +26,8 @@ lock is fenced by ``TransactWriteItems`` with a ``ConditionCheck``). Reaching th
 listing tables and tagging are not needed.
 
 The stream consumer of the SAM template (``migrations.export``) gets ``stream_statements``: the
-stream read actions on the table's stream only.
+stream read actions on the table's stream only; and ``queue_statements``: ``sqs:SendMessage`` on
+its on-failure destination only (Lambda sends there with the function's role).
 """
 
 from __future__ import annotations
@@ -146,6 +147,11 @@ def stream_statements(arns: Arns) -> list[dict[str, Any]]:
         _statement("ReadStream", iam_actions(STREAM_READ_ACTIONS), [arns.stream]),
         _statement("ListStreams", iam_actions(["ListStreams"]), [arns.streams]),
     ]
+
+
+def queue_statements(queue_arn: Any) -> list[dict[str, Any]]:
+    """An on-failure destination's statement: send messages to the queue ``queue_arn``, nothing else."""
+    return [_statement("SendFailures", ["sqs:SendMessage"], [queue_arn])]
 
 
 def document(role: str, table_arn: str) -> dict[str, Any]:

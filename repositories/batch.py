@@ -67,7 +67,14 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.error_codes import configuration_problem, error_code, is_throttling, raise_unexpected
+from core.error_codes import (
+    configuration_problem,
+    error_code,
+    infrastructure_problem,
+    is_throttling,
+    raise_unexpected,
+    throttled,
+)
 from core.errors import (
     AlreadyExists,
     ConflictError,
@@ -75,6 +82,7 @@ from core.errors import (
     InvalidInput,
     InvalidKey,
     RetriesExhausted,
+    Throttled,
     WriteOutcomeUnknown,
 )
 from core.retry import RetryPolicy, retried_by_botocore
@@ -132,6 +140,8 @@ def batch_write(
             stored = _stored_versions(client, [_key_of(item) for item in items], policy)
         except RetriesExhausted as exc:
             message = f"the stored versions could not be read ({exc}); nothing written"
+            if isinstance(exc, Throttled):
+                raise Throttled(message, batch, throttling_reasons=exc.throttling_reasons) from exc
             raise RetriesExhausted(message, batch) from exc
         landed = _set_versions(batch, items, stored, [created for created, _ in stamps], overwrite=overwrite)
     except DataLayerError:
@@ -171,12 +181,15 @@ def _send(client: Any, pending: list[tuple[TableModel, dict[str, Any]]], policy:
             later = [entity for entity, _ in pending[start + MAX_WRITE_BATCH:]]
             if is_throttling(exc):  # refused, after botocore's retries: nothing of this chunk landed
                 refused = [entity for entity, _ in in_flight] + later
-                raise RetriesExhausted(
-                    f"batch_write: throttled on every attempt; {len(done)} of {len(pending)} entities "
-                    f"written, {len(refused)} not", refused, written=done,
+                raise throttled(
+                    exc, f"batch_write: DynamoDB throttled the request on every attempt; {len(done)} of "
+                    f"{len(pending)} entities written, {len(refused)} not", refused, written=done,
                 ) from exc
             if configuration_problem(exc) or not retried_by_botocore(error_code(exc)):
                 raise_unexpected(exc, "BatchWriteItem")
+            unreachable = None if done else infrastructure_problem(exc, "batch_write", write=True)
+            if unreachable is not None:  # no connection, nothing sent, and no entity written before
+                raise unreachable from exc
             raise WriteOutcomeUnknown(
                 f"batch_write: {len(done)} of {len(pending)} entities written, {len(in_flight)} unknown "
                 f"({error_code(exc) or type(exc).__name__}), {len(later)} not sent; calling batch_write "

@@ -100,7 +100,7 @@ def page(
         return paginate(run, binding=binding, limit=limit, cursor=cursor,
                         index=None if query.index is None else source)
     except PynamoDBException as exc:
-        raise_unexpected(exc, query.qualified_name)
+        raise_unexpected(exc, query.qualified_name, index=query.index_name())
 
 
 def every(
@@ -117,7 +117,7 @@ def every(
                                        page_size=page_size)
         return read_all(results, query.qualified_name)
     except PynamoDBException as exc:
-        raise_unexpected(exc, query.qualified_name)
+        raise_unexpected(exc, query.qualified_name, index=query.index_name())
 
 
 def find_one(model: type[M], *, consistent_read: bool = True, **parts: Any) -> M | None:

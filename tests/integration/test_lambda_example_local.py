@@ -43,11 +43,12 @@ def test_the_api_handler_serves_users_and_orders_with_typed_errors(local_table: 
     assert _call("GET /users/{user_id}", path={"user_id": "nobody"})[0] == 404
 
     placed = [_call("POST /users/{user_id}/orders", path={"user_id": user["user_id"]}, body={"amount": a})
-              for a in ("12.50", "3")]
+              for a in (12.5, "3")]  # a JSON number is read as a Decimal, never a float
+    assert placed[0][1]["amount"] == "12.50"  # money with its two places
     assert [s for s, _ in placed] == [201, 201]
     mine, nobody = {"user_id": user["user_id"]}, {"user_id": "nobody"}
     assert _call("POST /users/{user_id}/orders", path=nobody, body={"amount": "1"})[0] == 404
-    assert _call("POST /users/{user_id}/orders", path=mine, body={"amount": 0.5})[0] == 400  # a float
+    assert _call("POST /users/{user_id}/orders", path=mine, body={"amount": 0.125})[0] == 400  # 3 places
 
     status, page = _call("GET /users/{user_id}/orders", path=mine, query={"limit": "1"})
     assert status == 200 and len(page["items"]) == 1 and page["next_cursor"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from botocore.exceptions import ClientError
 from structlog.testing import capture_logs
 
 import core.logs
@@ -29,6 +30,7 @@ SECRET_NAME = "Private Person"
 PERSONAL = (SECRET_EMAIL, SECRET_ID, SECRET_NAME)
 ROOT = Path(__file__).resolve().parents[2]
 HERE = "tests.unit.test_logging"
+_KEY = {"PK": {"S": "USER#nobody"}, "SK": {"S": "PROFILE"}}
 
 
 class Records(logging.Handler):
@@ -129,7 +131,7 @@ def test_at_info_successful_calls_are_not_logged(
     assert events == []
 
 
-def test_a_failed_call_is_logged_at_warning_with_its_error_code(
+def test_a_refused_condition_is_debug_and_an_unexpected_error_a_warning(
     moto_table: Settings, log_level: Callable[[str | None], None]
 ) -> None:
     log_level("DEBUG")
@@ -138,11 +140,17 @@ def test_a_failed_call_is_logged_at_warning_with_its_error_code(
             User.get("USER#nobody", "PROFILE")
         with pytest.raises(DataLayerError):
             Product(product_id="p", name="X", price=1).save(condition=Product.pk.exists())
+        with pytest.raises(ClientError, match="ResourceNotFoundException"):
+            new_client(get_settings()).get_item(TableName="no-such-table", Key=_KEY)
     calls = [(e["log_level"], e["outcome"]) for e in events if e["event"] == "dynamodb.call"]
-    assert calls == [("debug", "ok"), ("warning", "ConditionalCheckFailedException")]
+    assert calls == [
+        ("debug", "ok"),
+        ("debug", "ConditionalCheckFailedException"),
+        ("warning", "ResourceNotFoundException"),
+    ]
 
 
-def test_the_caller_is_the_repository_function_and_a_cancelled_transaction_is_a_warning(
+def test_the_caller_is_the_repository_function_and_a_taken_email_is_a_debug_refusal(
     moto_table: Settings, log_level: Callable[[str | None], None]
 ) -> None:
     log_level("DEBUG")
@@ -153,7 +161,7 @@ def test_the_caller_is_the_repository_function_and_a_cancelled_transaction_is_a_
             create_user(email, "Impostor")
     calls = [e for e in events if e["event"] == "dynamodb.call"]
     writes = [c for c in calls if c["operation"] == "TransactWriteItems"]
-    assert [c["log_level"] for c in writes] == ["debug", "warning"]
+    assert [c["log_level"] for c in writes] == ["debug", "debug"]
     assert {c["caller"] for c in writes} == {"repositories.users.create_user"}
     assert writes[1]["outcome"] == "TransactionCanceledException"
     assert "ConditionalCheckFailed" in writes[1]["cancellation_reasons"]
@@ -231,19 +239,24 @@ def test_at_the_default_level_successful_calls_emit_nothing_and_cost_nothing(
     assert work == []
 
 
-def test_a_failed_call_logs_one_warning_at_the_default_level(
+def test_an_unexpected_failure_logs_one_warning_at_the_default_level_and_a_refusal_nothing(
     moto_table: Settings, log_level: Callable[[str | None], None], app_logging: Callable[[int], Records]
 ) -> None:
     log_level(None)
     app = app_logging(logging.WARNING)
     with pytest.raises(DataLayerError):
         Product(product_id="p", name="X", price=1).save(condition=Product.pk.exists())
+    assert app.records == []
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        new_client(get_settings()).get_item(TableName="no-such-table", Key=_KEY)
     [record] = app.records
     assert record.name == LOGGER_NAME and record.levelno == logging.WARNING
-    assert record.operation == "PutItem"  # type: ignore[attr-defined]
-    assert record.outcome == "ConditionalCheckFailedException"  # type: ignore[attr-defined]
+    assert record.operation == "GetItem"  # type: ignore[attr-defined]
+    assert record.outcome == "ResourceNotFoundException"  # type: ignore[attr-defined]
     assert record.status == 400  # type: ignore[attr-defined]
-    assert record.caller == f"{HERE}.test_a_failed_call_logs_one_warning_at_the_default_level"  # type: ignore[attr-defined]
+    assert record.caller == (  # type: ignore[attr-defined]
+        f"{HERE}.test_an_unexpected_failure_logs_one_warning_at_the_default_level_and_a_refusal_nothing"
+    )
     assert record.request_id  # type: ignore[attr-defined]
 
 
@@ -271,10 +284,11 @@ def test_log_level_sets_the_dynamodb_logger_only(
     log_level(level)
     logger = logging.getLogger(LOGGER_NAME)
     assert logger.level == expected
-    assert len(logger.handlers) == 1
+    [default] = [h for h in logger.handlers if not isinstance(h, logging.NullHandler)]
     assert logging.getLogger().handlers == root_handlers
     log_level(None)
-    assert logger.level == logging.NOTSET and logger.handlers == []
+    assert logger.level == logging.NOTSET and default not in logger.handlers
+    assert [type(h) for h in logger.handlers] == [logging.NullHandler]  # the library's, always there
     assert logging.getLogger().handlers == root_handlers
 
 

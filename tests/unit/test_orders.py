@@ -21,7 +21,7 @@ from core.errors import (
     InvalidInput,
     InvalidKey,
     NotFound,
-    RetriesExhausted,
+    Throttled,
     WriteOutcomeUnknown,
 )
 from models import Order, OrderStatus, new_order_id
@@ -518,8 +518,8 @@ def test_set_order_status_refuses_bad_input_and_writes_nothing(
 
 
 @pytest.mark.parametrize(("code", "error"), [
-    ("ProvisionedThroughputExceededException", RetriesExhausted),
-    ("RequestLimitExceeded", RetriesExhausted),
+    ("ProvisionedThroughputExceededException", Throttled),
+    ("RequestLimitExceeded", Throttled),
     ("InternalServerError", DataLayerError),
 ])
 def test_every_order_function_maps_an_unexpected_error_into_the_tree_with_its_cause(

@@ -18,7 +18,7 @@ from core.errors import (
     InvalidInput,
     InvalidKey,
     NotFound,
-    RetriesExhausted,
+    Throttled,
     WriteOutcomeUnknown,
 )
 from models import Product
@@ -213,7 +213,7 @@ def test_the_cache_loads_a_product_with_a_strongly_consistent_read(
 
 
 @pytest.mark.parametrize(("code", "error"), [
-    ("ThrottlingException", RetriesExhausted), ("InternalServerError", DataLayerError),
+    ("ThrottlingException", Throttled), ("InternalServerError", DataLayerError),
 ])
 def test_put_and_get_product_map_an_unexpected_error_into_the_tree_with_its_cause(
     moto_table: Settings, client_hooks: ClientHooks, code: str, error: type[DataLayerError]

@@ -19,6 +19,7 @@ from core.errors import (
     InvalidKey,
     NotFound,
     RetriesExhausted,
+    Throttled,
     WriteOutcomeUnknown,
 )
 from models import EmailClaim, User
@@ -440,8 +441,8 @@ def test_get_user_throttled_after_botocores_retries_raises_retries_exhausted_wit
 
 
 @pytest.mark.parametrize(("code", "reasons", "error"), [
-    ("ThrottlingException", (), RetriesExhausted),
-    ("TransactionCanceledException", ("None", "ThrottlingError"), RetriesExhausted),
+    ("ThrottlingException", (), Throttled),
+    ("TransactionCanceledException", ("None", "ThrottlingError"), Throttled),
     ("InternalServerError", (), WriteOutcomeUnknown),  # a 5xx after botocore's retries: unknown
     ("ValidationException", (), DataLayerError),
 ])
