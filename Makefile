@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PKGS := models repositories migrations core
 
-.PHONY: install migrate test unit integration lint typecheck db-start db-stop db-status db-env bench demo clean mutation reliability
+.PHONY: install migrate test unit integration lint typecheck db-start db-stop db-status db-env bench demo clean mutation reliability sam
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,16 @@ bench: $(STAMP)  ## time the data layer against bare PynamoDB and raw botocore
 
 demo: $(STAMP)  ## walk through every access pattern against the local DynamoDB
 	$(BIN)/python -m examples.walkthrough
+
+# Not part of `make test` (installs the SAM CLI into .local/sam-cli once, a few minutes): sam validate --lint
+# and sam build of the SAM export, then a request served by the built artifact alone on DynamoDB Local.
+SAM_VENV := .local/sam-cli
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli>=1.130,<2"
+
+sam: $(STAMP) $(SAM_VENV)/bin/sam  ## validate and build the SAM export with the SAM CLI, and serve a request from the artifact
+	SAM_CLI=$(SAM_VENV)/bin/sam $(BIN)/python -m pytest -m sam tests/integration/test_sam_app_local.py
 
 # Not part of `make test` (slow: minutes per file). Narrow it: make mutation PATHS=core/client.py,repositories/cache.py
 # JOBS copies run side by side; MUTATION_ARGS passes more flags to tests/mutation/mutation.py (--time-limit, --drop, --keep).

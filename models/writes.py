@@ -165,7 +165,9 @@ class Plan:
         name = type(self.entity).__name__
         if self.new:
             return AlreadyExists(f"a {name} with this id exists already")
-        return ConflictError(f"the {name} {_STALE}")
+        return ConflictError(f"the {name} {_STALE}: read it again (a function that writes it, such as "
+                             "set_order_status or update_user, returns the updated entity and leaves the one "
+                             "passed in as it was)")
 
     def main_step(self, *, add_version_condition: bool = True) -> Step:
         """The entity's own operation, with its version handling and every rule condition (built

@@ -189,11 +189,14 @@ def _sam_cli() -> str | None:
     return os.environ.get("SAM_CLI") or shutil.which("sam")
 
 
-@pytest.mark.skipif(_sam_cli() is None, reason="the SAM CLI is not installed (set SAM_CLI to use one)")
+@pytest.mark.sam  # make sam: installs the SAM CLI once (slow), so not part of make test
 def test_sam_validates_and_builds_an_artifact_that_serves_on_its_own(
     tmp_path: Path, as_deployed: Callable[[str], dict[str, str]],
 ) -> None:
-    sam = str(_sam_cli())
+    found = _sam_cli()
+    if found is None:
+        pytest.fail("no SAM CLI: run `make sam`, or set SAM_CLI to one")
+    sam = str(found)
     template = tmp_path / "template.json"
     args = argparse.Namespace(format="sam", output=template, handler=export.HANDLER,
                               stream_handler=export.STREAM_HANDLER)
