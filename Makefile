@@ -61,7 +61,7 @@ $(SAM_VENV)/bin/sam:
 	$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli>=1.130,<2"
 
 sam: $(STAMP) $(SAM_VENV)/bin/sam  ## validate and build the SAM export with the SAM CLI, and serve a request from the artifact
-	SAM_CLI=$(SAM_VENV)/bin/sam $(BIN)/python -m pytest -m sam tests/integration/test_sam_app_local.py
+	SAM_CLI=$(CURDIR)/$(SAM_VENV)/bin/sam $(BIN)/python -m pytest -m sam tests/integration/test_sam_app_local.py
 
 # Not part of `make test` (slow: minutes per file). Narrow it: make mutation PATHS=core/client.py,repositories/cache.py
 # JOBS copies run side by side; MUTATION_ARGS passes more flags to tests/mutation/mutation.py (--time-limit, --drop, --keep).
