@@ -52,7 +52,6 @@ from core.errors import (
     WriteOutcomeUnknown,
 )
 from models import Order, TableModel, User
-from models.attributes import MAX_MONEY_DECIMAL_PLACES
 from repositories import orders, streams, users
 
 Response = dict[str, Any]
@@ -63,7 +62,6 @@ logger = logging.getLogger(__name__)
 
 _STATUS = ((InvalidInput, 400), (NotFound, 404), (AlreadyExists, 409), (ConflictError, 409),
            (IdempotencyKeyReused, 422), (WriteOutcomeUnknown, 503))
-_CENT = Decimal(1).scaleb(-MAX_MONEY_DECIMAL_PLACES)
 IDEMPOTENCY_HEADER = "idempotency-key"  # API Gateway hands header names on in lower case
 
 
@@ -218,8 +216,7 @@ def _user(user: User) -> dict[str, Any]:
 
 
 def _order(order: Order) -> dict[str, Any]:
-    amount = order.amount.quantize(_CENT)  # DynamoDB gives 12.50 back as 12.5
-    return {"user_id": order.user_id, "order_id": order.order_id, "amount": format(amount, "f"),
+    return {"user_id": order.user_id, "order_id": order.order_id, "amount": format(order.amount, "f"),
             "status": order.status.value, "version": order.version}
 
 

@@ -67,10 +67,12 @@ def _orders(ada: User) -> None:
     print(f"page 1: {len(page.items)} orders, has_more={page.has_more} {_calls(ev)}")
     page2 = orders.get_user_orders(ada.user_id, limit=10, cursor=page.next_cursor)
     print(f"page 2: {len(page2.items)} orders, first amount {page2.items[0].amount}")
+    smaller = orders.get_user_orders(ada.user_id, limit=5, cursor=page.next_cursor)
+    print(f"the same cursor with limit=5: the next {len(smaller.items)} orders (the page size may change)")
     try:
-        orders.get_user_orders(ada.user_id, limit=5, cursor=page.next_cursor)
+        orders.get_user_orders(ada.user_id, limit=10, cursor=page.next_cursor, newest_first=False)
     except InvalidCursor:
-        print("the same cursor with another page size raised InvalidCursor (bound to its query)")
+        print("the same cursor oldest first raised InvalidCursor (bound to its query and direction)")
     week = orders.get_user_orders(
         ada.user_id, start=start + timedelta(days=10), end=start + timedelta(days=16), limit=100
     )

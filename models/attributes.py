@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from pynamodb.attributes import Attribute, UnicodeAttribute
@@ -45,6 +45,10 @@ _MAX_INT_BITS = 128
 _NUMBER_STRING = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
 
 MAX_MONEY_DECIMAL_PLACES = 2
+_CENT = Decimal(1).scaleb(-MAX_MONEY_DECIMAL_PLACES)
+# Enough digits to give any DynamoDB number (below 1E+126) its two places; nothing trapped, so a
+# value that cannot be given them (1E+999999 in a hand-made stream image) quantizes to NaN quietly.
+_SCALE = Context(prec=MAX_ADJUSTED_EXPONENT + 1 + MAX_MONEY_DECIMAL_PLACES, traps=[])
 
 DEFAULT_TEXT_MAX_LENGTH = 256
 
@@ -193,6 +197,24 @@ class MoneyAttribute(DecimalAttribute):
         """Check the amount with ``to_money`` and write it in plain notation."""
         what = self.attr_name or "amount"
         return str(to_money(value, what, positive=self.positive, max_digits=self.max_digits))
+
+    def deserialize(self, value: Any) -> Decimal:
+        """The stored amount at its two decimal places: DynamoDB gives ``10.00`` back as ``10``,
+        this reads ``Decimal("10.00")`` (``money_at_scale``)."""
+        return money_at_scale(Decimal(value))
+
+
+def money_at_scale(amount: Decimal) -> Decimal:
+    """``amount`` with exactly two decimal places (``10`` -> ``10.00``, ``12.5`` -> ``12.50``), never
+    rounded.
+
+    An amount that two places cannot hold exactly (``12.345`` written by another writer, NaN,
+    infinity) is returned as it is: reading it changes nothing, and writing it back is refused
+    by ``to_money``'s rule, with its error, instead of saving a silently rounded amount. (A
+    signalling NaN, which no DynamoDB number is, raises ``InvalidOperation``.)
+    """
+    scaled = amount.quantize(_CENT, ROUND_DOWN, _SCALE)
+    return scaled if scaled == amount else amount
 
 
 # Text

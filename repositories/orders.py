@@ -20,7 +20,7 @@ from typing import Any
 
 from core.errors import InvalidInput
 from models import idempotency, writes
-from models.attributes import to_money
+from models.attributes import money_at_scale, to_money
 from models.idempotency import IdempotencyKey
 from models.order import Order, OrderStatus, order_id_bounds, order_identity
 from models.table import utcnow
@@ -61,7 +61,9 @@ def place_order(
                  "created_at": when}
     key = IdempotencyKey.of("place_order", idempotency_key, owner=user_id, arguments=arguments)
     order_id, when = order_identity(checked_id, when or (utcnow() if checked_id is None else None))
-    order = Order(user_id=user_id, order_id=order_id, amount=value, status=order_status, created_at=when)
+    # The amount as a read gives it back (12.50 for 12.5), so the first call and a replay agree.
+    order = Order(user_id=user_id, order_id=order_id, amount=money_at_scale(value), status=order_status,
+                  created_at=when)
     first = idempotency.execute(lambda: writes.plan_put(order), key, Order, what="Order.save")
     return order if first is None else first
 
@@ -85,8 +87,8 @@ def get_user_orders(
 
     ``start``/``end`` (timezone-aware, inclusive, to the millisecond) restrict the orders to those
     placed in that time, as a key condition. ``limit``: 1 to 100. ``cursor``: the ``next_cursor``
-    of the previous page of the same query (same user, range, limit and direction), else
-    ``InvalidCursor``.
+    of the previous page of the same query (same user, range and direction; the limit may
+    change), else ``InvalidCursor``.
     """
     user_id = key_part(user_id, "user_id")
     newest_first = _check_bool(newest_first, "newest_first")

@@ -8,13 +8,14 @@ A cursor is opaque: URL-safe base64 (no padding) of ``version || nonce || AES-25
   cursor only, so its GCM nonce can be fixed and no number of cursors under one secret ever
   repeats a (key, nonce) pair (a random 96-bit GCM nonce under one key would, after about 2**32).
 - The plaintext is the SHA-256 of the query's *binding* (function, table, index, key values,
-  direction, page size, range bounds), then the ``LastEvaluatedKey`` to resume from as JSON.
+  direction, range bounds), then the ``LastEvaluatedKey`` to resume from as JSON. The page size is
+  not bound: the next page may ask for more or fewer items.
 
 The secret is ``DATALAYER_CURSOR_SECRET`` (``core.config``). ``decode_cursor`` raises
 ``InvalidCursor``, and nothing else, unless the cursor decrypts and authenticates under this
 secret and the binding inside equals the binding of the query it is handed to: a cursor cannot be
-read, edited, truncated, forged without the secret, or replayed against another user, status, page
-size, direction or date range. Nothing in a cursor is readable without the secret (a user id, an
+read, edited, truncated, forged without the secret, or replayed against another user, status,
+direction or date range. Nothing in a cursor is readable without the secret (a user id, an
 order id); only its length says roughly how long the key is. Cursors carry no expiry.
 
 Without ``DATALAYER_CURSOR_SECRET`` a fixed development secret is used, but only when the endpoint

@@ -81,10 +81,11 @@ def page(
                    check_parts(model, sort_template.fields, between[1], "between"))
     partition = model.key_template(query.partition).compose(**keys)
     condition, bounds = sort_condition(query, prefix=prefix, between=between)
+    # Not the limit: the next page may ask for another page size.
     binding = {
         "fn": query.qualified_name, "table": get_settings().table_name, "index": query.index_name(),
         "keys": {name: format_part(value) for name, value in keys.items()},
-        "forward": forward, "limit": limit, "range": bounds,
+        "forward": forward, "range": bounds,
     }
     source = query.source()
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
 import pytest
 
 from core.config import Settings
-from core.errors import ConflictError, InvalidCursor
+from core.errors import ConflictError, InvalidCursor, InvalidInput
 from models import Order, OrderStatus
 from repositories.orders import get_order, get_user_orders, orders_by_status, place_order, set_order_status
 from repositories.paging import SECRET_ENV, Page
@@ -19,8 +20,11 @@ from tests.helpers import (
     count_calls,
     existing_user,
     new_user_id,
+    order_item,
     race,
     raw_client,
+    raw_get,
+    seed,
     seed_orders,
 )
 
@@ -101,3 +105,32 @@ def test_two_stale_status_changes_one_wins(local_table: Settings) -> None:
         stored = get_order(order.user_id, order.order_id)
         assert (stored.status, stored.version) == (winners[0].status, stale.version + 1)
         assert stored.gsi1pk == Order.key_template("gsi1pk").compose(status=stored.status)
+
+
+def test_amounts_read_back_with_their_two_places_through_every_order_read(local_table: Settings) -> None:
+    user_id = existing_user(local_table)
+    placed = [place_order(user_id, "10.00", status="SHIPPED"), place_order(user_id, "12.5", status="SHIPPED")]
+    stored = raw_get(local_table, Order, user_id=user_id, order_id=placed[0].order_id)
+    assert stored is not None and stored["Amount"] == {"N": "10"}  # what DynamoDB gives back
+    expected = [("10.00", Decimal("10.00")), ("12.50", Decimal("12.50"))]
+    read = {
+        "place_order": placed,
+        "get_order": [get_order(user_id, o.order_id) for o in placed],
+        "get_user_orders": get_user_orders(user_id, limit=5, newest_first=False).items,
+        "orders_by_status": orders_by_status(OrderStatus.SHIPPED, limit=5).items,
+    }
+    for path, got in read.items():
+        assert [(str(o.amount), o.amount) for o in got] == expected, path
+
+
+def test_a_stored_amount_with_more_places_is_read_as_stored_and_not_written_back(
+    local_table: Settings,
+) -> None:
+    user_id = existing_user(local_table)
+    (order_id,) = seed(local_table, [order_item(user_id, BASE, amount="12.345")])  # another writer's
+    order = get_order(user_id, order_id)
+    assert str(order.amount) == "12.345"  # not rounded on read
+    with pytest.raises(InvalidInput, match="more than 2 decimal places"):
+        order.save()
+    stored = raw_get(local_table, Order, user_id=user_id, order_id=order_id)
+    assert stored is not None and stored["Amount"] == {"N": "12.345"}

@@ -4,6 +4,10 @@ The code blocks of that section are written into a temporary package and importe
 written by ``new --autogenerate`` into a temporary copy of the versions directory; the repository
 function runs over the declared query. Afterwards the entity is unregistered, so the real models
 are as they were for the next test.
+
+Only the stored names are changed (``RENAMED``): a user who followed the recipe has an ``Invoice``
+with ``INVOICE`` and ``GSI2`` of their own, and this test still declares a new entity and a new
+index next to it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ from tests.helpers import raw_get
 from tests.migrations.helpers import quiet
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+# The recipe's stored names, and this test's, which no user would choose.
+DISCRIMINATOR = f"RECIPE_TEST_{uuid.uuid4().hex[:8].upper()}"
+INDEX, INDEX_KEY = "RecipeTestIndex", "RecipeTestPK"
+RENAMED = {'discriminator="INVOICE"': f'discriminator="{DISCRIMINATOR}"',
+           'index_name = "GSI2"': f'index_name = "{INDEX}"', 'attr_name="GSI2PK"': f'attr_name="{INDEX_KEY}"'}
 
 
 def _recipe_blocks() -> dict[str, str]:
@@ -50,7 +59,11 @@ def recipe(tmp_path: Path) -> Iterator[tuple[ModuleType, ModuleType]]:
     package = f"recipe_{uuid.uuid4().hex[:8]}"
     (tmp_path / package).mkdir()
     (tmp_path / package / "__init__.py").write_text("")
-    (tmp_path / package / "invoice.py").write_text(blocks["models/invoice.py"])
+    entity = blocks["models/invoice.py"]
+    for recipe_name, test_name in RENAMED.items():
+        assert entity.count(recipe_name) >= 1, f"the recipe no longer has {recipe_name}"
+        entity = entity.replace(recipe_name, test_name)
+    (tmp_path / package / "invoice.py").write_text(entity)
     repository = blocks["repositories/invoices.py"]
     repository = repository.replace("from models.invoice ", f"from {package}.invoice ")
     (tmp_path / package / "invoices.py").write_text(repository)
@@ -66,7 +79,7 @@ def recipe(tmp_path: Path) -> Iterator[tuple[ModuleType, ModuleType]]:
         invoice = locals().get("models")
         if invoice is not None:
             registry._class_map.pop(invoice.Invoice, None)
-        registry._discriminator_map.pop("INVOICE", None)
+        registry._discriminator_map.pop(DISCRIMINATOR, None)
 
 
 def test_the_readme_recipe_declares_migrates_and_queries_a_new_entity(
@@ -81,13 +94,13 @@ def test_the_readme_recipe_declares_migrates_and_queries_a_new_entity(
 
     # 2. The migration: check sees the new index, autogenerate writes it, upgrade builds it.
     assert cli.main(["check"]) == 1
-    assert "GSI2" in capsys.readouterr().out
+    assert INDEX in capsys.readouterr().out
     before = [r.revision for r in load_revisions(versions)]
     new = ["--versions-dir", str(versions), "new", "add invoices by due day", "--autogenerate"]
     assert cli.main(new) == 0
     written = load_revisions(versions)[len(before):]
     assert len(written) == 1 and written[0].down_revision == before[-1]
-    assert 'create_global_index("GSI2"' in written[0].path.read_text()
+    assert f'create_global_index("{INDEX}"' in written[0].path.read_text()
     assert cli.main(["--versions-dir", str(versions), "upgrade"]) == 0
     capsys.readouterr()
     assert cli.main(["check"]) == 0
@@ -116,5 +129,5 @@ def test_the_readme_recipe_declares_migrates_and_queries_a_new_entity(
     # Paying an invoice removes its due day, and update() takes it out of the sparse index.
     due[0].update([invoice_cls.due_day.set(None)])
     stored = raw_get(local, invoice_cls, user_id=user.user_id, invoice_id="i1")
-    assert stored is not None and "GSI2PK" not in stored and "DueDay" not in stored
+    assert stored is not None and INDEX_KEY not in stored and "DueDay" not in stored
     assert [i.invoice_id for i in repository.invoices_due_on("2025-07-01").items] == ["i2", "i3"]

@@ -577,12 +577,6 @@ def catalogue(f: Fixture) -> Iterator[Case]:
     )
     yield Case(
         "get_user_orders(cursor=)",
-        "another page size's cursor",
-        lambda: orders.get_user_orders(u.user_id, limit=2, cursor=f.cursor),
-        (InvalidCursor,),
-    )
-    yield Case(
-        "get_user_orders(cursor=)",
         "another direction's cursor",
         lambda: orders.get_user_orders(u.user_id, limit=1, cursor=f.cursor, newest_first=False),
         (InvalidCursor,),

@@ -31,6 +31,7 @@ from models.attributes import (
     MoneyAttribute,
     TextAttribute,
     check_text,
+    money_at_scale,
     normalize_email,
     to_decimal,
     to_money,
@@ -361,6 +362,21 @@ def test_a_good_model_serializes_what_the_attributes_write() -> None:
     assert item["Title"] == {"S": "T"} and item["Name"] == {"S": "Ada"}
     back = Thing.from_raw_data(item)
     assert back.amount == Decimal(10) and back.colour is Colour.GREEN and back.email == "ada@example.com"
+
+
+@pytest.mark.parametrize(("stored", "read"), [
+    ("10", "10.00"), ("12.5", "12.50"), ("0.05", "0.05"), ("0", "0.00"), ("1E+2", "100.00"),
+    ("9" * 38, "9" * 38 + ".00"), ("1" + "0" * 125, "1" + "0" * 125 + ".00"),
+])
+def test_money_reads_back_with_its_two_places(stored: str, read: str) -> None:
+    assert str(MoneyAttribute().deserialize(stored)) == read
+
+
+@pytest.mark.parametrize("stored", ["12.345", "0.001", "1E-130", "1E+999999", "NaN", "Infinity"])
+def test_money_that_two_places_cannot_hold_is_read_as_stored_never_rounded(stored: str) -> None:
+    assert str(money_at_scale(Decimal(stored))) == str(Decimal(stored))
+    with pytest.raises(InvalidInput):  # and writing it back is refused, not rounded
+        MoneyAttribute().serialize(MoneyAttribute().deserialize(stored))
 
 
 class _Amount(Decimal):

@@ -321,6 +321,38 @@ def test_a_date_range_pages_within_its_bounds(moto_table: Settings) -> None:
     assert got == ids[5:35][::-1]
 
 
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_the_page_size_may_change_between_pages_of_one_query(
+    moto_table: Settings, newest_first: bool
+) -> None:
+    user_id = existing_user(moto_table)
+    ids = seed_orders(moto_table, user_id, 12)
+    expected = ids[::-1] if newest_first else ids
+    got: list[str] = []
+    page = get_user_orders(user_id, limit=2, newest_first=newest_first)
+    for limit in (5, 1, 3, 100):
+        got += [o.order_id for o in page.items]
+        assert page.next_cursor is not None
+        page = get_user_orders(user_id, limit=limit, cursor=page.next_cursor, newest_first=newest_first)
+    got += [o.order_id for o in page.items]
+    assert got == expected and page.has_more is False  # no order twice, none left out
+    first = get_user_orders(user_id, limit=2, newest_first=newest_first)
+    with pytest.raises(InvalidCursor):  # still bound to the user
+        get_user_orders(existing_user(moto_table), limit=5, cursor=first.next_cursor,
+                        newest_first=newest_first)
+
+
+def test_the_page_size_may_change_between_pages_by_status(moto_table: Settings) -> None:
+    paid = seed_orders(moto_table, existing_user(moto_table), 9, status="PAID")
+    first = orders_by_status("PAID", limit=2)
+    second = orders_by_status("PAID", limit=5, cursor=first.next_cursor)
+    third = orders_by_status("PAID", limit=5, cursor=second.next_cursor)
+    assert [o.order_id for p in (first, second, third) for o in p.items] == paid
+    assert (second.has_more, third.has_more) == (True, False)
+    with pytest.raises(InvalidCursor):
+        orders_by_status("SHIPPED", limit=5, cursor=first.next_cursor)
+
+
 def _cursor_after_first_page(user_id: str, **query: Any) -> str:
     page = get_user_orders(user_id, limit=5, **query)
     assert page.next_cursor is not None
@@ -329,7 +361,6 @@ def _cursor_after_first_page(user_id: str, **query: Any) -> str:
 
 @pytest.mark.parametrize("other", [
     {"user_id": "someone-else"},
-    {"limit": 6},
     {"newest_first": False},
     {"start": BASE},
     {"end": BASE + timedelta(days=1)},

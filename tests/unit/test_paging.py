@@ -35,7 +35,7 @@ from repositories.paging import (
 )
 
 SECRET = b"unit-test-secret-0123456789abcdef"
-BINDING = {"fn": "get_user_orders", "keys": {"user_id": "u1"}, "forward": False, "limit": 10, "range": None}
+BINDING = {"fn": "get_user_orders", "keys": {"user_id": "u1"}, "forward": False, "range": None}
 KEY: RawKey = {"PK": {"S": "USER#u1"}, "SK": {"S": "ORDER#01ARZ3NDEKTSV4RRFFQ69G5FAV"}}
 B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
