@@ -256,3 +256,20 @@ def test_a_value_serialized_by_hand_is_sent_in_the_form_the_rule_writes() -> Non
     values = {}
     effect.action.serialize({}, values)
     assert list(values.values()) == [{"S": "Ada"}]
+
+
+def test_a_second_fold_takes_the_next_free_placeholders_and_messages_are_exact() -> None:
+    update = _step("update", A, "#0 = :0", names={"#0": "Version"}, values={":0": {"N": "3"}})
+    first = _step("check", A, "#0 > :0", names={"#0": "Amount"}, values={":0": {"N": "1"}})
+    second = _step("check", A, "#0 < :0", names={"#0": "Price"}, values={":0": {"N": "2"}})
+    (merged,) = merge_steps([update, first, second], "t")
+    assert merged.kwargs["ConditionExpression"] == "((#0 = :0 AND #m0 > :m0) AND #m1 < :m1)"
+    assert merged.kwargs["ExpressionAttributeNames"] == {"#0": "Version", "#m0": "Amount", "#m1": "Price"}
+    assert str(merged.failure(None)) == "update failed; or check failed; or check failed"
+    two = r"^t: two writes of one item in one transaction; DynamoDB allows one operation per item: compose"
+    with pytest.raises(InvalidInput, match=two + r" one write per item$"):
+        merge_steps([_step("update", A), _step("put", A)], "t")
+    with pytest.raises(InvalidInput, match=r"^t: a step needs an item that this transaction deletes$"):
+        merge_steps([_step("delete", A), _step("check", A, "x", expects=True)], "t")
+    with pytest.raises(InvalidInput, match=r"^t: a step needs an item absent that this transaction writes$"):
+        merge_steps([_step("put", A), _step("check", A, "x", expects=False)], "t")

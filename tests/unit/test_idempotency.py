@@ -194,7 +194,7 @@ def test_a_record_past_its_time_counts_as_expired_though_dynamodb_has_not_delete
                            UpdateExpression="SET ExpiresAt = :t",
                            ExpressionAttributeValues={":t": {"N": past}})
     orders.place_order(user_id, "99", idempotency_key="old")  # forgotten: a new order
-    assert sorted(item["Amount"]["N"] for item in _of_type(raw, "ORDER")) == ["10", "99"]
+    assert sorted(Decimal(item["Amount"]["N"]) for item in _of_type(raw, "ORDER")) == [10, 99]
 
 
 def test_only_a_call_with_a_key_writes_a_record(raw: RawTable, moto_table: Settings) -> None:
