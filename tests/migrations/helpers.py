@@ -74,3 +74,36 @@ def record_operations(client: Any) -> list[str]:
 
     client.meta.events.register("before-call.dynamodb", handler)
     return sent
+
+
+def user_item(user_id: str, email: str, **extra: Any) -> dict[str, Any]:
+    """A stored USER item (``USER#{user_id}`` / ``PROFILE``), in the layout of revisions 0004 and 0005."""
+    return {
+        "PK": {"S": f"USER#{user_id}"},
+        "SK": {"S": "PROFILE"},
+        "EntityType": {"S": "USER"},
+        "UserId": {"S": user_id},
+        "Email": {"S": email},
+        "Version": {"N": "1"},
+        **extra,
+    }
+
+
+def claim_item(email: str, user_id: str) -> dict[str, Any]:
+    """A stored email claim (``EMAIL#{email}`` / ``EMAIL``) owned by ``user_id``."""
+    return {
+        "PK": {"S": f"EMAIL#{email}"},
+        "SK": {"S": "EMAIL"},
+        "EntityType": {"S": "EMAIL"},
+        "ClaimedEmail": {"S": email},
+        "UserId": {"S": user_id},
+        "Version": {"N": "1"},
+    }
+
+
+def get_raw(client: Any, table: str, pk: str, sk: str) -> dict[str, Any] | None:
+    """One item by its key, read strongly consistent with a raw client."""
+    item: dict[str, Any] | None = client.get_item(
+        TableName=table, Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True
+    ).get("Item")
+    return item

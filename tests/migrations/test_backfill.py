@@ -19,7 +19,17 @@ from migrations import runner
 from migrations.context import Item, ItemUpdate, MigrationContext, Put
 from migrations.ledger import Ledger
 from migrations.runner import RevisionFailed
-from tests.migrations.helpers import REPO, FakeClient, client_error, quiet, scan_all, seed
+from tests.migrations.helpers import (
+    REPO,
+    FakeClient,
+    claim_item,
+    client_error,
+    get_raw,
+    quiet,
+    scan_all,
+    seed,
+    user_item,
+)
 
 THINGS = 800
 
@@ -98,35 +108,6 @@ def test_a_backfill_killed_halfway_resumes_from_its_checkpoints_and_processes_ev
     assert ledger.records()["0002"]["Status"] == "applied"
 
 
-def _user(user_id: str, email: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "PK": {"S": f"USER#{user_id}"},
-        "SK": {"S": "PROFILE"},
-        "EntityType": {"S": "USER"},
-        "UserId": {"S": user_id},
-        "Email": {"S": email},
-        "Version": {"N": "1"},
-        **extra,
-    }
-
-
-def _claim(email: str, user_id: str) -> dict[str, Any]:
-    return {
-        "PK": {"S": f"EMAIL#{email}"},
-        "SK": {"S": "EMAIL"},
-        "EntityType": {"S": "EMAIL"},
-        "ClaimedEmail": {"S": email},
-        "UserId": {"S": user_id},
-        "Version": {"N": "1"},
-    }
-
-
-def _get(client: Any, table: str, pk: str, sk: str) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = client.get_item(
-        TableName=table, Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True
-    ).get("Item")
-    return item
-
 
 def test_revision_0004_lower_cases_emails_claims_them_and_retries_only_the_item_that_failed(
     local: Settings, client: Any
@@ -137,11 +118,11 @@ def test_revision_0004_lower_cases_emails_claims_them_and_retries_only_the_item_
         client,
         table,
         [
-            _user("alice", "Alice@Example.COM"),  # no claim yet
-            _user("bob", "bob@example.com"),
-            _claim("bob@example.com", "bob"),  # already right
-            _user("carol", "Carol@Example.com"),
-            _claim("carol@example.com", "mallory"),  # taken
+            user_item("alice", "Alice@Example.COM"),  # no claim yet
+            user_item("bob", "bob@example.com"),
+            claim_item("bob@example.com", "bob"),  # already right
+            user_item("carol", "Carol@Example.com"),
+            claim_item("carol@example.com", "mallory"),  # taken
             {
                 "PK": {"S": "USER#alice"},
                 "SK": {"S": "ORDER#1"},
@@ -158,23 +139,23 @@ def test_revision_0004_lower_cases_emails_claims_them_and_retries_only_the_item_
     assert failed.value.revision == "0004"
     assert any('"USER#carol"' in line and "claimed by another user" in line for line in lines)
     assert runner.status(client=client)["failed"] == ["0004"]
-    alice = _get(client, table, "USER#alice", "PROFILE")
+    alice = get_raw(client, table, "USER#alice", "PROFILE")
     assert (
         alice is not None and alice["Email"] == {"S": "alice@example.com"} and alice["Version"] == {"N": "2"}
     )
-    assert _get(client, table, "EMAIL#alice@example.com", "EMAIL")["UserId"] == {"S": "alice"}  # type: ignore[index]
-    assert _get(client, table, "USER#bob", "PROFILE")["Version"] == {"N": "1"}  # type: ignore[index]
-    assert _get(client, table, "USER#alice", "ORDER#1")["Email"] == {"S": "Not@A.User"}  # type: ignore[index]
+    assert get_raw(client, table, "EMAIL#alice@example.com", "EMAIL")["UserId"] == {"S": "alice"}  # type: ignore[index]
+    assert get_raw(client, table, "USER#bob", "PROFILE")["Version"] == {"N": "1"}  # type: ignore[index]
+    assert get_raw(client, table, "USER#alice", "ORDER#1")["Email"] == {"S": "Not@A.User"}  # type: ignore[index]
 
     client.delete_item(TableName=table, Key={"PK": {"S": "EMAIL#carol@example.com"}, "SK": {"S": "EMAIL"}})
     lines.clear()
     assert runner.upgrade("0004", out=lines.append, client=client) == ["0004"]
 
     assert any("resuming backfill lower-case-emails" in line for line in lines)
-    carol = _get(client, table, "USER#carol", "PROFILE")
+    carol = get_raw(client, table, "USER#carol", "PROFILE")
     assert carol is not None and carol["Email"] == {"S": "carol@example.com"}
-    assert _get(client, table, "EMAIL#carol@example.com", "EMAIL")["UserId"] == {"S": "carol"}  # type: ignore[index]
-    assert _get(client, table, "USER#alice", "PROFILE")["Version"] == {"N": "2"}  # type: ignore[index]
+    assert get_raw(client, table, "EMAIL#carol@example.com", "EMAIL")["UserId"] == {"S": "carol"}  # type: ignore[index]
+    assert get_raw(client, table, "USER#alice", "PROFILE")["Version"] == {"N": "2"}  # type: ignore[index]
     runner.upgrade(out=quiet, client=client)  # the revisions after 0004, if any
     assert runner.check(client=client) == []
 
@@ -188,19 +169,19 @@ def test_revision_0004_deletes_the_users_claim_under_the_old_spelling_with_the_c
         client,
         table,
         [
-            _user("dave", "Dave@Example.com"),
-            _claim("Dave@Example.com", "dave"),  # his claim under the old spelling
-            _user("erin", "Erin@Example.com"),
-            _claim("Erin@Example.com", "someone-else"),  # not hers: left alone
+            user_item("dave", "Dave@Example.com"),
+            claim_item("Dave@Example.com", "dave"),  # his claim under the old spelling
+            user_item("erin", "Erin@Example.com"),
+            claim_item("Erin@Example.com", "someone-else"),  # not hers: left alone
         ],
     )
 
     assert runner.upgrade("0004", out=quiet, client=client) == ["0004"]
 
-    assert _get(client, table, "EMAIL#Dave@Example.com", "EMAIL") is None
-    assert _get(client, table, "EMAIL#dave@example.com", "EMAIL")["UserId"] == {"S": "dave"}  # type: ignore[index]
-    assert _get(client, table, "EMAIL#Erin@Example.com", "EMAIL")["UserId"] == {"S": "someone-else"}  # type: ignore[index]
-    assert _get(client, table, "EMAIL#erin@example.com", "EMAIL")["UserId"] == {"S": "erin"}  # type: ignore[index]
+    assert get_raw(client, table, "EMAIL#Dave@Example.com", "EMAIL") is None
+    assert get_raw(client, table, "EMAIL#dave@example.com", "EMAIL")["UserId"] == {"S": "dave"}  # type: ignore[index]
+    assert get_raw(client, table, "EMAIL#Erin@Example.com", "EMAIL")["UserId"] == {"S": "someone-else"}  # type: ignore[index]
+    assert get_raw(client, table, "EMAIL#erin@example.com", "EMAIL")["UserId"] == {"S": "erin"}  # type: ignore[index]
 
 
 def test_a_write_still_throttled_after_botocores_retries_is_not_retried_again_and_the_next_run_finishes(

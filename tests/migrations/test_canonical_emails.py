@@ -10,40 +10,15 @@ import pytest
 from core.config import Settings
 from migrations import runner
 from migrations.runner import RevisionFailed
-from tests.migrations.helpers import quiet, scan_all, seed
+from tests.migrations.helpers import claim_item, get_raw, quiet, scan_all, seed, user_item
 
 REVISION = "0005"
 BEFORE = "0004"
 
 
+
 def _user(user_id: str, email: str) -> dict[str, Any]:
-    return {
-        "PK": {"S": f"USER#{user_id}"},
-        "SK": {"S": "PROFILE"},
-        "EntityType": {"S": "USER"},
-        "UserId": {"S": user_id},
-        "Email": {"S": email},
-        "Name": {"S": "A user"},
-        "Version": {"N": "1"},
-    }
-
-
-def _claim(email: str, user_id: str) -> dict[str, Any]:
-    return {
-        "PK": {"S": f"EMAIL#{email}"},
-        "SK": {"S": "EMAIL"},
-        "EntityType": {"S": "EMAIL"},
-        "ClaimedEmail": {"S": email},
-        "UserId": {"S": user_id},
-        "Version": {"N": "1"},
-    }
-
-
-def _get(client: Any, table: str, pk: str, sk: str) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = client.get_item(
-        TableName=table, Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True
-    ).get("Item")
-    return item
+    return user_item(user_id, email, Name={"S": "A user"})
 
 
 def _claims(client: Any, table: str) -> dict[str, str]:
@@ -84,7 +59,7 @@ CANONICAL = {
 
 
 def _seed_stored(client: Any, table: str) -> None:
-    items = [item for uid, email in STORED.items() for item in (_user(uid, email), _claim(email, uid))]
+    items = [item for uid, email in STORED.items() for item in (_user(uid, email), claim_item(email, uid))]
     seed(client, table, items)
 
 
@@ -111,9 +86,9 @@ def test_stored_emails_move_to_their_canonical_form_with_their_claims(local: Set
         uid: (email, "1" if STORED[uid] == email else "2") for uid, email in CANONICAL.items()
     }
     assert _claims(client, table) == {email: uid for uid, email in CANONICAL.items()}  # old claims gone
-    alice = _get(client, table, "USER#u1", "PROFILE")
+    alice = get_raw(client, table, "USER#u1", "PROFILE")
     assert alice is not None and alice["UpdatedAt"]["S"] > "2026"
-    assert _get(client, table, "USER#u1", "ORDER#1")["Email"] == {"S": "\uff41lice@example.com"}  # type: ignore[index]
+    assert get_raw(client, table, "USER#u1", "ORDER#1")["Email"] == {"S": "\uff41lice@example.com"}  # type: ignore[index]
 
     before = scan_all(client, table)
     assert runner.downgrade(BEFORE, out=quiet, client=client) == [REVISION]  # only a note
@@ -128,9 +103,9 @@ def test_a_collision_or_a_refused_address_fails_the_item_without_overwriting_and
     table = local.table_name
     _seed_stored(client, table)
     seed(client, table, [
-        _user("u7", "\uff47ina@example.com"), _claim("\uff47ina@example.com", "u7"),  # fullwidth g
-        _user("u8", "gina@example.com"), _claim("gina@example.com", "u8"),  # its canonical form: taken
-        _user("u9", "p\u0430ypal@example.com"), _claim("p\u0430ypal@example.com", "u9"),  # mixed scripts
+        _user("u7", "\uff47ina@example.com"), claim_item("\uff47ina@example.com", "u7"),  # fullwidth g
+        _user("u8", "gina@example.com"), claim_item("gina@example.com", "u8"),  # its canonical form: taken
+        _user("u9", "p\u0430ypal@example.com"), claim_item("p\u0430ypal@example.com", "u9"),  # mixed scripts
     ])  # fmt: skip
     lines: list[str] = []
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from models import TableModel
 from models.order import ORDER_MOVES, OrderStatus
+from models.rules import Expires, FoldsInto
 from tests.reliability.outcomes import summarise
 from tests.reliability.table import Invariants, Item, Key, Snapshot, of_type, text, version
 
@@ -101,9 +102,9 @@ def _expiring() -> set[type[TableModel]]:
     while models:
         model = models.pop()
         models += model.__subclasses__()
-        if any(type(rule).__name__ == "Expires" for rule in model.rules):
+        if model.rule(Expires) is not None:
             found.add(model)
-            found.update(r.aggregate for r in model.rules if isinstance(getattr(r, "aggregate", None), type))
+            found.update(r.aggregate for r in model.rules if isinstance(r, FoldsInto))
     return found
 
 
