@@ -115,7 +115,7 @@ def configuration_problem(exc: BaseException) -> ConfigurationError | None:
 
     Nothing was sent then: botocore could not sign the request.
     """
-    source = exc.cause if isinstance(exc, PynamoDBException) else exc
+    source = _source(exc)
     if isinstance(source, (NoCredentialsError, PartialCredentialsError)):
         return ConfigurationError(NO_CREDENTIALS)
     if isinstance(source, NoRegionError):

@@ -46,6 +46,13 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from core.error_codes import (
+    CONDITION_FAILED,
+    CONDITIONAL_CHECK_FAILED_EXCEPTION,
+    IDEMPOTENT_PARAMETER_MISMATCH_EXCEPTION,
+    TRANSACTION_CONFLICT,
+    TRANSACTION_CONFLICT_EXCEPTION,
+)
 from core.errors import ConfigurationError
 
 if TYPE_CHECKING:  # structlog itself is imported when the first event is logged (see _structlog)
@@ -407,11 +414,11 @@ _PROBES = frozenset({("DescribeTable", "ResourceNotFoundException")})
 # sent again with its ClientRequestToken; a conflict with another transaction is retried, then a
 # ConflictError. Logged at DEBUG too.
 _REFUSALS = frozenset({
-    "ConditionalCheckFailedException",
-    "TransactionConflictException",
-    "IdempotentParameterMismatchException",
+    CONDITIONAL_CHECK_FAILED_EXCEPTION,
+    TRANSACTION_CONFLICT_EXCEPTION,
+    IDEMPOTENT_PARAMETER_MISMATCH_EXCEPTION,
 })
-_REFUSAL_REASONS = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
+_REFUSAL_REASONS = frozenset({"None", CONDITION_FAILED, TRANSACTION_CONFLICT})
 
 
 def _is_refusal(code: str | None, parsed: Mapping[str, Any]) -> bool:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
@@ -180,7 +181,9 @@ def _set(target: _Target, action: SetAction, unique: frozenset[str]) -> Effect:
     raise InvalidInput(f"{what}: set it to a value ({type(operand).__name__} is not accepted here)")
 
 
+@cache
 def _names(model: type[TableModel]) -> dict[str, str]:
+    """Stored name -> Python name of ``model``'s attributes (once per model)."""
     return {attribute.attr_name: name for name, attribute in model.get_attributes().items()}
 
 
@@ -245,10 +248,6 @@ def _arithmetic(target: _Target, operand: Any, sign: int) -> Effect:
     if delta.is_zero():
         raise InvalidInput(f"{what}: adding zero changes nothing")
     step = to_money(abs(delta), what, positive=True, max_digits=attribute.max_digits)
-    with localcontext() as exact:
-        exact.prec = 2 * attribute.max_digits
-        most = Decimal(10) ** (attribute.max_digits - MAX_MONEY_DECIMAL_PLACES) - Decimal("0.01")
-        room = most - step
     path = Path(attribute)
     if delta < 0:
         # money - x keeps the rule while the stored amount covers x (exceeds it, for a positive one)
@@ -256,6 +255,10 @@ def _arithmetic(target: _Target, operand: Any, sign: int) -> Effect:
         condition = (path > bound) if attribute.positive else (path >= bound)
         sent = attribute.set(attribute - step)
     else:
+        with localcontext() as exact:
+            exact.prec = 2 * attribute.max_digits
+            most = Decimal(10) ** (attribute.max_digits - MAX_MONEY_DECIMAL_PLACES) - Decimal("0.01")
+            room = most - step
         if room < 0:
             raise InvalidInput(f"{what}: the amount is larger than {what} can hold")
         condition = path <= Value({"N": format(room, "f")})

@@ -146,9 +146,8 @@ class IdempotencyKey:
         ``attribute_not_exists(PK)`` (or a record whose time has passed), else
         ``IdempotencyKeyReused``."""
         record = self.record(entity)
-        retention = IdempotencyRecord.rule(Expires)
         record.stamp(now)
-        record.expires_at = now + (retention.after if retention is not None else RETENTION)
+        record.expires_at = now + RETENTION  # the record's declared Expires
         free = IdempotencyRecord.pk.does_not_exist() | (IdempotencyRecord.expires_at < now)
         kwargs = writes.put_kwargs(record, free, add_version_condition=False)
         used = f"{self.function}: this idempotency key was used before"

@@ -218,6 +218,7 @@ class TableModel(Model):
     _reader: ClassVar[_Reader | None] = None
     _maker: ClassVar[_Maker | None] = None
     _watched: ClassVar[tuple[tuple[Rule, ...], frozenset[str]] | None] = None
+    _managed: ClassVar[frozenset[str] | None] = None
     _writer: ClassVar[_Writer | None] = None
     _key_fields: ClassVar[tuple[tuple[str, bool], ...] | None] = None
 
@@ -287,9 +288,14 @@ class TableModel(Model):
 
     @classmethod
     def managed_attributes(cls) -> frozenset[str]:
-        """Attributes the write path sets itself: keys, type, timestamps, version and write tokens."""
-        managed = {"entity_type", "created_at", "updated_at", "version", "write_token", "prior_write_token"}
-        return frozenset({*cls._key_templates, *managed})
+        """Attributes the write path sets itself: every one ``TableModel`` declares (keys, index
+        keys, type, timestamps, version, write tokens, the TTL an ``Expires`` rule sets) and the
+        keys the entity's templates derive (worked out once per class)."""
+        known: frozenset[str] | None = cls.__dict__.get("_managed")
+        if known is None:
+            known = frozenset({*TableModel.get_attributes(), *cls._key_templates})
+            cls._managed = known
+        return known
 
     @classmethod
     def watched_attributes(cls) -> frozenset[str]:

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -197,9 +196,10 @@ class Plan:
             if self.kind == "update":
                 # A SET's operand reads the item as it was before the update: the previous write's
                 # token moves to PriorWriteToken ("" when the item had none) as this one's is set.
+                # (no action of the plan names it: check_action and plan_upsert leave the tokens out)
                 prior = model.prior_write_token
-                kept = [a for a in self.actions if cast(Path, a.values[0]).path[0] != prior.attr_name]
-                actions = [*kept, prior.set(model.write_token | ""), model.write_token.set(self.token)]
+                actions = [*self.actions, prior.set(model.write_token | ""),
+                           model.write_token.set(self.token)]
             if self.kind == "update" and not self.versioned:  # not applied twice when sent again
                 mine: Condition = (model.write_token.does_not_exist() | (model.write_token != token)) & (
                     model.prior_write_token.does_not_exist() | (model.prior_write_token != token))
@@ -290,13 +290,6 @@ def plan_delete(entity: TableModel, condition: Condition | None = None) -> Plan:
     return plan
 
 
-@cache
-def _shared_attributes() -> frozenset[str]:
-    from models.table import TableModel
-
-    return frozenset(TableModel.get_attributes())
-
-
 def plan_update(entity: TableModel, actions: list[Action], condition: Condition | None = None) -> Plan:
     """An update of ``entity``: each action held to the declarations (``models.actions``), the
     conditions that keep a rule added, derived keys re-derived."""
@@ -306,9 +299,7 @@ def plan_update(entity: TableModel, actions: list[Action], condition: Condition 
     if entity.version is None:
         raise InvalidInput(f"this {model.__name__} was never stored (it has no version): save it first")
     unique = frozenset(name for rule in model.rules for name in rule.claims())
-    # keys, index keys, type, timestamps, version, tokens, TTL: what every entity shares is the
-    # write path's, and an entity's own key templates too
-    managed = model.managed_attributes() | _shared_attributes()
+    managed = model.managed_attributes()
     watched = model.watched_attributes()
     changes: dict[str, Any] = {}
     unknown: set[str] = set()

@@ -73,3 +73,10 @@ def retry_policy(retry: Any, default: RetryPolicy) -> RetryPolicy:
     if not isinstance(retry, RetryPolicy):
         raise InvalidInput(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
     return retry
+
+
+def check_bool(value: Any, what: str) -> bool:
+    """``value`` if it is a ``bool``; ``InvalidInput`` otherwise (``"yes"`` or ``1`` is not a flag)."""
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{what} must be a bool, got {type(value).__name__}")
+    return value

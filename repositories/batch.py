@@ -91,7 +91,7 @@ from models.keys import KeyTemplate
 from models.product import Product
 from models.table import PK, SK, TableModel
 from repositories import cache
-from repositories._common import require_iterable, retry_policy
+from repositories._common import check_bool, require_iterable, retry_policy
 from repositories.paging import read_all
 
 __all__ = ["MAX_ITEM_BYTES", "RetryPolicy", "batch_get", "batch_write", "item_size"]
@@ -127,7 +127,7 @@ def batch_write(
     ``bool``). ``RetriesExhausted`` holds the entities not written when unprocessed items remain
     after the last attempt.
     """
-    _check_flag(overwrite, "overwrite")
+    check_bool(overwrite, "overwrite")
     policy = _policy(retry)
     batch = _entities(entities)
     if not batch:
@@ -222,7 +222,7 @@ def batch_get(
     ``RetryPolicy``, before anything is sent.
     ``RetriesExhausted.unprocessed`` lists the ``(PK, SK)`` pairs not read when the retries run out.
     """
-    _check_flag(consistent_read, "consistent_read")
+    check_bool(consistent_read, "consistent_read")
     policy = _policy(retry)
     if not (isinstance(model, type) and issubclass(model, TableModel) and model.keys is not None):
         raise InvalidInput("model must be an entity class (a TableModel subclass with keys)")
@@ -258,11 +258,6 @@ def _read(
                 not_read,
             )
     return found
-
-
-def _check_flag(value: Any, what: str) -> None:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{what} must be a bool, got {type(value).__name__}")
 
 
 def _policy(retry: Any) -> RetryPolicy:

@@ -25,7 +25,7 @@ from models.idempotency import IdempotencyKey
 from models.order import Order, OrderStatus, order_id_bounds, order_identity
 from models.table import utcnow
 from repositories import query
-from repositories._common import aware_utc, key_part
+from repositories._common import aware_utc, check_bool, key_part
 from repositories.paging import Page
 
 
@@ -91,7 +91,7 @@ def get_user_orders(
     change), else ``InvalidCursor``.
     """
     user_id = key_part(user_id, "user_id")
-    newest_first = _check_bool(newest_first, "newest_first")
+    newest_first = check_bool(newest_first, "newest_first")
     start = None if start is None else aware_utc(start, "start")
     end = None if end is None else aware_utc(end, "end")
     if start is not None and end is not None and start > end:
@@ -119,7 +119,7 @@ def orders_by_status(
     GSI1 is eventually consistent: an order placed or moved a moment ago may not be listed yet.
     """
     order_status = check_status(status)
-    newest_first = _check_bool(newest_first, "newest_first")
+    newest_first = check_bool(newest_first, "newest_first")
     return query.page(Order.in_status, keys={"status": order_status}, limit=limit, cursor=cursor,
                       newest_first=newest_first)
 
@@ -145,9 +145,3 @@ def set_order_status(order: Order, status: OrderStatus | str) -> Order:
 def check_status(status: Any) -> OrderStatus:
     """An ``OrderStatus`` from the member or its string value; ``InvalidInput`` otherwise."""
     return OrderStatus(Order.status.serialize(status))  # the attribute's own value rule
-
-
-def _check_bool(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{what} must be a bool, got {type(value).__name__}")
-    return value

@@ -32,7 +32,7 @@ from core.errors import InvalidInput, InvalidKey, NotFound
 from models.keys import KeyTemplate, format_part
 from models.queries import Query
 from models.table import TableModel
-from repositories._common import key_part
+from repositories._common import check_bool, key_part
 from repositories.paging import Page, RawKey, check_limit, paginate, read_all
 
 M = TypeVar("M", bound=TableModel)
@@ -167,11 +167,4 @@ def _part(attribute: Attribute[Any] | None, name: str, value: Any) -> Any:
     if isinstance(attribute, UnicodeAttribute):
         return key_part(value, name)
     KeyTemplate.compose_part(name, value)  # a date, a number or a computed part: the template's rules
-    return value
-
-
-def check_bool(value: Any, what: str) -> bool:
-    """``value`` if it is a ``bool``; ``InvalidInput`` otherwise (``"yes"`` or ``1`` is not a flag)."""
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{what} must be a bool, got {type(value).__name__}")
     return value
