@@ -22,7 +22,7 @@ from botocore.httpsession import URLLib3Session
 from core.config import Settings, get_settings
 from models import Order, Product, TableModel
 from repositories import accounts, metrics, orders, products, users
-from repositories.errors import TransferOutcomeUnknown, WriteOutcomeUnknown
+from repositories.errors import ConflictError, TransferOutcomeUnknown, WriteOutcomeUnknown
 from tests.helpers import raw_scan, seed_user
 
 AT = datetime(2026, 5, 1, 12, tzinfo=UTC)
@@ -226,6 +226,24 @@ def test_a_user_update_that_landed_before_another_writer_is_reported_as_success(
     assert renamed.name == "Ada Lovelace" and renamed.version == user.version + 1
     stored = users.get_user(user.user_id)
     assert (stored.name, stored.version) == ("Someone else", user.version + 2)
+
+
+def test_after_two_other_writers_a_landed_update_is_reported_as_a_conflict(
+    settings: Settings, faults: Callable[..., Faults]
+) -> None:
+    # The documented limit: the item keeps this write's token and the one before it only.
+    user = users.create_user("grace@example.com", "Grace")
+
+    def rename_twice() -> None:
+        for name in ("First other", "Second other"):
+            users.update_user(users.get_user(user.user_id), name=name)
+
+    injector = faults("UpdateItem", times=1, meanwhile=rename_twice)
+    with pytest.raises(ConflictError):
+        users.update_user(user, name="Grace Hopper")
+    assert injector.lost == 1
+    stored = users.get_user(user.user_id)
+    assert (stored.name, stored.version) == ("Second other", user.version + 3)  # this write landed too
 
 
 def _reprice_by_upsert() -> None:
