@@ -272,13 +272,19 @@ def condition_kwargs(condition: Condition) -> dict[str, Any]:
 def plan_put(entity: TableModel, condition: Condition | None = None) -> Plan:
     """A put of ``entity`` with every rule it declares applied."""
     plan = Plan(entity, "put", condition=condition)
-    if entity.expires_at is not None and not any(rule.sets_expiry for rule in type(entity).rules):
-        raise InvalidInput(f"{type(entity).__name__} declares no expiry (an Expires rule): "
-                           "leave expires_at unset")
+    check_expiry(entity)
     if plan.new:  # a new entity never replaces what is stored at its key
         plan.require(type(entity).pk.does_not_exist())
     _apply_rules(plan)
     return plan
+
+
+def check_expiry(entity: TableModel) -> None:
+    """``InvalidInput`` for a TTL on an entity that declares no expiry (an ``Expires`` rule): a put,
+    an upsert and ``batch_write`` would otherwise have DynamoDB delete it."""
+    if entity.expires_at is not None and not any(rule.sets_expiry for rule in type(entity).rules):
+        raise InvalidInput(f"{type(entity).__name__} declares no expiry (an Expires rule): "
+                           "leave expires_at unset")
 
 
 def plan_delete(entity: TableModel, condition: Condition | None = None) -> Plan:
@@ -343,6 +349,7 @@ def plan_upsert(entity: TableModel) -> Plan:
     for rule in model.rules:
         if not rule.blind_put:
             raise InvalidInput(f"{model.__name__} cannot be replaced blindly; use {rule.instead}")
+    check_expiry(entity)
     check_item_size(serialized(entity), f"{model.__name__} upsert")  # the item it replaces
     now = model.now()
     skip = {"pk", "sk", "version", "created_at", "updated_at", "write_token", "prior_write_token"}

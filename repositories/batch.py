@@ -90,6 +90,7 @@ from models.item_size import MAX_ITEM_BYTES, item_size, too_large
 from models.keys import KeyTemplate
 from models.product import Product
 from models.table import PK, SK, TableModel
+from models.writes import check_expiry
 from repositories import cache
 from repositories._common import check_bool, require_iterable, retry_policy
 from repositories.paging import read_all
@@ -285,6 +286,7 @@ def _entities(entities: Iterable[TableModel]) -> list[TableModel]:
             if not rule.blind_put:
                 raise InvalidInput(f"batch_write cannot keep {type(entity).__name__}'s {type(rule).__name__} "
                                    f"rule; use {rule.instead}")
+        check_expiry(entity)
     return batch
 
 

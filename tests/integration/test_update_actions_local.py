@@ -20,7 +20,8 @@ from pynamodb.transactions import TransactWrite
 
 from core.config import Settings
 from core.errors import ConflictError, DataLayerError, InvalidInput
-from models import Order, OrderStatus, Product, User, new_order_id, transaction
+from models import Order, OrderStatus, Product, User, new_order_id, transaction, writes
+from repositories.batch import batch_write
 from repositories.orders import get_order, place_order
 from repositories.products import get_product, put_product
 from repositories.users import create_user, delete_user, get_user, update_user
@@ -154,11 +155,21 @@ def test_a_users_email_and_name_cannot_be_removed(
     assert [c for c in claims(local_table) if c["UserId"]["S"] == user.user_id] == []
 
 
-def test_an_order_cannot_be_given_a_ttl_it_does_not_declare(local_table: Settings) -> None:
+def test_an_entity_cannot_be_given_a_ttl_it_does_not_declare_on_any_path(local_table: Settings) -> None:
     user = create_user(random_email(), "Buyer")
     doomed = Order(user_id=user.user_id, order_id=new_order_id(AT), amount=Decimal(1), status="PENDING",
                    expires_at=AT + timedelta(days=1))
     _refused(local_table, InvalidInput, doomed.save, "declares no expiry")
+
+    def composed() -> None:
+        with transaction() as t:
+            t.save(doomed)
+
+    _refused(local_table, InvalidInput, composed, "declares no expiry")
+    lamp = Product(product_id="p-ttl", name="Lamp", price=Decimal(1), expires_at=AT + timedelta(days=1))
+    _refused(local_table, InvalidInput, lambda: batch_write([lamp]), "declares no expiry")
+    upsert = lambda: writes.execute(lambda: writes.plan_upsert(lamp), what="upsert")  # noqa: E731
+    _refused(local_table, InvalidInput, upsert, "declares no expiry")
 
 
 # --- free-form numbers ---------------------------------------------------------------------------
