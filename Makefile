@@ -7,13 +7,14 @@ PKGS := models repositories migrations core
 
 .PHONY: install migrate test unit integration lint typecheck db-start db-stop db-status db-env bench demo clean mutation reliability sam
 
-$(STAMP): pyproject.toml
+# constraints.txt: the versions the suite last passed with (regenerate: make constraints).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv with the project and its dev tools
+install: $(STAMP)  ## create .venv with the project and its dev tools (versions from constraints.txt)
 
 migrate: $(STAMP)  ## upgrade the table to head (starts a local DynamoDB if no endpoint is set)
 	$(BIN)/python -m migrations upgrade head

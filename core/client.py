@@ -1,9 +1,17 @@
-"""The low-level botocore client, for what PynamoDB cannot do (index changes, raw reads).
+"""The clients: the models' data-plane client (``model_client``) and botocore's (``new_client``).
 
-Same endpoint, region, retry policy and logging as the PynamoDB models: botocore's ``standard``
-retry mode retries throttling and 5xx errors with exponential backoff and full jitter. Every client
-decodes the items of its successful reads with orjson (``core.fast_parse``) and serializes its data
-requests with ``json.dumps`` where that is botocore's body byte for byte (``core.fast_serialize``).
+``model_client`` is what every model sends through (``models.table``). By default it is the lean
+transport, ``core.engine.sync.LeanClient``: the same wire as botocore's, without its per-call
+machinery. ``DATALAYER_TRANSPORT=botocore`` makes it a ``BotocoreTransport``: a plain botocore client
+(as ``new_client`` builds) behind the same entry point. Either way each call is one
+``core.engine.Observation`` for ``core.telemetry.record`` (log event, cost meters, span, observers).
+
+``new_client`` is botocore's client, for what PynamoDB cannot do (the migrations' control plane,
+raw reads in tests). Same endpoint, region, retry policy and logging as the models: botocore's
+``standard`` retry mode retries throttling and 5xx errors with exponential backoff and full jitter.
+Every such client decodes the items of its successful reads with orjson (``core.fast_parse``) and
+serializes its data requests with ``json.dumps`` where that is botocore's body byte for byte
+(``core.fast_serialize``).
 """
 
 from __future__ import annotations
@@ -13,13 +21,15 @@ from typing import Any
 
 import botocore.config
 import botocore.session
+from botocore import xform_name
 from botocore.exceptions import InvalidRegionError, NoRegionError
 
-from core import fast_parse, fast_serialize
+from core import fast_parse, fast_serialize, telemetry
 from core.config import Settings, get_settings
+from core.engine.sync import METHODS, LeanClient
 from core.error_codes import NO_REGION, watch_attempts
 from core.errors import ConfigurationError
-from core.logs import instrument
+from core.logs import collecting, configure_logging, instrument
 
 
 def retry_config(settings: Settings) -> dict[str, Any]:
@@ -69,17 +79,69 @@ def new_client(settings: Settings | None = None, *, validate: bool = True) -> An
     return instrument(watch_attempts(fast_serialize.install(fast_parse.install(client))))
 
 
+class BotocoreTransport:
+    """A botocore client behind the models' entry point, each call one observation and one span.
+
+    PynamoDB calls ``_make_api_call(operation, params)``; this sends it through the botocore
+    client's public method (``put_item``...), asking for ``INDEXES`` capacity where PynamoDB asks for
+    ``TOTAL`` (as ``LeanClient`` does), inside OpenTelemetry's ``suppress_instrumentation()``
+    (when installed), so that an app's botocore instrumentation does not trace the call a second
+    time, then records the observation its hooks (``core.logs.instrument``) built. ``meta``, the
+    method names and everything else are the botocore client's own.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.meta = client.meta
+        self._request_signer = None  # PynamoDB: keep this client (it checks a botocore signer's credentials)
+
+    def _make_api_call(self, operation_name: str, api_params: dict[str, Any]) -> dict[str, Any]:
+        """PynamoDB's entry point: send ``operation_name`` with ``api_params``."""
+        method = getattr(self.client, xform_name(operation_name))
+        if api_params.get("ReturnConsumedCapacity") == "TOTAL":  # PynamoDB's, widened as LeanClient does
+            api_params = {**api_params, "ReturnConsumedCapacity": "INDEXES"}
+        with collecting() as observed:
+            try:
+                with telemetry.suppressed_instrumentation():
+                    result: dict[str, Any] = method(**api_params)
+            finally:
+                for observation in observed:
+                    telemetry.record(observation)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        if name in METHODS:  # a data-plane operation: observed as PynamoDB's calls are
+            operation = METHODS[name]
+            return lambda **params: self._make_api_call(operation, params)
+        return getattr(self.client, name)
+
+
+def lean_client(settings: Settings) -> LeanClient:
+    """A ``LeanClient`` for ``settings``: botocore's shared session's credentials, INDEXES capacity asked
+    on every data call, observations to ``core.telemetry.record``."""
+    try:
+        return LeanClient(settings, session=_shared_session(), return_consumed_capacity="INDEXES",
+                          on_observation=telemetry.record)
+    except NoRegionError as exc:
+        raise ConfigurationError(NO_REGION) from exc
+
+
 def model_client(settings: Settings) -> Any:
     """The one client every model shares for these settings (connection pool included).
 
     PynamoDB would build a client (and a botocore session) per model class and thread; the
-    entities all live in one table, so one client serves them all.
+    entities all live in one table, so one client serves them all. Its transport is the settings'
+    (``DATALAYER_TRANSPORT``): a ``LeanClient`` or a ``BotocoreTransport``.
     """
     key = (settings.endpoint_url, settings.region, settings.max_retry_attempts,
-           settings.connect_timeout_seconds, settings.read_timeout_seconds)
+           settings.connect_timeout_seconds, settings.read_timeout_seconds, settings.transport)
     client = _model_clients.get(key)
     if client is None:
-        client = new_client(settings, validate=False)
+        if settings.transport == "botocore":
+            client = BotocoreTransport(new_client(settings, validate=False))
+        else:
+            configure_logging()  # LOG_LEVEL applied (and checked) as for a botocore client
+            client = lean_client(settings)
         with _session_lock:
             if len(_model_clients) >= 16:  # settings rarely change outside tests; stay bounded
                 _model_clients.clear()

@@ -9,7 +9,9 @@ environment afterwards (``core.localdb.use_local``, the migrations CLI, a test) 
 ``reload_settings``.
 
 The data layer's own settings: ``TABLE_NAME``, ``DYNAMODB_MAX_RETRY_ATTEMPTS``,
-``DYNAMODB_CONNECT_TIMEOUT_SECONDS``, ``DYNAMODB_READ_TIMEOUT_SECONDS`` (``get_settings``),
+``DYNAMODB_CONNECT_TIMEOUT_SECONDS``, ``DYNAMODB_READ_TIMEOUT_SECONDS``, ``DATALAYER_TRANSPORT``
+(``lean``, the default: the models' calls go through ``core.engine``'s ``LeanClient``; ``botocore``:
+through a plain botocore client) (``get_settings``),
 ``DATALAYER_CURSOR_SECRET`` (``cursor_secret``; kept out of ``Settings`` so that it never shows in
 a repr or a log) and ``DATALAYER_CACHE_TTL_SECONDS`` (``cache_ttl_seconds``). A malformed value
 raises ``ConfigurationError``.
@@ -46,6 +48,8 @@ CACHE_TTL_ENV = "DATALAYER_CACHE_TTL_SECONDS"
 LOCAL_DIR_ENV = "DATALAYER_LOCAL_DIR"
 LOCAL_INSTALL_ENV = "DYNAMODB_LOCAL_HOME"
 CACHE_FOLDER = "dynamo-datalayer"  # under the user cache directory
+TRANSPORT_ENV = "DATALAYER_TRANSPORT"
+TRANSPORTS = ("lean", "botocore")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class Settings:
     max_retry_attempts: int
     connect_timeout_seconds: float
     read_timeout_seconds: float
+    transport: str = "lean"  # how the models' data calls are sent: one of TRANSPORTS
 
     @property
     def ledger_table_name(self) -> str:
@@ -179,6 +184,15 @@ def _int(name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _transport() -> str:
+    raw = os.environ.get(TRANSPORT_ENV) or TRANSPORTS[0]
+    name = raw.strip().lower()
+    if name not in TRANSPORTS:
+        raise ConfigurationError(
+            f"{TRANSPORT_ENV} must be one of {', '.join(TRANSPORTS)} or unset, got {raw!r}")
+    return name
+
+
 _current: Settings | None = None
 
 
@@ -203,6 +217,7 @@ def reload_settings() -> Settings:
         max_retry_attempts=_int("DYNAMODB_MAX_RETRY_ATTEMPTS", 5, minimum=0),
         connect_timeout_seconds=float(_int("DYNAMODB_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)),
         read_timeout_seconds=float(_int("DYNAMODB_READ_TIMEOUT_SECONDS", 30, minimum=1)),
+        transport=_transport(),
     )
     _current = settings
     return settings

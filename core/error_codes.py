@@ -1,6 +1,6 @@
 """DynamoDB's error codes and the mapping of errors no caller expects into the error tree.
 
-Shared by the write path (``models.writes``) and the repositories: an error code is read the same
+Shared by the write path (``models.sending``) and the repositories: an error code is read the same
 way from a PynamoDB exception, a botocore ``ClientError`` or a cancelled transaction.
 
 Infrastructure failures (``infrastructure_problem``) become the ``InfrastructureError`` that names
@@ -130,7 +130,7 @@ def raise_unexpected(exc: BaseException, what: str, *, index: str | None = None)
     ``InfrastructureError`` (``index``: the index a query used, named when it is missing); throttling
     that outlived botocore's retries is ``Throttled`` (a ``RetriesExhausted``), which a caller can
     meet by trying later; anything else becomes a plain ``DataLayerError``. For a read: a write
-    must first rule out an unknown outcome (``models.writes``).
+    must first rule out an unknown outcome (``models.sending``).
     """
     problem = configuration_problem(exc)
     if problem is not None:

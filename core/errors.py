@@ -103,7 +103,7 @@ class WriteOutcomeUnknown(DataLayerError):
         self.keys: list[tuple[str, str]] = list(keys)
         self.written: list[Any] = list(written)  # a batch: what certainly was written
         self.not_written: list[Any] = list(not_written)  # and what certainly was not
-        # Attached by the write path (``models.writes``), which knows the write's token and model.
+        # Attached by the write path (``models.sending``), which knows the write's token and model.
         self.resolver = resolver
 
     def resolve(self) -> Any:
@@ -155,6 +155,22 @@ class UnreadableItem(DataLayerError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.keys, self.entity, self.attribute)
+
+
+class NotFetched(DataLayerError, AttributeError):
+    """An attribute of a partial entity (read with ``attributes=``) that was not fetched.
+
+    ``entity`` and ``attribute`` name it. Read the entity without ``attributes=`` to have it.
+    """
+
+    def __init__(self, entity: str, attribute: str) -> None:
+        super().__init__(f"{entity}.{attribute} was not fetched (the entity was read with attributes=); "
+                         "read it without attributes= to have every attribute")
+        self.entity = entity
+        self.attribute = attribute
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.entity, self.attribute)
 
 
 class ConfigurationError(DataLayerError):

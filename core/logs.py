@@ -1,37 +1,49 @@
 """Structured logging through the standard library: one event per DynamoDB call, no item or key values.
 
-``instrument(client)`` hooks a botocore client's event system, so PynamoDB's calls and the
-migrations runner's calls are logged the same way: one ``dynamodb.call`` event per call on the
-``logging`` logger ``"dynamodb"``. A call that succeeded, and a refusal the caller handles (a
-condition that did not hold, which becomes ``AlreadyExists``, ``ConflictError``,
-``InsufficientFunds`` or an idempotent replay; a transaction conflict, retried), is logged at DEBUG;
-only an unexpected failure (an error after botocore's retries, no answer at all) at WARNING.
-Each event carries the operation, table (every table of a transaction or batch), index, the calling
-function (``caller``: the nearest frame outside the data layer's own files, botocore, PynamoDB and
-OpenTelemetry's instrumentation), duration, consumed capacity, retries, HTTP status, outcome and the
-AWS request id. Request and response bodies are never logged: they hold keys and items, and emails
-are personal data.
+Every call ends with one ``core.engine.Observation`` (``core.telemetry.record``), whichever
+transport sent it: the lean one reports it itself, and ``instrument(client)`` hooks a botocore
+client's event system to build the same observation, so PynamoDB's calls and the migrations runner's
+calls are logged the same way: one ``dynamodb.call`` event per call on the ``logging`` logger
+``"dynamodb"``. A call that succeeded, and a refusal the caller handles (a condition that did not
+hold, which becomes ``AlreadyExists``, ``ConflictError``, ``InsufficientFunds`` or an idempotent
+replay; a transaction conflict, retried), is logged at DEBUG; only an unexpected failure (an error
+after botocore's retries, no answer at all) at WARNING. Each event carries the operation, table
+(every table of a transaction or batch), index, the access pattern (``access_pattern``:
+``Order.of_user`` for a declared query, the write's name such as ``place_order`` or ``Order.save``;
+``core.telemetry.attributed``), the calling function (``caller``: the nearest frame outside the data
+layer's own files, botocore, PynamoDB, urllib3 and OpenTelemetry's instrumentation), duration,
+consumed capacity (``consumed_capacity``, the total, and ``capacity_by_index``), items returned and
+read, attempts and retries, throttling reasons (when DynamoDB gave any), HTTP status, outcome and
+the AWS request id. Request and response bodies are never logged: they hold keys and items, and
+emails are personal data. Every data call asks for consumed capacity:
+``ReturnConsumedCapacity=INDEXES`` unless the caller chose (the models' transports widen PynamoDB's
+own ``TOTAL`` to it); the event's ``consumed_capacity`` is the call's total, table and indexes together.
+
+``metering()`` measures what the calls of a block cost (``Meter``: per call, the operation, its
+capacity units in total and per table or index, items read and returned), from the same observation;
+the page engine uses it to check access patterns' cost budgets (``core.budgets``). Outside such a
+block a call pays one context variable lookup for it.
 
 A library stays quiet unless asked: the data layer's loggers carry a ``logging.NullHandler``, so
-with no logging configured nothing reaches Python's last-resort handler (which would print
-WARNING records to stderr).
+with no logging configured nothing reaches Python's last-resort handler (which would print WARNING
+records to stderr).
 
 structlog goes through ``logging`` (``structlog.stdlib``), so an application's handlers, levels and
 filters apply. A record's message is the event rendered as JSON, and the event's fields are also
-attributes of the record (``record.caller``, ``record.table``, ...; ``record.event_dict`` holds
-them all). When a logger is not enabled for a level, the hooks do no work for it: a successful
-call costs a cached ``isEnabledFor(DEBUG)`` check.
+attributes of the record (``record.caller``, ``record.table``, ...; ``record.event_dict`` holds them
+all). When a logger is not enabled for a level, the hooks do no work for it: a successful call costs
+a cached ``isEnabledFor(DEBUG)`` check.
 
 ``LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR or CRITICAL; unset: the application decides) sets the
 level of the ``"dynamodb"`` logger and gives it a default handler on stderr (JSON lines when stderr
 is not a terminal, structlog's console rendering when it is) that, like ``logging.lastResort``,
-writes only when no other handler would receive the record. The data layer never adds a handler
-to the root logger. A malformed ``LOG_LEVEL`` raises ``ConfigurationError``.
+writes only when no other handler would receive the record. The data layer never adds a handler to
+the root logger. A malformed ``LOG_LEVEL`` raises ``ConfigurationError``.
 
-PynamoDB and botocore log whole requests and responses at DEBUG (``Calling PutItem with
-arguments {...}``, ``Response body: ...``). Importing this module puts a filter on those loggers
-that replaces such arguments with a placeholder, so that ``logging.basicConfig(level=DEBUG)``
-in an application prints no item or key values either.
+PynamoDB and botocore log whole requests and responses at DEBUG (``Calling PutItem with arguments
+{...}``, ``Response body: ...``). Importing this module puts a filter on those loggers that replaces
+such arguments with a placeholder, so that ``logging.basicConfig(level=DEBUG)`` in an application
+prints no item or key values either.
 """
 
 from __future__ import annotations
@@ -42,10 +54,15 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from core.engine import observe
+from core.engine.observe import Observation
 from core.error_codes import (
     CONDITION_FAILED,
     CONDITIONAL_CHECK_FAILED_EXCEPTION,
@@ -367,44 +384,109 @@ def _tables(params: Mapping[str, Any]) -> str | None:
     return ",".join(sorted(names)) or None
 
 
-def _capacity(parsed: Mapping[str, Any]) -> float | None:
-    consumed = parsed.get("ConsumedCapacity")
-    if isinstance(consumed, dict):
-        consumed = [consumed]
-    if not isinstance(consumed, list):
-        return None
-    return sum((float(entry.get("CapacityUnits", 0.0)) for entry in consumed), 0.0)
+_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
 
 
-def _retries(context: Mapping[str, Any]) -> int | None:
-    attempt = context.get("retries", {}).get("attempt")
-    return attempt - 1 if isinstance(attempt, int) else None
+@dataclass(frozen=True)
+class CallCost:
+    """What one call cost, as its answer says; ``None`` where it did not say.
+
+    ``units_by_index``: capacity units per ``"table"`` and per index name (all tables together).
+    """
+
+    operation: str
+    capacity_units: float | None
+    items_read: int | None
+    items_returned: int | None
+    units_by_index: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def read_units(self) -> float | None:
+        """The capacity units of a read operation (``0.0`` for a write, ``None`` when not reported)."""
+        if self.capacity_units is None:
+            return None
+        return self.capacity_units if self.operation in _READS else 0.0
 
 
-def _request_id(http_response: Any, metadata: Mapping[str, Any]) -> str | None:
-    request_id = metadata.get("RequestId")
-    if not request_id:
-        headers = getattr(http_response, "headers", None) or {}
-        request_id = headers.get("x-amzn-requestid") or headers.get("x-amzn-RequestId")
-    return str(request_id) if request_id else None
+@dataclass(eq=False)
+class Meter:
+    """The calls answered inside a ``metering()`` block, in order."""
+
+    calls: list[CallCost] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        """How many calls were answered."""
+        return len(self.calls)
+
+    @property
+    def read_units(self) -> float | None:
+        """Read capacity units of every call together; ``None`` if no answer reported any."""
+        reported = [call.read_units for call in self.calls if call.read_units is not None]
+        return sum(reported, 0.0) if reported else None
+
+    @property
+    def items_read(self) -> int | None:
+        """Items read (``ScannedCount``) by every call together; ``None`` if no answer reported any."""
+        reported = [call.items_read for call in self.calls if call.items_read is not None]
+        return sum(reported) if reported else None
+
+    @property
+    def items_returned(self) -> int | None:
+        """Items returned (``Count``) by every call together; ``None`` if no answer reported any."""
+        reported = [call.items_returned for call in self.calls if call.items_returned is not None]
+        return sum(reported) if reported else None
+
+    def units_by_index(self) -> dict[str, float]:
+        """Capacity units per ``"table"`` and per index name, every call together."""
+        total: dict[str, float] = {}
+        for call in self.calls:
+            for name, units in call.units_by_index.items():
+                total[name] = total.get(name, 0.0) + units
+        return total
 
 
-def _emit(level: int, context: Mapping[str, Any], operation: str | None, **fields: Any) -> None:
-    """Build and log the event (only called once the logger is known to be enabled for ``level``)."""
-    params = context.get("datalayer_params") or {}
-    start = context.get("datalayer_start")
-    logger = _structlog().get_logger(LOGGER_NAME)
-    log = logger.warning if level >= logging.WARNING else logger.debug
-    log(
-        "dynamodb.call",
-        operation=operation,
-        table=_tables(params),
-        index=params.get("IndexName"),
-        caller=_caller(),
-        duration_ms=round((time.perf_counter() - start) * 1000, 3) if start is not None else None,
-        **fields,
+_METERS: ContextVar[tuple[Meter, ...]] = ContextVar("datalayer_meters", default=())
+
+
+@contextmanager
+def metering() -> Iterator[Meter]:
+    """Measure the DynamoDB calls answered in this block (this thread or task, and tasks it starts).
+
+    Blocks nest: a call counts in every enclosing meter. Calls made in other threads do not count
+    unless they run in a copy of this context (``contextvars.copy_context().run``).
+    """
+    meter = Meter()
+    token = _METERS.set((*_METERS.get(), meter))
+    try:
+        yield meter
+    finally:
+        _METERS.reset(token)
+
+
+def metered() -> bool:
+    """True when a ``metering()`` block is open in this context."""
+    return bool(_METERS.get())
+
+
+def meter_call(observation: Observation) -> None:
+    """Count an answered call in every open ``metering()`` block (a call without an answer costs none)."""
+    meters = _METERS.get()
+    if not meters or observation.status is None:
+        return
+    counted = observation.operation in _COUNTED  # only Query and Scan answers say Count
+    cost = CallCost(
+        operation=observation.operation,
+        capacity_units=observation.consumed_capacity if observation.consumed else None,
+        items_read=observation.items_read,
+        items_returned=observation.items_returned if counted else None,
+        units_by_index=dict(observation.capacity_by_index),
     )
+    for meter in meters:
+        meter.calls.append(cost)
 
+
+_COUNTED = frozenset({"Query", "Scan"})
 
 # Errors that answer a question rather than report a failure: the migrations runner asks whether a
 # table exists with DescribeTable. Logged at DEBUG, like a successful call.
@@ -421,86 +503,192 @@ _REFUSALS = frozenset({
 _REFUSAL_REASONS = frozenset({"None", CONDITION_FAILED, TRANSACTION_CONFLICT})
 
 
-def _is_refusal(code: str | None, parsed: Mapping[str, Any]) -> bool:
-    """True for a failed call whose error the data layer turns into an outcome the caller handles."""
-    if code in _REFUSALS:
+def expected(observation: Observation) -> bool:
+    """True for a call that succeeded, or failed with a refusal the caller handles (or a probe's answer)."""
+    code = observation.outcome
+    if code == "ok" or (observation.operation, code) in _PROBES or code in _REFUSALS:
         return True
-    if code != "TransactionCanceledException":
+    if code != "TransactionCanceledException" or observation.status is None:
         return False
-    reasons = parsed.get("CancellationReasons")
-    if not isinstance(reasons, list):
-        return False
-    codes = {str(reason.get("Code")) for reason in reasons if isinstance(reason, Mapping)}
+    codes = {str(reason) for reason in observation.cancellation_reasons}
     return bool(codes) and codes <= _REFUSAL_REASONS and codes != {"None"}
+
+
+def _level(observation: Observation) -> int:
+    return logging.DEBUG if expected(observation) else logging.WARNING
+
+
+def log_call(observation: Observation) -> None:
+    """Log ``observation`` as one ``dynamodb.call`` event, if the ``"dynamodb"`` logger is enabled for it."""
+    level = _level(observation)
+    if not _LOGGER.isEnabledFor(level):
+        return
+    fields: dict[str, Any] = {}
+    if observation.cancellation_reasons:  # the codes only: a reason's Item holds values
+        fields["cancellation_reasons"] = list(observation.cancellation_reasons)
+    if observation.throttling_reasons:
+        fields["throttling_reasons"] = [dict(reason) for reason in observation.throttling_reasons]
+    logger = _structlog().get_logger(LOGGER_NAME)
+    log = logger.warning if level >= logging.WARNING else logger.debug
+    log(
+        "dynamodb.call",
+        operation=observation.operation,
+        table=observation.table,
+        index=observation.index,
+        access_pattern=observation.access_pattern,
+        caller=_caller(),
+        duration_ms=round(observation.latency * 1000, 3),
+        consumed_capacity=observation.consumed_capacity,
+        capacity_by_index=dict(observation.capacity_by_index) or None,
+        items_returned=observation.items_returned,
+        items_read=observation.items_read,
+        attempts=observation.attempts,
+        retries=observation.attempts - 1 if observation.attempts else None,
+        status=observation.status,
+        outcome=observation.outcome,
+        request_id=observation.request_id,
+        **fields,
+    )
+
+
+def caller() -> str | None:
+    """The calling function of the call being observed (see ``_caller``)."""
+    return _caller()
+
+
+# --- botocore's client: the same observation from its events ------------------------------------
+
+# Set by ``core.client``'s botocore transport around a call: the hooks leave the observation there,
+# and the transport records it once the call has returned (outside OpenTelemetry's suppression).
+_PENDING: ContextVar[list[Observation] | None] = ContextVar("datalayer_pending_observation", default=None)
+
+
+@contextmanager
+def collecting() -> Iterator[list[Observation]]:
+    """Collect the observations of the botocore calls made in this block instead of recording them."""
+    pending: list[Observation] = []
+    token = _PENDING.set(pending)
+    try:
+        yield pending
+    finally:
+        _PENDING.reset(token)
+
+
+def _deliver(level: int, build: Callable[[], Observation]) -> None:
+    from core import telemetry
+
+    # No work at all unless a logger, meter, tracer or observer would receive the observation.
+    if not (_LOGGER.isEnabledFor(level) or telemetry.listening()):
+        return
+    pending = _PENDING.get()
+    if pending is not None:  # the models' botocore transport records it once the call returned
+        pending.append(build())
+    else:  # the control plane, raw clients: botocore's own instrumentation may trace the call
+        telemetry.record(build(), span=False)
 
 
 def _before_parameter_build(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
     context["datalayer_start"] = time.perf_counter()
+    context["datalayer_started_at"] = time.time_ns()
     context["datalayer_operation"] = model.name
-    context["datalayer_params"] = params  # read only when an event is logged
-    if _LOGGER.isEnabledFor(logging.DEBUG):
-        members = getattr(model.input_shape, "members", {})
-        if "ReturnConsumedCapacity" in members and "ReturnConsumedCapacity" not in params:
-            params["ReturnConsumedCapacity"] = "TOTAL"
+    context["datalayer_params"] = params  # read only when an observation is built
+    # Every data call asks: INDEXES answers the total (CapacityUnits) and its share per table and
+    # index. A caller's own choice is kept (the models' transports widen PynamoDB's TOTAL themselves).
+    if "ReturnConsumedCapacity" not in params and "ReturnConsumedCapacity" in getattr(
+            model.input_shape, "members", ()):
+        params["ReturnConsumedCapacity"] = "INDEXES"
+
+
+def _needs_retry(request_dict: Mapping[str, Any] | None = None, response: Any = None,
+                 attempts: int | None = None, **_: Any) -> None:
+    """Per attempt: count it, and keep the throttling reasons of its answer."""
+    context = request_dict.get("context") if isinstance(request_dict, Mapping) else None
+    if not isinstance(context, dict):
+        return None
+    if isinstance(attempts, int):
+        context["datalayer_attempts"] = attempts
+    parsed = response[1] if isinstance(response, tuple) and len(response) == 2 else None
+    if isinstance(parsed, Mapping) and "Error" in parsed:
+        reasons = observe.throttling_reasons(parsed)
+        if reasons:
+            context.setdefault("datalayer_reasons", []).extend(reasons)
+    return None  # botocore's own handler decides whether to retry
+
+
+def _observation(context: Mapping[str, Any], operation: str, *, outcome: str, status: int | None,
+                 parsed: Mapping[str, Any], http_response: Any = None) -> Observation:
+    params = context.get("datalayer_params") or {}
+    start = context.get("datalayer_start")
+    metadata = parsed.get("ResponseMetadata") or {}
+    attempts = context.get("datalayer_attempts")
+    if not isinstance(attempts, int):
+        retries = metadata.get("RetryAttempts")
+        attempts = retries + 1 if isinstance(retries, int) else (_retries(context) or 0) + 1
+    failed = outcome != "ok"
+    total, split = observe.capacity(parsed)
+    returned, read = observe.items(operation, parsed) if not failed else (None, None)
+    index = params.get("IndexName")
+    return Observation(
+        operation=operation,
+        table=_tables(params),
+        index=index if isinstance(index, str) else None,
+        outcome=outcome,
+        latency=time.perf_counter() - start if start is not None else 0.0,
+        attempts=attempts,
+        status=status,
+        request_id=_request_id(http_response, metadata),
+        consumed_capacity=total,
+        capacity_by_index=split,
+        items_returned=returned,
+        items_read=read,
+        throttling_reasons=tuple(context.get("datalayer_reasons") or ()),
+        access_pattern=observe.ACCESS_PATTERN.get(),
+        consumed=observe.consumed_entries(parsed),
+        cancellation_reasons=observe.cancellation_codes(parsed) if failed else (),
+        started_at=context.get("datalayer_started_at"),
+    )
+
+
+def _retries(context: Mapping[str, Any]) -> int | None:
+    attempt = context.get("retries", {}).get("attempt")
+    return attempt - 1 if isinstance(attempt, int) else None
+
+
+def _request_id(http_response: Any, metadata: Mapping[str, Any]) -> str | None:
+    request_id = metadata.get("RequestId")
+    if not request_id:
+        headers = getattr(http_response, "headers", None) or {}
+        request_id = headers.get("x-amzn-requestid") or headers.get("x-amzn-RequestId")
+    return str(request_id) if request_id else None
 
 
 def _after_call(
     http_response: Any, parsed: dict[str, Any] | None, model: Any, context: dict[str, Any], **_: Any
 ) -> None:
     status = getattr(http_response, "status_code", None)
-    parsed = parsed or {}
-    failed = (isinstance(status, int) and status >= 300) or "Error" in parsed
-    code = None
+    answer: Mapping[str, Any] = parsed or {}
+    failed = (isinstance(status, int) and status >= 300) or "Error" in answer
+    outcome = "ok"
     if failed:
-        code = context.get("error_code_override") or (parsed.get("Error") or {}).get("Code")
-        expected = (model.name, code) in _PROBES or _is_refusal(code, parsed)
-        level = logging.DEBUG if expected else logging.WARNING
-    else:
-        level = logging.DEBUG
-    if not _LOGGER.isEnabledFor(level):
-        return
-    metadata = parsed.get("ResponseMetadata") or {}
-    fields: dict[str, Any] = {}
-    if failed:
+        code = context.get("error_code_override") or (answer.get("Error") or {}).get("Code")
         outcome = code or f"HTTP {status}"
-        reasons = parsed.get("CancellationReasons")
-        if isinstance(reasons, list):  # the codes only: a reason's Item holds values
-            fields["cancellation_reasons"] = [reason.get("Code") for reason in reasons]
-    else:
-        outcome = "ok"
-    retries = metadata.get("RetryAttempts")
-    _emit(
-        level,
-        context,
-        model.name,
-        consumed_capacity=_capacity(parsed),
-        retries=retries if retries is not None else _retries(context),
-        status=status,
-        outcome=outcome,
-        request_id=_request_id(http_response, metadata),
-        **fields,
-    )
+    # The level only decides whether a lone log would want it; the observation itself is the same.
+    level = logging.WARNING if failed else logging.DEBUG
+    _deliver(level, lambda: _observation(context, model.name, outcome=outcome,
+                                         status=status if isinstance(status, int) else None,
+                                         parsed=answer, http_response=http_response))
 
 
 def _after_call_error(exception: BaseException, context: dict[str, Any], **_: Any) -> None:
     # No answer (a timeout, a reset connection): botocore sends this event without the operation
     # model, so the name comes from the context.
-    if not _LOGGER.isEnabledFor(logging.WARNING):
-        return
-    _emit(
-        logging.WARNING,
-        context,
-        context.get("datalayer_operation"),
-        consumed_capacity=None,
-        retries=_retries(context),
-        status=None,
-        outcome=type(exception).__name__,
-        request_id=None,
-    )
+    operation = str(context.get("datalayer_operation") or "")
+    _deliver(logging.WARNING, lambda: _observation(context, operation, outcome=type(exception).__name__,
+                                                   status=None, parsed={}))
 
 
 def instrument(client: Any) -> Any:
-    """Register the logging hooks on a botocore DynamoDB client (idempotent); return it.
+    """Register the observing hooks on a botocore DynamoDB client (idempotent); return it.
 
     Applies ``LOG_LEVEL`` first (``ConfigurationError`` when it is malformed).
     """
@@ -510,6 +698,7 @@ def instrument(client: Any) -> Any:
         return client
     events = client.meta.events
     events.register("before-parameter-build.dynamodb", _before_parameter_build)
+    events.register("needs-retry.dynamodb", _needs_retry, unique_id="datalayer-observe-attempts")
     events.register("after-call.dynamodb", _after_call)
     events.register("after-call-error.dynamodb", _after_call_error)
     setattr(client, _MARK, True)

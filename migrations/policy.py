@@ -3,13 +3,13 @@ in place of a blanket ``DynamoDBCrudPolicy``.
 
 ``app``: the data-plane actions the data layer's calls need, on the table and on the indexes it
 queries, and nothing else: no ``Scan``, no control plane. The operations are those the write path
-(``models.writes``) and the repositories send (``APP_OPERATIONS``); the resources are derived from
-``models/``: the table, if a declared query (``models.queries.Query``) reads it, and every index
-that a declared query names or that a repository queries directly (``User.by_email.query(...)`` in
-``repositories/``, found in their source). IAM has no action for a transaction: it authorizes each
-item of a ``TransactWriteItems`` as the ``PutItem``, ``UpdateItem``, ``DeleteItem`` or
-``ConditionCheckItem`` it holds, and of a ``TransactGetItems`` as ``GetItem`` (AWS, "Using IAM with
-DynamoDB transactions"), so those are what a transaction adds.
+(``models.planning``, ``models.sending``) and the repositories send (``APP_OPERATIONS``); the
+resources are derived from the declarations in ``models/``: the table, if a declared query
+(``models.queries.Query``) reads it, and every index a declared query reads (repositories read only
+through declared queries). IAM has no action for a transaction: it authorizes each item of a
+``TransactWriteItems`` as the ``PutItem``, ``UpdateItem``, ``DeleteItem`` or ``ConditionCheckItem``
+it holds, and of a ``TransactGetItems`` as ``GetItem`` (AWS, "Using IAM with DynamoDB
+transactions"), so those are what a transaction adds.
 
 No ``DescribeTable`` for the app: PynamoDB 6 builds every request from the models' own schema and
 calls ``DescribeTable`` only in ``Model.exists``, ``describe_table``, ``create_table`` and
@@ -33,14 +33,11 @@ its on-failure destination only (Lambda sends there with the function's role).
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib
 import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 ROLES = ("app", "migrations")
@@ -49,13 +46,13 @@ POLICY_VERSION = "2012-10-17"
 # The DynamoDB operations the data layer sends, with where it sends them from.
 APP_OPERATIONS: dict[str, str] = {
     "GetItem": "Model.get (repositories.query.get_one), get_product",
-    "PutItem": "the write path (models.writes): a put that needs no companion item",
+    "PutItem": "the write path (models.sending): a put that needs no companion item",
     "UpdateItem": "the write path: update, set_order_status, put_product's upsert",
     "DeleteItem": "the write path: a delete that needs no companion item",
     "TransactWriteItems": "the write path: a write with its rules' companion items; models.transaction",
     "BatchGetItem": "repositories.batch.batch_get, and batch_write's read of the stored versions",
     "BatchWriteItem": "repositories.batch.batch_write",
-    "Query": "the declared queries (models.queries.Query) and the indexes repositories query directly",
+    "Query": "the declared queries (models.queries.Query)",
 }
 # IAM authorizes a transaction item by item, as the single-item operation it holds.
 TRANSACTION_ITEM_ACTIONS: dict[str, tuple[str, ...]] = {
@@ -118,7 +115,7 @@ def iam_actions(operations: Iterable[str]) -> list[str]:
 
 def query_targets() -> tuple[bool, list[str]]:
     """Whether the data layer queries the table, and the names of the indexes it queries."""
-    targets = {query.index_name() for query in _declared_queries()} | set(_direct_queries())
+    targets = {query.index_name() for query in _declared_queries()}
     return None in targets, sorted(name for name in targets if name is not None)
 
 
@@ -188,45 +185,12 @@ def _statement(sid: str, actions: list[str], resources: list[Any]) -> dict[str, 
 
 
 def _declared_queries() -> Iterator[Any]:
+    """Every access pattern the entities declare (``models.queries.Query``), as bound to its entity."""
     import models
     from models.queries import Query
 
     for entity in models.ENTITIES:
-        seen: set[int] = set()
-        for klass in entity.__mro__:
-            for value in vars(klass).values():
-                if isinstance(value, Query) and id(value) not in seen:
-                    seen.add(id(value))
-                    yield value
-
-
-def _direct_queries() -> Iterator[str | None]:
-    """The index (``None``: the table) of every ``X.query(...)`` in ``repositories/`` whose ``X``
-    is an entity or an entity's index, as the module's names resolve it."""
-    from pynamodb.indexes import Index
-
-    import repositories
-    from models.table import TableModel
-
-    for path in sorted(Path(repositories.__file__).parent.glob("*.py")):
-        name = "repositories" if path.stem == "__init__" else f"repositories.{path.stem}"
-        module = importlib.import_module(name)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "query"):
-                continue
-            target = _resolve(node.func.value, vars(module))
-            if isinstance(target, Index):
-                yield str(target.Meta.index_name)
-            elif isinstance(target, type) and issubclass(target, TableModel):
-                yield None
-
-
-def _resolve(node: ast.expr, names: dict[str, Any]) -> Any:
-    """What a dotted name (``User.by_email``) means in a module; ``None`` for anything else."""
-    if isinstance(node, ast.Name):
-        return names.get(node.id)
-    if isinstance(node, ast.Attribute):
-        owner = _resolve(node.value, names)
-        return None if owner is None else getattr(owner, node.attr, None)
-    return None
+        names = dict.fromkeys(name for klass in entity.__mro__ for name, value in vars(klass).items()
+                              if isinstance(value, Query))
+        for name in names:
+            yield getattr(entity, name)

@@ -43,7 +43,7 @@ from pynamodb.exceptions import PynamoDBException
 from core.error_codes import raise_unexpected
 from core.errors import ConflictError, IdempotencyKeyReused
 from core.retry import RetryPolicy
-from models import writes
+from models import planning, sending
 from models.attributes import check_text
 from models.keys import EntityKeys
 from models.rules import Expires, WrittenBy
@@ -141,7 +141,7 @@ class IdempotencyKey:
         return IdempotencyRecord(function=self.function, scope=self.scope, key_digest=self.digest,
                                  fingerprint=self.fingerprint, result_pk=entity.pk, result_sk=entity.sk)
 
-    def step(self, entity: TableModel, now: datetime) -> writes.Step:
+    def step(self, entity: TableModel, now: datetime) -> planning.Step:
         """The put of the record, for the transaction of the write that creates ``entity``: on
         ``attribute_not_exists(PK)`` (or a record whose time has passed), else
         ``IdempotencyKeyReused``."""
@@ -149,13 +149,13 @@ class IdempotencyKey:
         record.stamp(now)
         record.expires_at = now + RETENTION  # the record's declared Expires
         free = IdempotencyRecord.pk.does_not_exist() | (IdempotencyRecord.expires_at < now)
-        kwargs = writes.put_kwargs(record, free, add_version_condition=False)
+        kwargs = planning.put_kwargs(record, free, add_version_condition=False)
         used = f"{self.function}: this idempotency key was used before"
-        return writes.Step("put", kwargs, lambda _: IdempotencyKeyReused(used))
+        return planning.Step("put", kwargs, lambda _: IdempotencyKeyReused(used))
 
-    def with_record(self, build: Callable[[], writes.Plan]) -> Callable[[], writes.Plan]:
+    def with_record(self, build: Callable[[], planning.Plan]) -> Callable[[], planning.Plan]:
         """``build``, its plan carrying this key's record (built again with every plan)."""
-        def plan() -> writes.Plan:
+        def plan() -> planning.Plan:
             made = build()
             made.add(self.step(made.entity, made.now))
             return made
@@ -184,19 +184,19 @@ class IdempotencyKey:
         return entity
 
 
-def execute(build: Callable[[], writes.Plan], key: IdempotencyKey | None, model: type[M], *,
+def execute(build: Callable[[], planning.Plan], key: IdempotencyKey | None, model: type[M], *,
             what: str, retry: RetryPolicy | None = None) -> M | None:
     """Send the plan ``build`` makes, with ``key``'s record when there is a key.
 
     ``None`` when this call wrote; the entity the key's first call created when the key was used
     before with the same arguments (nothing written now). ``retry``: the write path's contention
-    retry policy (``writes.execute``).
+    retry policy (``sending.execute``).
     """
     if key is None:
-        writes.execute(build, what=what, retry=retry)
+        sending.execute(build, what=what, retry=retry)
         return None
     try:
-        writes.execute(key.with_record(build), what=what, retry=retry)
+        sending.execute(key.with_record(build), what=what, retry=retry)
     except IdempotencyKeyReused as exc:
         return key.first_result(model, exc)
     return None

@@ -1,5 +1,5 @@
 """The size of a wire-format item as DynamoDB counts it against its 400 KB limit; every put is
-measured before it is sent (``models.writes``), so an over-size item is ``InvalidInput``, not a
+measured before it is sent (``models.planning``), so an over-size item is ``InvalidInput``, not a
 ``ValidationException`` from DynamoDB."""
 
 from __future__ import annotations

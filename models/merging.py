@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import ConflictError, DataLayerError, InvalidInput
 
 if TYPE_CHECKING:
-    from models.writes import Step
+    from models.planning import Step
 
 _PLACEHOLDER = re.compile(r"[#:][A-Za-z0-9_]+")
 Failure = Callable[[dict[str, Any] | None], DataLayerError]

@@ -11,6 +11,7 @@ from typing import ClassVar
 from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb_attributes import UnicodeDatetimeAttribute
 
+from core.budgets import Budget
 from models.attributes import DecimalAttribute
 from models.keys import EntityKeys, KeyTemplate, format_part
 from models.metric_aggregate import MetricAggregate
@@ -47,7 +48,8 @@ class Metric(TableModel, discriminator="METRIC"):
 
     rules = (FoldsInto(MetricAggregate), Expires(RETENTION, start="timestamp"), WriteShards(1))
 
-    in_day: ClassVar[Query[Metric]] = Query()  # a device's readings of one day (bucket), by time
+    # a device's readings of one day (bucket), by time; a name filter reads each name's readings
+    in_day = Query(budget=Budget(max_items_read_per_item_returned=5))
 
     @property
     def day(self) -> str | None:

@@ -12,6 +12,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
+from core.budgets import Budget
 from core.error_codes import raise_unexpected
 from core.errors import ConflictError
 from models.attributes import (
@@ -21,10 +22,10 @@ from models.attributes import (
     DecimalAttribute,
 )
 from models.keys import EntityKeys, KeyTemplate
+from models.planning import Step
 from models.queries import Query
 from models.rules import Expires, WrittenBy
 from models.table import TableModel
-from models.writes import Step
 
 if TYPE_CHECKING:
     from models.metric import Metric
@@ -70,7 +71,8 @@ class MetricAggregate(TableModel, discriminator="METRIC_AGG"):
 
     rules = (WrittenBy("Metric.save() (repositories.metrics.record_metric)"),)
 
-    in_day: ClassVar[Query[MetricAggregate]] = Query()  # a device's hours of one day, by hour
+    # a device's hours of one day, by hour; a name filter reads each name's hours
+    in_day = Query(budget=Budget(max_read_units_per_page=8, max_items_read_per_item_returned=5))
 
     @property
     def day(self) -> str | None:

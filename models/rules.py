@@ -1,6 +1,6 @@
 """Rules an entity declares (``rules = (...)`` on its class), and how each one plans a write.
 
-Every write of an entity goes through ``models.writes``, which asks each declared rule to adjust
+Every write of an entity is planned by ``models.planning``, which asks each declared rule to adjust
 the write's plan: add a condition, add a companion operation to the same transaction, or refuse
 with ``InvalidInput`` naming what to call instead. A rule is checked against its entity when the
 class is created (``bind``), so a rule naming an attribute the entity lacks fails at import.
@@ -29,7 +29,7 @@ from core.errors import (
     InvalidInput,
     NotFound,
 )
-from models.writes import Plan, Step, condition_kwargs, put_kwargs
+from models.planning import Plan, Step, condition_kwargs, put_kwargs
 
 if TYPE_CHECKING:
     from models.table import TableModel
@@ -123,9 +123,7 @@ class Unique(Rule):
             _require_attribute(model, name, self)
 
     def _owner_fields(self) -> list[str]:
-        from models.table import TableModel  # the attributes every entity shares are no owner's
-
-        base = set(TableModel.get_attributes())
+        base = self.claim.shared_attributes()  # the attributes every entity shares are no owner's
         own = set(self.claim.key_templates())
         return sorted(set(self.claim.get_attributes()) - base - own - {self.attribute})
 
@@ -300,10 +298,19 @@ class Expires(Rule):
     def bind(self, model: type[TableModel]) -> None:
         _require_attribute(model, self.start, self)
 
+    def watched(self) -> Collection[str]:
+        return (self.start,)
+
     def plan(self, plan: Plan) -> None:
         # Always derived: a TTL given by hand could delete the item at once, or never.
         if plan.kind == "put":
             plan.entity.expires_at = getattr(plan.entity, self.start) + self.after
+        elif plan.kind == "update" and self.start in plan.changes:  # the TTL moves with its start
+            start = plan.changes[self.start]
+            expires = None if start is None else start + self.after
+            attribute = type(plan.entity).expires_at
+            plan.actions.append(attribute.set(expires) if expires is not None else attribute.remove())
+            plan.changes["expires_at"] = expires
 
 
 @dataclass(frozen=True, eq=False)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pynamodb.attributes import UnicodeAttribute
 
+from core.budgets import Budget
 from models.attributes import EmailAttribute, TextAttribute
 from models.email_claim import EmailClaim
+from models.indexes import GlobalIndex
 from models.keys import EntityKeys
+from models.queries import Query
 from models.rules import RetiredOnDelete, Unique, WrittenBy
-from models.table import EmailIndex, TableModel
+from models.table import TableModel
 
 MAX_NAME_LENGTH = 256
 
@@ -38,6 +41,11 @@ class User(TableModel, discriminator="USER"):
     email = EmailAttribute(attr_name="Email")
     name = TextAttribute(attr_name="Name", max_length=MAX_NAME_LENGTH, strip=True)
 
-    by_email: EmailIndex[User] = EmailIndex()
+    # every user is in Email-Index under its (canonical) email
+    by_email = GlobalIndex("Email-Index", pk="email")
+
+    # the user who has an email: one item, one request
+    with_email = Query(by_email, budget=Budget(max_read_units_per_page=1, max_items_read_per_item_returned=1,
+                                               max_requests_per_page=1))
 
     rules = (Unique("email", claim=EmailClaim), RetiredOnDelete(RetiredUserId))

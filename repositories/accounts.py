@@ -42,7 +42,7 @@ from core.errors import (
     WriteOutcomeUnknown,
 )
 from core.retry import RetryPolicy
-from models import idempotency, writes
+from models import idempotency, planning, sending
 from models.account import Account
 from models.attributes import to_money
 from models.idempotency import IdempotencyKey, check_key
@@ -86,7 +86,7 @@ def open_account(*, account_id: str | None = None, balance: Decimal | int | str 
                             arguments={"account_id": given, "balance": money})
     account_id = given or str(key.derived_id() if key is not None else uuid.uuid4())
     account = Account(account_id=account_id, balance=money)
-    first = idempotency.execute(lambda: writes.plan_put(account), key, Account, what="Account.save")
+    first = idempotency.execute(lambda: planning.plan_put(account), key, Account, what="Account.save")
     return account if first is None else first
 
 
@@ -145,12 +145,12 @@ def transfer_funds(
     transfer = Transfer(
         transfer_id=transfer_id, from_account=source, to_account=target, amount=value, idempotency_key=key
     )
-    plan = writes.plan_put(transfer)  # built once: every attempt is the same request, same token
+    plan = planning.plan_put(transfer)  # built once: every attempt is the same request, same token
     plan.token = transfer_id
     if key is not None:  # a transfer of this key and account from when keys were global comes first
         plan.companions.insert(0, _no_global_transfer(transfer_id_for_key(key), source))
     try:
-        writes.execute(lambda: plan, what="transfer_funds", retry=policy)
+        sending.execute(lambda: plan, what="transfer_funds", retry=policy)
     except AlreadyExists as exc:  # this transfer id (or the global one) was written before
         stored = query.find_one(Transfer, transfer_id=transfer_id)
         if stored is None and key is not None:
@@ -162,7 +162,7 @@ def transfer_funds(
     return transfer
 
 
-def _no_global_transfer(global_id: str, source: str) -> writes.Step:
+def _no_global_transfer(global_id: str, source: str) -> planning.Step:
     """A ConditionCheck, in the transfer's own transaction, that no transfer from ``source`` was
     stored under the key's global id (from when keys were not scoped); another account's global
     transfer does not stand in the way."""
@@ -171,7 +171,7 @@ def _no_global_transfer(global_id: str, source: str) -> writes.Step:
     condition = Transfer.pk.does_not_exist() | (Transfer.from_account != source)
     kwargs = Transfer._get_connection().get_operation_kwargs(legacy.pk, range_key=legacy.sk,
                                                              condition=condition)
-    return writes.Step("check", kwargs, lambda _: AlreadyExists("a transfer of this key was stored before"))
+    return planning.Step("check", kwargs, lambda _: AlreadyExists("a transfer of this key was stored before"))
 
 
 def _outcome_unknown(transfer: Transfer, cause: WriteOutcomeUnknown) -> TransferOutcomeUnknown:

@@ -6,15 +6,16 @@ number of times (``core.retry.RetryPolicy``); when the bound is reached
 ``RetriesExhausted.unprocessed`` holds what was not written (the entities) or not read (the
 ``(PK, SK)`` pairs).
 
-What ``batch_write`` refuses. ``BatchWriteItem`` carries no condition and no companion item, so
-an entity that declares a rule only a conditioned write can keep (``Rule.blind_put`` false: a
-unique value, an owner, a lifecycle, a derived item, a ``WrittenBy``) is refused with
-``InvalidInput`` naming what to use instead, before anything is sent. Keys are derived and value
-rules checked by the entity's own serialization, as on every other path.
+What ``batch_write`` writes. Each entity's item is the put the write path plans for it
+(``models.blind_puts.plan_batch_put``): keys derived, value rules, the TTL of an ``Expires`` rule,
+the 400 KB limit, version and write token, as on every other path. ``BatchWriteItem`` carries no
+condition and no companion item, so an entity that declares a rule only a conditioned write can
+keep (``Rule.blind_put`` false: a unique value, an owner, a lifecycle, a derived item, a
+``WrittenBy``) is refused with ``InvalidInput`` naming what to use instead, before anything is sent.
 
-Versions. ``BatchWriteItem`` cannot carry a condition, so before writing, ``batch_write`` reads
-the stored ``Version`` of every key (``BatchGetItem``, strongly consistent, keys and ``Version``
-only) and never sets a stored version back:
+Versions. Before writing, ``batch_write`` reads the stored ``Version`` of every key
+(``BatchGetItem``, strongly consistent, keys and ``Version`` only) and never sets a stored version
+back (``BatchPut.base_on``):
 
 - an entity never written (``version is None``) whose key holds nothing is written with
   ``Version`` 1, as ``save()`` would;
@@ -58,11 +59,7 @@ Flags are checked before anything is sent: ``overwrite`` and ``consistent_read``
 
 from __future__ import annotations
 
-import math
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -86,11 +83,11 @@ from core.errors import (
     WriteOutcomeUnknown,
 )
 from core.retry import RetryPolicy, retried_by_botocore
-from models.item_size import MAX_ITEM_BYTES, item_size, too_large
+from models.blind_puts import LANDED, STALE, STORED, TAKEN, BatchPut, plan_batch_put
+from models.item_size import MAX_ITEM_BYTES, item_size
 from models.keys import KeyTemplate
 from models.product import Product
 from models.table import PK, SK, TableModel
-from models.writes import check_expiry
 from repositories import cache
 from repositories._common import check_bool, require_iterable, retry_policy
 from repositories.paging import read_all
@@ -102,10 +99,6 @@ P = TypeVar("P")
 
 MAX_WRITE_BATCH = 25  # DynamoDB's limit of items in one BatchWriteItem
 MAX_GET_BATCH = 100  # and of keys in one BatchGetItem
-_VERSION = TableModel.version.attr_name
-_CREATED = TableModel.created_at.attr_name
-_TOKEN = TableModel.write_token.attr_name
-_PENDING = "_pending_write_token"
 
 Key = tuple[str, str]
 
@@ -130,58 +123,57 @@ def batch_write(
     """
     check_bool(overwrite, "overwrite")
     policy = _policy(retry)
-    batch = _entities(entities)
-    if not batch:
+    puts = _prepare(_entities(entities))
+    if not puts:
         return
-    stamps = [(e.created_at, e.updated_at) for e in batch]
     try:
-        items = _prepare(batch)
         client = _client()
         try:
-            stored = _stored_versions(client, [_key_of(item) for item in items], policy)
+            stored = _stored_versions(client, [put.key for put in puts], policy)
         except RetriesExhausted as exc:
             message = f"the stored versions could not be read ({exc}); nothing written"
+            batch = [put.entity for put in puts]
             if isinstance(exc, Throttled):
                 raise Throttled(message, batch, throttling_reasons=exc.throttling_reasons) from exc
             raise RetriesExhausted(message, batch) from exc
-        landed = _set_versions(batch, items, stored, [created for created, _ in stamps], overwrite=overwrite)
+        pending = _base_on_stored(puts, stored, overwrite=overwrite)
     except DataLayerError:
-        for entity, (created, updated) in zip(batch, stamps, strict=True):  # nothing was written
-            entity.created_at, entity.updated_at = created, updated
+        for put in puts:  # nothing was written
+            put.restore()
         raise
-    pending = [(e, item) for e, item in zip(batch, items, strict=True) if _key_of(item) not in landed]
     try:
         _send(client, pending, policy)
     finally:  # also when the outcome is unknown
-        for entity in batch:
-            cache_key = _CACHE_KEYS.get(type(entity))
+        for put in puts:
+            cache_key = _CACHE_KEYS.get(type(put.entity))
             if cache_key is not None:
-                cache.invalidate(cache_key(entity))
+                cache.invalidate(cache_key(put.entity))
 
 
-def _send(client: Any, pending: list[tuple[TableModel, dict[str, Any]]], policy: RetryPolicy) -> None:
+def _send(client: Any, pending: list[BatchPut], policy: RetryPolicy) -> None:
+    """Send the items of ``pending``, 25 a request, unprocessed ones again with backoff."""
     table = TableModel.Meta.table_name
     done: list[TableModel] = []
-    in_flight: list[tuple[TableModel, dict[str, Any]]] = []
+    in_flight: list[BatchPut] = []
 
-    def send(chunk: list[tuple[TableModel, dict[str, Any]]]) -> list[tuple[TableModel, dict[str, Any]]]:
+    def send(chunk: list[BatchPut]) -> list[BatchPut]:
         in_flight[:] = chunk
-        request = {table: [{"PutRequest": {"Item": item}} for _, item in chunk]}
+        request = {table: [{"PutRequest": {"Item": put.item}} for put in chunk]}
         response = client.batch_write_item(RequestItems=request)
         left = {_key_of(r["PutRequest"]["Item"]) for r in response.get("UnprocessedItems", {}).get(table, [])}
-        for entity, item in chunk:
-            if _key_of(item) not in left:
-                _written(entity, item)
-                done.append(entity)
-        return [(entity, item) for entity, item in chunk if _key_of(item) in left]
+        for put in chunk:
+            if put.key not in left:
+                put.written()
+                done.append(put.entity)
+        return [put for put in chunk if put.key in left]
 
     for start in range(0, len(pending), MAX_WRITE_BATCH):
         try:
             left = policy.until_done(send, pending[start : start + MAX_WRITE_BATCH])
         except (BotoCoreError, ClientError) as exc:
-            later = [entity for entity, _ in pending[start + MAX_WRITE_BATCH:]]
+            later = [put.entity for put in pending[start + MAX_WRITE_BATCH:]]
             if is_throttling(exc):  # refused, after botocore's retries: nothing of this chunk landed
-                refused = [entity for entity, _ in in_flight] + later
+                refused = [put.entity for put in in_flight] + later
                 raise throttled(
                     exc, f"batch_write: DynamoDB throttled the request on every attempt; {len(done)} of "
                     f"{len(pending)} entities written, {len(refused)} not", refused, written=done,
@@ -195,10 +187,10 @@ def _send(client: Any, pending: list[tuple[TableModel, dict[str, Any]]], policy:
                 f"batch_write: {len(done)} of {len(pending)} entities written, {len(in_flight)} unknown "
                 f"({error_code(exc) or type(exc).__name__}), {len(later)} not sent; calling batch_write "
                 "again with the same entities writes each exactly once",
-                [_key_of(item) for _, item in in_flight], written=done, not_written=later,
+                [put.key for put in in_flight], written=done, not_written=later,
             ) from exc
         if left:
-            not_written = [entity for entity, _ in left] + [e for e, _ in pending[start + MAX_WRITE_BATCH :]]
+            not_written = [put.entity for put in (*left, *pending[start + MAX_WRITE_BATCH :])]
             raise RetriesExhausted(
                 f"{len(not_written)} of {len(pending)} entities not written after "
                 f"{policy.max_attempts} attempts",
@@ -282,87 +274,50 @@ def _entities(entities: Iterable[TableModel]) -> list[TableModel]:
     for entity in batch:
         if not isinstance(entity, TableModel) or type(entity).keys is None:
             raise InvalidInput(f"batch_write takes entities (TableModel), got {type(entity).__name__}")
-        for rule in type(entity).rules:
-            if not rule.blind_put:
-                raise InvalidInput(f"batch_write cannot keep {type(entity).__name__}'s {type(rule).__name__} "
-                                   f"rule; use {rule.instead}")
-        check_expiry(entity)
     return batch
 
 
-def _prepare(batch: Sequence[TableModel]) -> list[dict[str, Any]]:
-    """Serialize every entity with its next local version; check keys, duplicates and sizes."""
-    items = [_serialize(entity) for entity in batch]
-    seen: set[Key] = set()
-    for item in items:
-        key = _key_of(item)
-        if key in seen:
-            raise InvalidInput("two entities in one batch have the same key")
-        seen.add(key)
-        _check_size(item)
-    return items
-
-
-def _check_size(item: Mapping[str, Any]) -> None:
-    if too_large(item):
-        raise InvalidInput(f"an entity is larger than DynamoDB's {MAX_ITEM_BYTES}-byte item limit")
-
-
-def _serialize(entity: TableModel) -> dict[str, Any]:
-    # The token stays with the entity until its write is acknowledged: sent again after a lost
-    # answer, the stored item shows it, and the entity counts as written.
-    entity.write_token = entity.__dict__.setdefault(_PENDING, uuid.uuid4().hex)
+def _prepare(batch: Sequence[TableModel]) -> list[BatchPut]:
+    """Plan every entity's put (rules, keys, values, size: ``plan_batch_put``); no two with one key.
+    On a refusal every entity's timestamps are as before."""
+    puts: list[BatchPut] = []
     try:
-        item = entity.serialize()
-    except InvalidInput:
+        seen: set[Key] = set()
+        for entity in batch:
+            put = plan_batch_put(entity)
+            puts.append(put)
+            if put.key in seen:
+                raise InvalidInput("two entities in one batch have the same key")
+            seen.add(put.key)
+    except DataLayerError:
+        for put in puts:
+            put.restore()
         raise
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise InvalidInput(f"{type(entity).__name__} cannot be serialized: {exc}") from exc
-    item[_VERSION] = {"N": str((entity.version or 0) + 1)}
-    return item
+    return puts
 
 
 def _stored_versions(client: Any, keys: list[Key], policy: RetryPolicy) -> dict[Key, Mapping[str, Any]]:
-    """What is stored at ``keys``: the key, ``Version`` and ``CreatedAt`` of each existing item."""
-    projection = {
-        "ProjectionExpression": "#pk, #sk, #version, #created, #token",
-        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK, "#version": _VERSION, "#created": _CREATED,
-                                     "#token": _TOKEN},
-    }
+    """What is stored at ``keys``: what a batch put is built on (``STORED``) of each existing item."""
+    names = {f"#a{i}": name for i, name in enumerate(STORED)}
+    projection = {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
     return _read(client, keys, policy, consistent_read=True, **projection)
 
 
-def _set_versions(
-    batch: Sequence[TableModel],
-    items: Sequence[dict[str, Any]],
-    stored: Mapping[Key, Mapping[str, Any]],
-    created: Sequence[datetime | None],
-    *,
-    overwrite: bool,
-) -> set[Key]:
-    """Give each item the version it is written with (never below the stored one), or refuse;
-    return the keys an earlier attempt of the same entity wrote already (its token is stored)."""
+def _base_on_stored(puts: Sequence[BatchPut], stored: Mapping[Key, Mapping[str, Any]], *,
+                    overwrite: bool) -> list[BatchPut]:
+    """Build each put on the item stored at its key, or refuse; return the puts to send (those an
+    earlier attempt wrote already are acknowledged instead)."""
     taken, conflicts = 0, 0
-    landed: set[Key] = set()
-    for entity, item, created_before in zip(batch, items, created, strict=True):
-        old = stored.get(_key_of(item))
-        old_version = _stored_version(old)
-        if old is not None and old.get(_TOKEN) == item[_TOKEN] and old_version == (entity.version or 0) + 1:
-            landed.add(_key_of(item))
-            _written(entity, {**item, **old})
+    pending: list[BatchPut] = []
+    for put in puts:
+        old = stored.get(put.key)
+        outcome = put.base_on(old)
+        if outcome == LANDED:
+            put.written(old)
             continue
-        if entity.version is None and old is not None:
-            taken += 1
-        elif entity.version is not None and (old is None or entity.version != old_version):
-            conflicts += 1
-        measured = len(item[_VERSION]["N"])
-        item[_VERSION] = {"N": str(max(_at_least(old_version), entity.version or 0) + 1)}
-        grew = len(item[_VERSION]["N"]) > measured
-        if old is not None and created_before is None and _CREATED in old:
-            item[_CREATED] = old[_CREATED]  # a replaced item keeps its creation time
-            grew = True
-        if grew:  # measured in _prepare; only a longer version or another CreatedAt changes its size
-            _check_size(item)
+        taken += outcome == TAKEN
+        conflicts += outcome == STALE
+        pending.append(put)
     if taken and not overwrite:
         raise AlreadyExists(
             f"{taken} new entities have keys that hold an item already; pass overwrite=True to replace them"
@@ -372,33 +327,7 @@ def _set_versions(
             f"{conflicts} entities have a version other than the stored one (changed or deleted since "
             "read); pass overwrite=True to replace them anyway"
         )
-    return landed
-
-
-def _stored_version(old: Mapping[str, Any] | None) -> Decimal | None:
-    """The stored ``Version``, exactly as stored: another writer's may be ``1.5``, ``-1`` or not a
-    number at all (NaN then), which no entity's version equals (a conflict without ``overwrite``)."""
-    if old is None or _VERSION not in old:
-        return None
-    raw = old[_VERSION]
-    try:
-        return Decimal(raw["N"])
-    except (KeyError, TypeError, ArithmeticError):
-        return Decimal("NaN")
-
-
-def _at_least(stored: Decimal | None) -> int:
-    """The smallest integer version not below ``stored`` (0 for none, a negative one or NaN)."""
-    if stored is None or not stored.is_finite() or stored < 0:
-        return 0
-    return math.ceil(stored)
-
-
-def _written(entity: TableModel, item: Mapping[str, Any]) -> None:
-    entity.__dict__.pop(_PENDING, None)
-    entity.version = int(item[_VERSION]["N"])
-    if _CREATED in item:
-        entity.created_at = type(entity).created_at.deserialize(item[_CREATED]["S"])
+    return pending
 
 
 def _key_of(item: Mapping[str, Any]) -> Key:

@@ -1,6 +1,6 @@
 """Device metrics: readings in per-day partitions with a TTL, and hourly aggregates beside them.
 
-What ``Metric`` declares is kept by its own write (``models.writes``): saving a reading folds it
+What ``Metric`` declares is kept by its own write (``models.planning``): saving a reading folds it
 into its hour's ``MetricAggregate`` in ONE ``TransactWriteItems`` (``MetricAggregate.fold_step``
 explains why no extreme is lost), both expire by TTL, and the day partitions are write-sharded
 over the declared ``WriteShards`` count. A second reading of the same metric, dimensions and
@@ -31,12 +31,12 @@ from typing import Any, TypeVar
 
 from core.errors import ConflictError, InvalidInput, RetriesExhausted
 from core.retry import RetryPolicy
-from models import idempotency, writes
+from models import idempotency, planning, sending
 from models.attributes import check_text, to_decimal
 from models.idempotency import IdempotencyKey
 from models.metric import RETENTION, Metric
 from models.metric_aggregate import MetricAggregate, hour_of
-from models.queries import Query
+from models.queries import BoundQuery
 from models.table import TableModel, utcnow
 from repositories import query
 from repositories._common import aware_utc, key_part, retry_policy
@@ -72,7 +72,7 @@ def record_metric(
     """
     device_id, name = key_part(device_id, "device_id"), key_part(name, "name")
     number = _number(value)
-    policy = retry_policy(retry, writes.CONTENTION_RETRY)
+    policy = retry_policy(retry, sending.CONTENTION_RETRY)
     given = None if at is None else aware_utc(at, "at")
     when = utcnow() if given is None else given
     if when > datetime.max.replace(tzinfo=UTC) - RETENTION - timedelta(hours=1):
@@ -83,7 +83,7 @@ def record_metric(
     arguments = {"device_id": device_id, "name": name, "value": number, "at": given, "dimensions": extra}
     key = IdempotencyKey.of("record_metric", idempotency_key, owner=device_id, arguments=arguments)
     try:
-        first = idempotency.execute(lambda: writes.plan_put(point), key, Metric, what="record_metric",
+        first = idempotency.execute(lambda: planning.plan_put(point), key, Metric, what="record_metric",
                                     retry=policy)
     except ConflictError as exc:
         message = "concurrent writers kept winning; the reading was not recorded"
@@ -123,7 +123,7 @@ def get_hourly_aggregates(
     return [_combine(groups[key]) for key in sorted(groups)]
 
 
-def _fan_out(declared: Query[T], partitions: Sequence[str], condition: Any, flt: Any) -> list[list[T]]:
+def _fan_out(declared: BoundQuery[T], partitions: Sequence[str], condition: Any, flt: Any) -> list[list[T]]:
     """Query each partition to its last page, concurrently; one sorted list per partition."""
 
     def fetch(pk: str) -> list[T]:

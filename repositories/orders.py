@@ -3,7 +3,7 @@
 Order ids are ULIDs, so an order's sort key (``ORDER#{order_id}``) sorts by the time it was
 placed: "a user's orders between two dates" is a key condition on ``SK`` (``BETWEEN`` the smallest
 id possible at ``start`` and the largest possible at ``end``), never a filter over every order the
-user has. What ``Order`` declares is kept by its own writes (``models.writes``): the user must
+user has. What ``Order`` declares is kept by its own writes (``models.planning``): the user must
 exist, the status moves only along ``ORDER_MOVES`` and GSI1's key moves with it, optimistically.
 
 ``place_order(..., idempotency_key=)``: the key is scoped to the user; the same key with the same
@@ -14,15 +14,17 @@ ULIDs of the time), other arguments raise ``IdempotencyKeyReused`` (``models.ide
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from core.errors import InvalidInput
-from models import idempotency, writes
+from models import idempotency, planning
 from models.attributes import money_at_scale, to_money
 from models.idempotency import IdempotencyKey
 from models.order import Order, OrderStatus, order_id_bounds, order_identity
+from models.partial import Partial
 from models.table import utcnow
 from repositories import query
 from repositories._common import aware_utc, check_bool, key_part
@@ -64,14 +66,42 @@ def place_order(
     # The amount as a read gives it back (12.50 for 12.5), so the first call and a replay agree.
     order = Order(user_id=user_id, order_id=order_id, amount=money_at_scale(value), status=order_status,
                   created_at=when)
-    first = idempotency.execute(lambda: writes.plan_put(order), key, Order, what="Order.save")
+    first = idempotency.execute(lambda: planning.plan_put(order), key, Order, what="Order.save")
     return order if first is None else first
 
 
-def get_order(user_id: str, order_id: str) -> Order:
-    """The order; ``NotFound`` if this user has no order with this id."""
+@overload
+def get_order(user_id: str, order_id: str, *, attributes: None = None) -> Order: ...
+
+
+@overload
+def get_order(user_id: str, order_id: str, *, attributes: Sequence[str]) -> Partial[Order]: ...
+
+
+def get_order(user_id: str, order_id: str, *,
+              attributes: Sequence[str] | None = None) -> Order | Partial[Order]:
+    """The order; ``NotFound`` if this user has no order with this id.
+
+    ``attributes``: read only these (``["status", "amount"]``; the keys come with them): a
+    ``Partial[Order]``, which raises ``NotFetched`` for any other attribute and cannot be written.
+    """
     user_id, order_id = key_part(user_id, "user_id"), key_part(order_id, "order_id")
+    if attributes is not None:
+        return query.get_partial(Order, attributes=attributes, consistent_read=False, user_id=user_id,
+                                 order_id=order_id)
     return query.get_one(Order, consistent_read=False, user_id=user_id, order_id=order_id)
+
+
+@overload
+def get_user_orders(user_id: str, *, start: datetime | None = None, end: datetime | None = None,
+                    limit: int = 20, cursor: str | None = None, newest_first: bool = True,
+                    attributes: None = None) -> Page[Order]: ...
+
+
+@overload
+def get_user_orders(user_id: str, *, start: datetime | None = None, end: datetime | None = None,
+                    limit: int = 20, cursor: str | None = None, newest_first: bool = True,
+                    attributes: Sequence[str]) -> Page[Partial[Order]]: ...
 
 
 def get_user_orders(
@@ -82,13 +112,14 @@ def get_user_orders(
     limit: int = 20,
     cursor: str | None = None,
     newest_first: bool = True,
-) -> Page[Order]:
+    attributes: Sequence[str] | None = None,
+) -> Page[Order] | Page[Partial[Order]]:
     """One page of a user's orders, newest first unless ``newest_first=False``.
 
     ``start``/``end`` (timezone-aware, inclusive, to the millisecond) restrict the orders to those
     placed in that time, as a key condition. ``limit``: 1 to 100. ``cursor``: the ``next_cursor``
     of the previous page of the same query (same user, range and direction; the limit may
-    change), else ``InvalidCursor``.
+    change), else ``InvalidCursor``. ``attributes``: read only these, as ``Partial[Order]``.
     """
     user_id = key_part(user_id, "user_id")
     newest_first = check_bool(newest_first, "newest_first")
@@ -103,8 +134,21 @@ def get_user_orders(
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
         between = ({"order_id": low}, {"order_id": high})
-    return query.page(Order.of_user, keys={"user_id": user_id}, between=between, limit=limit, cursor=cursor,
-                      newest_first=newest_first)
+    if attributes is not None:
+        return Order.of_user.page(user_id=user_id, between=between, limit=limit, cursor=cursor,
+                                  newest_first=newest_first, attributes=attributes)
+    return Order.of_user.page(user_id=user_id, between=between, limit=limit, cursor=cursor,
+                              newest_first=newest_first)
+
+
+@overload
+def orders_by_status(status: OrderStatus | str, *, limit: int = 20, cursor: str | None = None,
+                     newest_first: bool = False, attributes: None = None) -> Page[Order]: ...
+
+
+@overload
+def orders_by_status(status: OrderStatus | str, *, limit: int = 20, cursor: str | None = None,
+                     newest_first: bool = False, attributes: Sequence[str]) -> Page[Partial[Order]]: ...
 
 
 def orders_by_status(
@@ -113,15 +157,19 @@ def orders_by_status(
     limit: int = 20,
     cursor: str | None = None,
     newest_first: bool = False,
-) -> Page[Order]:
+    attributes: Sequence[str] | None = None,
+) -> Page[Order] | Page[Partial[Order]]:
     """One page of the orders in ``status`` (all users), oldest first unless ``newest_first``; through GSI1.
 
     GSI1 is eventually consistent: an order placed or moved a moment ago may not be listed yet.
+    ``attributes``: read only these, as ``Partial[Order]``.
     """
     order_status = check_status(status)
     newest_first = check_bool(newest_first, "newest_first")
-    return query.page(Order.in_status, keys={"status": order_status}, limit=limit, cursor=cursor,
-                      newest_first=newest_first)
+    if attributes is not None:
+        return Order.in_status.page(status=order_status, limit=limit, cursor=cursor,
+                                    newest_first=newest_first, attributes=attributes)
+    return Order.in_status.page(status=order_status, limit=limit, cursor=cursor, newest_first=newest_first)
 
 
 def set_order_status(order: Order, status: OrderStatus | str) -> Order:

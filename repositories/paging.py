@@ -37,6 +37,12 @@ items or the query ends, so ``has_more`` stays exact and the page is short only 
 skipped item is listed by the one page whose range holds it (the cursor may then point at a skipped
 item). A page skips at most ``MAX_UNREADABLE`` items; when more follow, it ends there with
 ``has_more`` true, and the next page goes on after them.
+
+A query may declare a cost budget (``core.budgets.Budget``): ``paginate(..., pattern=, budget=)``
+measures the page's requests (read units, items read, requests) and checks them against it; a page
+over budget is served and logs one ``dynamodb.budget_exceeded`` WARNING per exceeded bound. With no
+budget declared and no ``repositories.testing.assert_within_budget`` block around, a page is not
+measured at all.
 """
 
 from __future__ import annotations
@@ -56,10 +62,11 @@ from typing import Any, Generic, TypeVar
 from pynamodb.indexes import Index
 from pynamodb.models import Model
 
+from core.budgets import Budget, PageCost, checks_for
 from core.config import CURSOR_SECRET_ENV, get_settings
 from core.config import cursor_secret as configured_cursor_secret
 from core.errors import ConfigurationError, InvalidCursor, InvalidInput, UnreadableItem
-from core.logs import get_logger
+from core.logs import get_logger, metering
 from models.table import PK, SK
 
 T = TypeVar("T")
@@ -187,6 +194,8 @@ def paginate(
     limit: int,
     cursor: str | None,
     index: Index[Any] | None = None,
+    pattern: str | None = None,
+    budget: Budget | None = None,
 ) -> Page[M]:
     """Run one page of a query: ``run(exclusive_start_key, limit + 1)`` must yield items in order.
 
@@ -196,17 +205,43 @@ def paginate(
     (see the module docstring), and the page resumes after it at the iterator's
     ``last_evaluated_key`` when it has one, else at the item's table key.
 
+    ``pattern`` names the access pattern (default: the binding's ``"fn"``) for its cost ``budget``
+    (``core.budgets``): when a budget applies, the page's requests are measured and an overrun is
+    logged (and reported to ``repositories.testing.assert_within_budget``), never raised.
+
     The secret is resolved and the cursor checked before ``run`` is called, so a bad cursor or a
     missing secret sends nothing.
     """
     secret = cursor_secret()
     start_key = decode_cursor(cursor, binding, secret) if cursor is not None else None
+    name = pattern if pattern is not None else binding.get("fn")
+    check = checks_for(name if isinstance(name, str) else None, budget)
+    if check is None:
+        return _read_page(run, start_key, binding=binding, limit=limit, index=index, secret=secret)[0]
+    with metering() as meter:
+        page, used = _read_page(run, start_key, binding=binding, limit=limit, index=index, secret=secret)
+    check.check(PageCost(requests=meter.requests, read_units=meter.read_units,
+                         items_read=meter.items_read, items_returned=used))
+    return page
+
+
+def _read_page(
+    run: Callable[[RawKey | None, int], Iterable[M]],
+    start_key: RawKey | None,
+    *,
+    binding: Mapping[str, Any],
+    limit: int,
+    index: Index[Any] | None,
+    secret: bytes,
+) -> tuple[Page[M], int]:
+    """One page (see ``paginate``), and how many items it used (with the one read ahead)."""
     iterator = iter(run(start_key, limit + 1))
     items: list[M] = []
     skipped: list[UnreadableItem] = []
     skipped_key: RawKey | None = None  # where the last skipped item ends
     skipped_after = 0  # how many items came before it
     more = False
+    read_ahead = 0  # the extra item, when there was one
     while True:
         try:
             _take(iterator, limit + 1 - len(items), items)
@@ -220,19 +255,37 @@ def paginate(
             continue
         if len(items) > limit:  # the extra item: read again as the first of the next page
             items.pop()
-            more = True
+            more, read_ahead = True, 1
         break
+    used = len(items) + read_ahead
     unreadable = [exc.keys for exc in skipped]
     if not more:
-        return Page(items=items, next_cursor=None, has_more=False, unreadable=unreadable)
+        return Page(items=items, next_cursor=None, has_more=False, unreadable=unreadable), used
     last = (skipped_key if skipped_key is not None and skipped_after == len(items)
             else item_key(items[-1], index))
     return Page(items=items, next_cursor=encode_cursor(last, binding, secret), has_more=True,
-                unreadable=unreadable)
+                unreadable=unreadable), used
 
 
-def read_all(iterator: Iterable[M], what: str) -> list[M]:
-    """Every item of ``iterator`` (a query's every page), skipping and reporting unreadable ones."""
+def read_all(iterator: Iterable[M], what: str, *, budget: Budget | None = None) -> list[M]:
+    """Every item of ``iterator`` (a query's every page), skipping and reporting unreadable ones.
+
+    ``what`` names the access pattern; with a ``budget`` (``core.budgets``), or inside
+    ``assert_within_budget``, each DynamoDB response is checked as one page (one request; the items
+    it returned as the items used).
+    """
+    check = checks_for(what, budget)
+    if check is None:
+        return _read_all(iterator, what)
+    with metering() as meter:
+        items = _read_all(iterator, what)
+    for call in meter.calls:
+        check.check(PageCost(requests=1, read_units=call.read_units, items_read=call.items_read,
+                             items_returned=call.items_returned or 0))
+    return items
+
+
+def _read_all(iterator: Iterable[M], what: str) -> list[M]:
     items: list[M] = []
     source = iter(iterator)
     while True:

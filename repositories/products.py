@@ -1,6 +1,6 @@
 """Products: put (create or replace), read one through the cache, read many in batches.
 
-``put_product`` is the write path's upsert (``models.writes.plan_upsert``): one ``UpdateItem`` that
+``put_product`` is the write path's upsert (``models.blind_puts.plan_upsert``): one ``UpdateItem`` that
 replaces every declared attribute (``Name``, ``Price``, ``Attributes``) but keeps ``CreatedAt`` and
 moves ``Version`` on by one, so a copy read before the put is stale (``ConflictError`` on its next
 conditional write) instead of matching a version reset to 1.
@@ -27,8 +27,9 @@ from pynamodb.exceptions import PynamoDBException
 
 from core.error_codes import raise_unexpected
 from core.errors import InvalidInput, NotFound
-from models import idempotency, writes
+from models import idempotency
 from models.attributes import to_money
+from models.blind_puts import plan_upsert
 from models.idempotency import IdempotencyKey
 from models.product import Product
 from repositories import cache, query
@@ -61,7 +62,7 @@ def put_product(product_id: str, name: str, price: Decimal, *, idempotency_key: 
     key = IdempotencyKey.of("put_product", idempotency_key, owner=product_id, arguments=arguments)
     product = Product(product_id=product_id, name=name, price=money, attributes=extras or None)
     try:
-        first = idempotency.execute(lambda: writes.plan_upsert(product), key, Product, what="put_product")
+        first = idempotency.execute(lambda: plan_upsert(product), key, Product, what="put_product")
         if first is None and key is not None:  # a transaction returns no item: read the version back
             first = query.find_one(Product, product_id=product_id)
     finally:

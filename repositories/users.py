@@ -1,12 +1,12 @@
 """Users: create, read, update and delete; what ``User`` declares is kept by its own writes.
 
 ``User`` declares a unique email in its canonical form (``core.emails``; an ``EmailClaim`` put,
-moved and freed in the same transaction as the user) and that deleting a user retires its id.
-``models.writes`` keeps both on every path, so these functions validate their input and say which
-write they mean. Updates and deletes are optimistic: they hold only if the ``User`` passed in is
-still the stored version and its email the stored email, else ``ConflictError``. ``get_user`` reads
-through ``repositories.cache`` (off unless configured) with a strongly consistent loader; every
-write here invalidates the user's entry.
+moved and freed in the same transaction as the user) and that deleting a user retires its id. The
+write path (``models.planning``) keeps both on every path, so these functions validate their input
+and say which write they mean. Updates and deletes are optimistic: they hold only if the ``User``
+passed in is still the stored version and its email the stored email, else ``ConflictError``.
+``get_user`` reads through ``repositories.cache`` (off unless configured) with a strongly consistent
+loader; every write here invalidates the user's entry.
 
 ``create_user(..., idempotency_key=)``: the same key with the same arguments returns the first
 user and writes nothing (also after ``WriteOutcomeUnknown``), other arguments raise
@@ -20,19 +20,20 @@ import copy
 import uuid
 from typing import Any
 
-from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 
-from core.error_codes import raise_unexpected
 from core.errors import InvalidInput
-from models import idempotency, writes
+from models import idempotency, planning
 from models.attributes import normalize_email
 from models.idempotency import IdempotencyKey
+from models.order import Order
 from models.user import MAX_NAME_LENGTH, User
 from repositories import cache, query
 from repositories._common import key_part, require_text
+from repositories.paging import Page
 
-__all__ = ["create_user", "delete_user", "find_user_by_email", "get_user", "normalize_email", "update_user"]
+__all__ = ["create_user", "delete_user", "find_user_by_email", "get_user", "get_user_with_orders",
+           "normalize_email", "update_user"]
 
 
 def create_user(email: str, name: str, *, user_id: str | None = None,
@@ -53,7 +54,7 @@ def create_user(email: str, name: str, *, user_id: str | None = None,
     user_id = given or (key.derived_id().hex if key is not None else uuid.uuid4().hex)
     user = User(user_id=user_id, email=email, name=name)
     try:
-        first = idempotency.execute(lambda: writes.plan_put(user), key, User, what="User.save")
+        first = idempotency.execute(lambda: planning.plan_put(user), key, User, what="User.save")
     finally:
         cache.invalidate(_cache_key(user_id))
     return user if first is None else first
@@ -67,18 +68,25 @@ def get_user(user_id: str) -> User:
     return copy.deepcopy(user)
 
 
+def get_user_with_orders(user_id: str, *, limit: int = 20,
+                         cursor: str | None = None) -> tuple[User, Page[Order]]:
+    """The user and one page of its orders, newest first, in one query (``Order.with_user``).
+
+    ``cursor``: the page's ``next_cursor`` continues the orders (it is also a cursor of
+    ``orders.get_user_orders(user_id)``); the user is then read by its key. ``NotFound`` if there is
+    no such user. Not read through the cache: the profile and the orders are read together.
+    """
+    user_id = key_part(user_id, "user_id")
+    return Order.with_user.page(user_id=user_id, limit=limit, cursor=cursor)
+
+
 def find_user_by_email(email: str) -> User | None:
-    """The user with this email (any case), through Email-Index; ``None`` if there is none.
+    """The user with this email (any case), through Email-Index (``User.with_email``); ``None`` if
+    there is none.
 
     The index is eventually consistent: a user created or changed a moment ago may not be seen yet.
     """
-    email = normalize_email(email)
-    try:
-        for user in User.by_email.query(email, limit=1):
-            return user
-    except PynamoDBException as exc:
-        raise_unexpected(exc, "find_user_by_email")
-    return None
+    return User.with_email.first(email=normalize_email(email))
 
 
 def update_user(user: User, *, name: str | None = None, email: str | None = None) -> User:

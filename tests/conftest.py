@@ -26,6 +26,7 @@ from core.localdb import LocalDynamoDB
 from migrations import runner
 from models import ENTITIES, TableModel
 from repositories import cache
+from tests.helpers import moto_answers_lean_clients, on
 
 
 def _quiet(_: str) -> None:
@@ -47,6 +48,9 @@ def _one_request_at_a_time() -> None:
 
 
 _one_request_at_a_time()
+
+
+moto_answers_lean_clients()
 
 
 def _settings_follow_monkeypatch() -> None:
@@ -142,10 +146,10 @@ def local_table(local_endpoint: Settings) -> Iterator[Settings]:
 
 
 class ClientHooks:
-    """Hooks on the botocore client the models share: see what is sent, or answer with an error."""
+    """Hooks on the client the models share (either transport): see what is sent, or answer with an error."""
 
     def __init__(self) -> None:
-        self._hooks: list[tuple[Any, str, Callable[..., Any]]] = []
+        self._removers: list[Callable[[], None]] = []
 
     def record(self, model: type[TableModel], operation: str) -> list[dict[str, Any]]:
         """The request of every ``operation`` sent through ``model``'s client from now on."""
@@ -162,7 +166,7 @@ class ClientHooks:
     ) -> None:
         """Answer every ``operation`` through ``model``'s client with the DynamoDB error ``code``.
 
-        Nothing reaches the table, and botocore does not retry (its retries happen on the wire).
+        Nothing reaches the table, and the client does not retry (its retries happen on the wire).
         ``reasons``: the cancellation reasons' codes, for a ``TransactionCanceledException``.
         """
         parsed: dict[str, Any] = {"Error": {"Code": code, "Message": "injected by the test"}}
@@ -176,15 +180,13 @@ class ClientHooks:
 
     def _register(self, model: type[TableModel], operation: str, handler: Callable[..., Any]) -> None:
         client = model._get_connection().connection.client  # the client of the current settings
-        event = f"before-call.dynamodb.{operation}"
-        client.meta.events.register(event, handler)
-        self._hooks.append((client, event, handler))
+        self._removers.append(on(client, f"before-call.dynamodb.{operation}", handler))
 
     def remove_all(self) -> None:
         """Unregister every hook (the client is shared, so hooks must not outlive their test)."""
-        for client, event, handler in self._hooks:
-            client.meta.events.unregister(event, handler)
-        self._hooks.clear()
+        for remove in self._removers:
+            remove()
+        self._removers.clear()
 
 
 @pytest.fixture

@@ -1,7 +1,11 @@
-"""Test helpers shared by every test folder: raw table access, seeding, racing threads.
+"""Test helpers shared by every test folder: raw table access, seeding, racing threads, client hooks.
 
 Everything here reaches the table through a raw botocore client (``core.client.new_client``),
 never through the code under test, so a test's setup and checks stay independent of it.
+
+``on(client, event, handler)`` hooks the models' client whichever transport it is (the lean
+``LeanClient`` or botocore's): ``before-call``, ``before-send`` and ``after-call`` handlers written
+for botocore's events serve both.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, TypeVar
 
 from core.client import new_client
 from core.config import Settings
+from core.engine.sync import LeanClient
 from models import Account, EmailClaim, Order, TableModel, User, new_order_id
 from repositories.paging import Page
 
@@ -78,8 +83,83 @@ def count_calls(model: type[TableModel], operation: str) -> list[dict[str, Any]]
     def record(parsed: dict[str, Any], **_: Any) -> None:
         responses.append(parsed)
 
-    model._get_connection().connection.client.meta.events.register(f"after-call.dynamodb.{operation}", record)
+    on(models_client(model), f"after-call.dynamodb.{operation}", record)
     return responses
+
+
+# --- hooks on either transport -----------------------------------------------------------------------
+
+
+def moto_answers_lean_clients() -> None:
+    """moto answers botocore's requests from its ``before-send`` handler; a ``LeanClient`` sends
+    through urllib3, which moto does not see. From now on every new ``LeanClient`` ends its
+    ``before_send`` hooks with moto's handler, which answers only while ``mock_aws`` is active (on
+    DynamoDB Local it lets the request go). Idempotent."""
+    from moto.core.models import botocore_stubber
+
+    if getattr(LeanClient.__init__, "answered_by_moto", False):
+        return
+    init = LeanClient.__init__
+
+    def with_moto(self: LeanClient, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.before_send.append(
+            lambda request, **_: botocore_stubber(event_name="before-send.dynamodb", request=request))
+
+    with_moto.answered_by_moto = True  # type: ignore[attr-defined]
+    LeanClient.__init__ = with_moto  # type: ignore[method-assign]
+
+
+
+def models_client(model: type[TableModel] = TableModel) -> Any:
+    """The client ``model``'s connection sends through for the current settings (either transport)."""
+    return model._get_connection().connection.client
+
+
+_LEAN_HOOKS = {"before-call": "before_call", "before-send": "before_send", "after-call": "after_call"}
+
+
+def on(client: Any, event: str, handler: Callable[..., Any], *, first: bool = False) -> Callable[[], None]:
+    """Register ``handler`` for botocore's ``event`` (``before-send.dynamodb``,
+    ``after-call.dynamodb.PutItem``, ...) on ``client``, a ``LeanClient`` or a botocore client;
+    ``first``: before the handlers already there. Returns the function that unregisters it."""
+    if not isinstance(client, LeanClient):
+        events = client.meta.events
+        if first:
+            events.register_first(event, handler)
+        else:
+            events.register(event, handler)
+        return lambda: events.unregister(event, handler)
+    kind, _, rest = event.partition(".dynamodb")
+    operation = rest.lstrip(".") or None
+    hooks: list[Callable[..., Any]] = getattr(client, _LEAN_HOOKS[kind])
+
+    def hook(**kwargs: Any) -> Any:
+        if operation is not None and kwargs.get("operation") != operation:
+            return None
+        return handler(**kwargs)
+
+    hooks.insert(0, hook) if first else hooks.append(hook)
+
+    def remove() -> None:
+        if hook in hooks:
+            hooks.remove(hook)
+
+    _registered[(id(client), event, id(handler))] = remove
+    return remove
+
+
+_registered: dict[tuple[int, str, int], Callable[[], None]] = {}
+
+
+def off(client: Any, event: str, handler: Callable[..., Any]) -> None:
+    """Unregister what ``on(client, event, handler)`` registered (nothing if it is not there)."""
+    if not isinstance(client, LeanClient):
+        client.meta.events.unregister(event, handler)
+        return
+    remove = _registered.pop((id(client), event, id(handler)), None)
+    if remove is not None:
+        remove()
 
 
 class RawTable:

@@ -19,7 +19,7 @@ from core.localdb import free_port
 from models import Account, TableModel
 from repositories import accounts, orders, users
 from repositories.errors import EndpointUnreachable, TableMissing, WriteOutcomeUnknown
-from tests.helpers import random_email
+from tests.helpers import off, on, random_email
 
 
 @pytest.fixture
@@ -108,9 +108,9 @@ def apply_then_refuse(local_table: Settings, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DYNAMODB_MAX_RETRY_ATTEMPTS", "1")
     injector = ApplyThenRefuse()
     client = TableModel._get_connection().connection.client
-    client.meta.events.register_first("before-send.dynamodb", injector)
+    on(client, "before-send.dynamodb", injector, first=True)
     yield injector
-    client.meta.events.unregister("before-send.dynamodb", injector)
+    off(client, "before-send.dynamodb", injector)
 
 
 def test_a_write_applied_before_the_endpoint_went_away_is_an_unknown_outcome_not_unreachable(

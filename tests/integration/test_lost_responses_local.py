@@ -26,7 +26,7 @@ from repositories.metrics import get_hourly_aggregates, record_metric
 from repositories.orders import get_order, place_order, set_order_status
 from repositories.products import put_product
 from repositories.users import create_user, get_user, update_user
-from tests.helpers import random_email, raw_scan
+from tests.helpers import off, on, random_email, raw_scan
 
 AT = datetime(2025, 6, 1, 12, tzinfo=UTC)
 
@@ -59,14 +59,14 @@ def lose(local_table: Settings) -> Iterator[Callable[..., LoseAnswers]]:
     """``lose("PutItem", times=1)``: the next answers to those operations are lost after being applied."""
     injector = LoseAnswers()
     client = TableModel._get_connection().connection.client
-    client.meta.events.register_first("before-send.dynamodb", injector)
+    on(client, "before-send.dynamodb", injector, first=True)
 
     def arm(*operations: str, times: int = 1, skip: int = 0) -> LoseAnswers:
         injector.operations, injector.times, injector.lost, injector.skip = set(operations), times, 0, skip
         return injector
 
     yield arm
-    client.meta.events.unregister("before-send.dynamodb", injector)
+    off(client, "before-send.dynamodb", injector)
 
 
 def _items(settings: Settings, entity_type: str) -> list[dict[str, Any]]:

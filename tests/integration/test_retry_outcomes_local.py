@@ -23,7 +23,7 @@ from core.config import Settings, get_settings
 from models import Order, Product, TableModel
 from repositories import accounts, metrics, orders, products, users
 from repositories.errors import ConflictError, TransferOutcomeUnknown, WriteOutcomeUnknown
-from tests.helpers import raw_scan, seed_user
+from tests.helpers import off, on, raw_scan, seed_user
 
 AT = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -67,7 +67,7 @@ def faults(settings: Settings) -> Iterator[Callable[..., Faults]]:
     """``faults("TransactWriteItems", times=2, applied=True)``: arm the fault injector."""
     injector = Faults()
     client = TableModel._get_connection().connection.client
-    client.meta.events.register_first("before-send.dynamodb", injector)
+    on(client, "before-send.dynamodb", injector, first=True)
 
     def arm(*operations: str, times: int = 100, applied: bool = True,
             meanwhile: Callable[[], None] | None = None) -> Faults:
@@ -76,7 +76,7 @@ def faults(settings: Settings) -> Iterator[Callable[..., Faults]]:
         return injector
 
     yield arm
-    client.meta.events.unregister("before-send.dynamodb", injector)
+    off(client, "before-send.dynamodb", injector)
 
 
 def _of_type(settings: Settings, entity_type: str) -> list[dict[str, Any]]:

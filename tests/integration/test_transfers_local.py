@@ -29,7 +29,7 @@ from repositories.errors import (
     TransferOutcomeUnknown,
 )
 from repositories.products import put_product
-from tests.helpers import RawTable
+from tests.helpers import RawTable, off, on
 
 AFTER_TRANSACT = "after-call.dynamodb.TransactWriteItems"
 
@@ -49,9 +49,9 @@ def outcomes(local_table: Settings) -> Iterator[list[str]]:
         seen.append(parsed.get("Error", {}).get("Code", "ok"))
 
     client = Transfer._get_connection().connection.client
-    client.meta.events.register(AFTER_TRANSACT, record)
+    on(client, AFTER_TRANSACT, record)
     yield seen
-    client.meta.events.unregister(AFTER_TRANSACT, record)
+    off(client, AFTER_TRANSACT, record)
 
 
 def test_transfer_with_insufficient_funds_moves_no_money_and_writes_no_record(raw: RawTable) -> None:
@@ -148,12 +148,12 @@ def test_a_lost_response_then_the_same_key_returns_the_committed_transfer_and_mo
             raise ReadTimeoutError(endpoint_url=local_table.endpoint_url)
 
     client = Transfer._get_connection().connection.client
-    client.meta.events.register_first(AFTER_TRANSACT, lose_the_response)
+    on(client, AFTER_TRANSACT, lose_the_response, first=True)
     try:
         with pytest.raises(TransferOutcomeUnknown, match="same idempotency_key") as raised:
             transfer_funds(source, target, "12.50", idempotency_key=key)
     finally:
-        client.meta.events.unregister(AFTER_TRANSACT, lose_the_response)
+        off(client, AFTER_TRANSACT, lose_the_response)
     assert raised.value.transfer_id == transfer_id_for_key(key, source)
     assert raw.balance(source) == Decimal("37.50")  # it did commit
 

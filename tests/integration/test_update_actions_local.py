@@ -20,7 +20,8 @@ from pynamodb.transactions import TransactWrite
 
 from core.config import Settings
 from core.errors import ConflictError, DataLayerError, InvalidInput
-from models import Order, OrderStatus, Product, User, new_order_id, transaction, writes
+from models import Order, OrderStatus, Product, User, new_order_id, sending, transaction
+from models.blind_puts import plan_upsert
 from repositories.batch import batch_write
 from repositories.orders import get_order, place_order
 from repositories.products import get_product, put_product
@@ -168,7 +169,7 @@ def test_an_entity_cannot_be_given_a_ttl_it_does_not_declare_on_any_path(local_t
     _refused(local_table, InvalidInput, composed, "declares no expiry")
     lamp = Product(product_id="p-ttl", name="Lamp", price=Decimal(1), expires_at=AT + timedelta(days=1))
     _refused(local_table, InvalidInput, lambda: batch_write([lamp]), "declares no expiry")
-    upsert = lambda: writes.execute(lambda: writes.plan_upsert(lamp), what="upsert")  # noqa: E731
+    upsert = lambda: sending.execute(lambda: plan_upsert(lamp), what="upsert")  # noqa: E731
     _refused(local_table, InvalidInput, upsert, "declares no expiry")
 
 

@@ -20,8 +20,11 @@ from migrations.revisions import load_revisions, write_revision
 from migrations.schema import IndexSpec, TableSpec, diff
 from models.table import TableModel
 from tests.migrations.helpers import quiet
+from tests.scratch import scratch_entities
 
-STATUS_INDEX = IndexSpec("Status-Index", (Key("Status", "S", "HASH"), Key("CreatedAt", "S", "RANGE")))
+# The temporary model's index: a name no user's model would declare.
+STATUS_INDEX_NAME = f"TestOnly-Status-{uuid.uuid4().hex[:8]}"
+STATUS_INDEX = IndexSpec(STATUS_INDEX_NAME, (Key("Status", "S", "HASH"), Key("CreatedAt", "S", "RANGE")))
 # DESIGN.md's two indexes; an entity added later may declare more, so tests look these up by name.
 GSI1 = IndexSpec("GSI1", (Key("GSI1PK", "S", "HASH"), Key("SK", "S", "RANGE")))
 EMAIL_INDEX = IndexSpec("Email-Index", (Key("Email", "S", "HASH"),))
@@ -52,13 +55,13 @@ def test_the_models_declare_the_physical_table_of_the_design() -> None:
 
 @pytest.fixture
 def model_with_status_index() -> Iterator[type[TableModel]]:
-    """A temporary entity under ``TableModel`` declaring Status-Index (a real model change);
+    """A temporary entity under ``TableModel`` declaring ``STATUS_INDEX`` (a real model change);
     unregistered afterwards, so the models are as they were for the next test."""
     import models  # noqa: F401  (every real entity registered first, as check does)
 
     class StatusIndex(GlobalSecondaryIndex[Any]):  # type: ignore[no-untyped-call]
         class Meta:
-            index_name = "Status-Index"
+            index_name = STATUS_INDEX_NAME
             projection = AllProjection()
 
         status = UnicodeAttribute(hash_key=True, attr_name="Status")
@@ -70,12 +73,8 @@ def model_with_status_index() -> Iterator[type[TableModel]]:
         status = UnicodeAttribute(attr_name="Status", null=True)
         by_status = StatusIndex()
 
-    registry: Any = TableModel._get_discriminator_attribute()
-    try:
+    with scratch_entities([Shipment]):
         yield Shipment
-    finally:
-        registry._class_map.pop(Shipment, None)
-        registry._discriminator_map.pop(discriminator, None)
 
 
 def test_check_exits_1_naming_an_index_a_model_declares_and_autogenerate_brings_it_back_to_0(
@@ -89,30 +88,30 @@ def test_check_exits_1_naming_an_index_a_model_declares_and_autogenerate_brings_
     head, following = _head_and_next(versions)
     runner.upgrade(out=quiet, client=client, versions_dir=versions)
     assert cli.main(["check"]) == 0
-    request.getfixturevalue("model_with_status_index")  # a model now declares Status-Index
+    request.getfixturevalue("model_with_status_index")  # a model now declares STATUS_INDEX
     changed = declared.declared_spec()
-    assert changed.index("Status-Index") == STATUS_INDEX
+    assert changed.index(STATUS_INDEX_NAME) == STATUS_INDEX
     capsys.readouterr()
 
     assert cli.main(["check"]) == 1
     out = capsys.readouterr().out
     assert (
-        "drift: index Status-Index: declared (Status S HASH, CreatedAt S RANGE; projection ALL), missing"
-        in out
+        f"drift: index {STATUS_INDEX_NAME}: declared (Status S HASH, CreatedAt S RANGE; projection ALL), "
+        "missing" in out
     )
 
-    assert cli.main(["--versions-dir", str(versions), "new", "Add Status-Index", "--autogenerate"]) == 0
+    assert cli.main(["--versions-dir", str(versions), "new", "Add the status index", "--autogenerate"]) == 0
     written = sorted(versions.glob(f"{following}_*.py"))
-    assert [p.name for p in written] == [f"{following}_add_status_index.py"]
+    assert [p.name for p in written] == [f"{following}_add_the_status_index.py"]
     keys = '[Key("Status", "S", "HASH"), Key("CreatedAt", "S", "RANGE")]'
-    assert f'ctx.create_global_index("Status-Index", {keys})' in written[0].read_text()
+    assert f'ctx.create_global_index("{STATUS_INDEX_NAME}", {keys})' in written[0].read_text()
     assert runner.upgrade(out=quiet, client=client, versions_dir=versions) == [following]
     capsys.readouterr()
     assert cli.main(["check"]) == 0
     assert "in sync" in capsys.readouterr().out
 
     runner.downgrade(head, out=quiet, client=client, versions_dir=versions)
-    assert [d.subject for d in runner.check(declared=changed, client=client)] == ["Status-Index"]
+    assert [d.subject for d in runner.check(declared=changed, client=client)] == [STATUS_INDEX_NAME]
 
 
 def test_autogenerate_refuses_when_the_table_is_not_at_head(
@@ -143,7 +142,7 @@ def test_new_without_autogenerate_writes_an_empty_revision_after_head(
 
 
 def test_a_temporary_model_is_gone_from_the_declared_spec_after_its_test() -> None:
-    assert declared.declared_spec().index("Status-Index") is None
+    assert declared.declared_spec().index(STATUS_INDEX_NAME) is None
 
 
 def test_each_kind_of_drift_is_named() -> None:

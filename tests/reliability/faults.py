@@ -30,8 +30,9 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
+from core.engine.sync import LeanClient
 from models import TableModel
-from tests.helpers import RawBody
+from tests.helpers import RawBody, off, on
 
 KINDS = ("throttle", "server_error", "reset", "lost", "delay")
 READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "DescribeTable"})
@@ -81,13 +82,13 @@ class FaultInjector:
     def install(self) -> FaultInjector:
         """Register on the client every entity shares (the current settings' one)."""
         self._client = TableModel._get_connection().connection.client
-        self._client.meta.events.register_first("before-send.dynamodb", self)
+        on(self._client, "before-send.dynamodb", self, first=True)
         return self
 
     def uninstall(self) -> None:
         """Unregister (the client is shared with whatever runs next)."""
         if self._client is not None:
-            self._client.meta.events.unregister("before-send.dynamodb", self)
+            off(self._client, "before-send.dynamodb", self)
             self._client = None
 
     def arm(self, schedule: Sequence[str | None]) -> None:
@@ -109,7 +110,7 @@ class FaultInjector:
             self.rate, self._schedule = rate, schedule
 
     def refill_retry_quota(self) -> int | None:
-        """Give botocore's retry quota (standard mode: 500, a retry costs 5 or 14) back in full, as a
+        """Give the client's retry quota (standard mode: 500, a retry costs 5 or 14) back in full, as a
         fresh process would have it; return what was left (``None`` if botocore keeps it elsewhere).
 
         Without this the deliberate faults of phase 1 drain it within a round, and from then on no
@@ -117,6 +118,10 @@ class FaultInjector:
         """
         if self._client is None:
             return None
+        if isinstance(self._client, LeanClient):  # the lean transport's quota is public
+            quota = self._client.retry.quota
+            left, quota.available = quota.available, quota.max_capacity
+            return left
         emitter = getattr(self._client.meta.events, "_emitter", None)
         handlers = getattr(emitter, "_handlers", None)
         if handlers is None:

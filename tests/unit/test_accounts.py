@@ -43,7 +43,7 @@ from repositories.errors import (
     RetriesExhausted,
     TransferOutcomeUnknown,
 )
-from tests.helpers import RawTable
+from tests.helpers import RawTable, off, on
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -114,14 +114,14 @@ def fail_transactions(moto_table: Settings) -> Iterator[Callable[..., list[dict[
     def arm(*codes: str | None) -> list[dict[str, Any]]:
         # The client of the current settings (a test may have changed them before arming).
         client = Transfer._get_connection().connection.client
-        client.meta.events.register("before-call.dynamodb.TransactWriteItems", handler)  # type: ignore[arg-type]
+        on(client, "before-call.dynamodb.TransactWriteItems", handler)  # type: ignore[arg-type]
         clients.append(client)
         plan.extend(codes)
         return seen
 
     yield arm
     for client in clients:
-        client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", handler)
+        off(client, "before-call.dynamodb.TransactWriteItems", handler)
 
 
 # --- open_account / get_account ------------------------------------------------------------------
@@ -508,9 +508,9 @@ def lose_responses(moto_table: Settings) -> Iterator[None]:
             raise ReadTimeoutError(endpoint_url="https://dynamodb.invalid")
 
     client = Transfer._get_connection().connection.client
-    client.meta.events.register_first("after-call.dynamodb.TransactWriteItems", lose_the_response)
+    on(client, "after-call.dynamodb.TransactWriteItems", lose_the_response, first=True)
     yield
-    client.meta.events.unregister("after-call.dynamodb.TransactWriteItems", lose_the_response)
+    off(client, "after-call.dynamodb.TransactWriteItems", lose_the_response)
 
 
 def test_a_lost_response_says_call_again_and_calling_again_moves_no_more_money(

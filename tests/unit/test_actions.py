@@ -13,7 +13,7 @@ from core.errors import AlreadyExists, ConflictError, InvalidInput, NotFound
 from models import Order, OrderStatus, Product, User, new_order_id
 from models.actions import check_action, check_numbers
 from models.merging import merge_steps
-from models.writes import Step, condition_kwargs, plan_update
+from models.planning import Step, condition_kwargs, plan_update
 
 UNIQUE = frozenset({"email"})
 MANAGED = frozenset({"pk", "sk", "version"})

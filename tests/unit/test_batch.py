@@ -29,6 +29,7 @@ from core.errors import (
 )
 from core.retry import RetryPolicy
 from models import Account, EmailClaim, Metric, MetricAggregate, Order, Product, Transfer, User
+from models.blind_puts import plan_batch_put
 from repositories import batch, cache
 from repositories.batch import MAX_ITEM_BYTES, batch_get, batch_write, item_size
 from repositories.products import get_product
@@ -562,7 +563,7 @@ def test_an_item_the_stored_version_pushes_over_the_limit_is_refused_and_nothing
 ) -> None:
     product_id = new_id()
     seed_product(moto_table, product_id, version=12345)  # the next version, 12346, takes 2 bytes more than 1
-    prepared = batch._prepare([product(product_id)])[0]
+    prepared = plan_batch_put(product(product_id)).item
     monkeypatch.setattr(item_size_module, "MAX_ITEM_BYTES", item_size(prepared))  # exactly at the limit
     with pytest.raises(InvalidInput, match="item limit"):
         batch_write([product(product_id)], overwrite=True)

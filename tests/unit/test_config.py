@@ -26,6 +26,7 @@ from core.config import (
 )
 from core.errors import ConfigurationError, DataLayerError
 from repositories import cache
+from tests.helpers import on
 
 
 def _settings(endpoint: str | None) -> Settings:
@@ -137,7 +138,7 @@ def _host_botocore_sends_to(endpoint: str) -> str | None:
         "dynamodb", endpoint_url=endpoint, region_name="us-east-1",
         aws_access_key_id="test", aws_secret_access_key="test",
     )
-    client.meta.events.register("before-send.dynamodb", capture)
+    on(client, "before-send.dynamodb", capture)
     try:
         client.list_tables()
     except Stop:

@@ -30,7 +30,7 @@ from repositories.errors import (
     InvalidInput,
     WriteOutcomeUnknown,
 )
-from tests.helpers import Item, RawTable, seed_user
+from tests.helpers import Item, RawTable, off, on, seed_user
 
 AT = datetime(2026, 5, 1, 10, 30, tzinfo=UTC)
 
@@ -285,12 +285,12 @@ def lost(moto_table: Settings) -> Iterator[Callable[[str, bool], None]]:
                 raise ReadTimeoutError(endpoint_url="https://dynamodb.invalid")
 
         event = f"{'after' if applied else 'before'}-call.dynamodb.{operation}"
-        client.meta.events.register_first(event, lose)
+        on(client, event, lose, first=True)
         hooks.append((event, lose))
 
     yield arm
     for event, handler in hooks:
-        client.meta.events.unregister(event, handler)
+        off(client, event, handler)
 
 
 def test_resolve_returns_the_stored_entity_when_the_write_landed(

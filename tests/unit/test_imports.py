@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import models
 
 PUBLIC = ("repositories.orders", "repositories.users", "repositories.accounts", "repositories.metrics",
           "repositories.query", "repositories.products", "repositories.batch", "repositories.streams",
@@ -42,3 +46,38 @@ def test_the_deferred_libraries_load_when_their_path_runs() -> None:
     )
     loaded = _loaded_after(statement)
     assert {"structlog", "tenacity", "cryptography", "ulid", "cachetools"} <= loaded
+
+
+def _model_imports(path: Path) -> set[str]:
+    """The ``models`` modules ``path`` imports when it runs (lazy imports included, typing-only not)."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST, typing_only: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            only = typing_only or (isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test))
+            if isinstance(child, ast.ImportFrom) and child.module and not only:
+                if child.module == "models":
+                    found.update(f"models.{alias.name}" for alias in child.names)
+                elif child.module.startswith("models."):
+                    found.add(child.module)
+            visit(child, only)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), False)
+    return found
+
+
+def test_no_module_of_models_imports_itself_back() -> None:
+    folder = Path(models.__file__).parent
+    graph = {f"models.{path.stem}": _model_imports(path) for path in folder.glob("*.py")
+             if path.stem != "__init__"}
+    assert len(graph) > 20
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for module in graph.get(start, set()) - seen:
+            seen.add(module)
+            if module == target or reaches(module, target, seen):
+                return True
+        return False
+
+    assert [module for module in sorted(graph) if reaches(module, module, set())] == []
+    assert "models.table" in _model_imports(folder / "order.py")  # the walk sees imports at all

@@ -20,7 +20,7 @@ from moto import mock_aws
 from core.config import Settings, get_settings
 from core.localdb import free_port
 from core.retry import RetryPolicy
-from models import Account, Order, Product, TableModel, User, transaction, writes
+from models import Account, Order, Product, TableModel, User, sending, transaction
 from repositories import accounts, orders, products, users
 from repositories.batch import batch_get, batch_write
 from repositories.errors import (
@@ -35,7 +35,7 @@ from repositories.errors import (
     Throttled,
     WriteOutcomeUnknown,
 )
-from tests.helpers import random_email, raw_client, raw_scan
+from tests.helpers import off, on, random_email, raw_client, raw_scan
 
 Call = Callable[[], Any]
 
@@ -61,12 +61,12 @@ class Answer:
             return AWSResponse("https://dynamodb.invalid", 400, HTTPHeaders(), None), parsed
 
         client = model._get_connection().connection.client
-        client.meta.events.register(f"before-call.dynamodb.{operation}", handler)
+        on(client, f"before-call.dynamodb.{operation}", handler)
         self._hooks.append((client, f"before-call.dynamodb.{operation}", handler))
 
     def remove_all(self) -> None:
         for client, event, handler in self._hooks:
-            client.meta.events.unregister(event, handler)
+            off(client, event, handler)
 
 
 @pytest.fixture
@@ -103,9 +103,9 @@ def unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[Unreachable]:
     monkeypatch.setenv("DYNAMODB_MAX_RETRY_ATTEMPTS", "1")
     injector = Unreachable()
     client = TableModel._get_connection().connection.client
-    client.meta.events.register_first("before-send.dynamodb", injector)
+    on(client, "before-send.dynamodb", injector, first=True)
     yield injector
-    client.meta.events.unregister("before-send.dynamodb", injector)
+    off(client, "before-send.dynamodb", injector)
 
 
 WRITES: dict[str, tuple[Call, str]] = {
@@ -192,12 +192,12 @@ def test_an_unreachable_remote_endpoint_names_it_and_not_the_local_database(
     monkeypatch.setenv("DYNAMODB_MAX_RETRY_ATTEMPTS", "0")
     injector = Unreachable()
     client = TableModel._get_connection().connection.client
-    client.meta.events.register_first("before-send.dynamodb", injector)
+    on(client, "before-send.dynamodb", injector, first=True)
     try:
         with pytest.raises(EndpointUnreachable) as raised:
             accounts.open_account(account_id="a1")
     finally:
-        client.meta.events.unregister("before-send.dynamodb", injector)
+        off(client, "before-send.dynamodb", injector)
     message = str(raised.value)
     assert raised.value.endpoint == "https://dynamodb.us-east-1.amazonaws.com"
     assert raised.value.endpoint in message and "AWS_ENDPOINT_URL_DYNAMODB" in message
@@ -368,7 +368,7 @@ def test_throttling_without_reasons_still_says_what_to_do(no_table: Settings, an
 def test_a_transaction_throttled_item_by_item_is_throttled_with_the_items_reasons(
     moto_table: Settings, answer: Answer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writes, "CONTENTION_RETRY", RetryPolicy(max_attempts=2, sleep=lambda _: None))
+    monkeypatch.setattr(sending, "CONTENTION_RETRY", RetryPolicy(max_attempts=2, sleep=lambda _: None))
     answer(User, "TransactWriteItems", "TransactionCanceledException", "cancelled",
            CancellationReasons=[{"Code": "None"},
                                 {"Code": "ThrottlingError", "Message": "Throughput exceeds"}])

@@ -25,6 +25,7 @@ from models.metric import RETENTION
 from models.rules import WriteShards
 from repositories import metrics
 from repositories.metrics import get_hourly_aggregates, get_metrics, record_metric
+from tests.helpers import off, on
 
 Item = dict[str, Any]
 T0 = datetime(2024, 3, 10, 10, 15, tzinfo=UTC)
@@ -213,12 +214,12 @@ def test_a_transaction_in_progress_is_left_to_botocore_and_not_retried_again(mot
         return AWSResponse("https://dynamodb.invalid", 400, HTTPHeaders(), None), error
 
     client = Metric._get_connection().connection.client
-    client.meta.events.register("before-call.dynamodb.TransactWriteItems", in_progress)  # type: ignore[arg-type]
+    on(client, "before-call.dynamodb.TransactWriteItems", in_progress)  # type: ignore[arg-type]
     try:
         with pytest.raises(DataLayerError, match="TransactionInProgressException") as raised:
             record_metric(new_id(), "temp", 5, at=T0, retry=RetryPolicy(sleep=lambda _: None))
     finally:
-        client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", in_progress)
+        off(client, "before-call.dynamodb.TransactWriteItems", in_progress)
     assert not isinstance(raised.value, RetriesExhausted)
     assert len(sent) == 1
 

@@ -22,10 +22,10 @@ from botocore.exceptions import ClientError, ParamValidationError
 from botocore.retries import standard
 
 import core.client
-from core.client import MAX_POOL_CONNECTIONS, model_client, new_client
+from core.client import MAX_POOL_CONNECTIONS, lean_client, model_client, new_client
 from core.config import Settings, get_settings
 from models import Product
-from tests.helpers import RawBody, raw_get
+from tests.helpers import RawBody, off, on, raw_get
 
 
 class Throttle:
@@ -62,7 +62,7 @@ def test_a_raw_client_retries_a_throttled_call_and_succeeds(
     moto_table: Settings, no_backoff: None, throttle_once: Throttle
 ) -> None:
     client = new_client(moto_table)
-    client.meta.events.register_first("before-send.dynamodb", throttle_once)
+    on(client, "before-send.dynamodb", throttle_once, first=True)
     response = client.describe_table(TableName=moto_table.table_name)
     assert response["Table"]["TableName"] == moto_table.table_name
     assert response["ResponseMetadata"]["RetryAttempts"] == 1
@@ -73,12 +73,12 @@ def test_a_model_write_through_the_shared_client_is_retried_after_throttling(
     moto_table: Settings, no_backoff: None, throttle_once: Throttle
 ) -> None:
     client = Product._get_connection().connection.client
-    client.meta.events.register_first("before-send.dynamodb", throttle_once)
+    on(client, "before-send.dynamodb", throttle_once, first=True)
     product_id = uuid.uuid4().hex
     try:
         Product(product_id=product_id, name="Lamp", price=Decimal("9.99")).save()
     finally:
-        client.meta.events.unregister("before-send.dynamodb", throttle_once)
+        off(client, "before-send.dynamodb", throttle_once)
     assert len(throttle_once.sent) == 2 and throttle_once.sent[0] == throttle_once.sent[1]
     stored = raw_get(moto_table, Product, product_id=product_id)
     assert stored is not None and stored["Name"] == {"S": "Lamp"} and stored["Price"] == {"N": "9.99"}
@@ -92,11 +92,11 @@ def test_a_throttled_call_is_retried_as_many_times_as_configured_and_no_more(
     settings = get_settings()
     enough, too_many = Throttle(times=retries), Throttle(times=retries + 1)
     client = new_client(settings)
-    client.meta.events.register_first("before-send.dynamodb", enough)
+    on(client, "before-send.dynamodb", enough, first=True)
     response = client.describe_table(TableName=settings.table_name)
     assert response["ResponseMetadata"]["RetryAttempts"] == retries
     client = new_client(settings)
-    client.meta.events.register_first("before-send.dynamodb", too_many)
+    on(client, "before-send.dynamodb", too_many, first=True)
     with pytest.raises(ClientError) as raised:
         client.describe_table(TableName=settings.table_name)
     assert raised.value.response["Error"]["Code"] == "ThrottlingException"
@@ -136,11 +136,16 @@ def test_model_client_builds_one_client_per_settings(monkeypatch: pytest.MonkeyP
         built.append(settings)
         return new_client(settings, validate=validate)
 
+    def counting_lean_client(settings: Settings) -> Any:
+        built.append(settings)
+        return lean_client(settings)
+
     monkeypatch.setattr(core.client, "new_client", counting_new_client)
+    monkeypatch.setattr(core.client, "lean_client", counting_lean_client)
     settings = dataclasses.replace(get_settings(), read_timeout_seconds=1000 + uuid.uuid4().int % 1000)
     first = model_client(settings)
     assert model_client(settings) is first and model_client(dataclasses.replace(settings)) is first
-    assert built == [settings]  # a botocore client (and its connection pool) is built once
+    assert built == [settings]  # a client (and its connection pool) is built once, on either transport
 
 
 def test_model_clients_stay_bounded_when_settings_keep_changing() -> None:

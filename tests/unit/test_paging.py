@@ -420,7 +420,7 @@ def test_item_key_of_an_index_query_adds_the_index_key() -> None:
     user_id = uuid.uuid4().hex
     order = Order(user_id=user_id, order_id="01ARZ3NDEKTSV4RRFFQ69G5FAV", amount=Decimal(1),
                   status=OrderStatus.SHIPPED)
-    assert item_key(order, Order.by_status) == {
+    assert item_key(order, Order.in_status.source()) == {
         "PK": {"S": f"USER#{user_id}"},
         "SK": {"S": "ORDER#01ARZ3NDEKTSV4RRFFQ69G5FAV"},
         "GSI1PK": {"S": "STATUS#SHIPPED"},

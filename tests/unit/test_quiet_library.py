@@ -84,6 +84,8 @@ REFUSALS_SCRIPT = textwrap.dedent(
         refusals()
     else:
         from moto import mock_aws
+        from tests.helpers import moto_answers_lean_clients
+        moto_answers_lean_clients()  # the lean transport reaches moto too
 
         with mock_aws():
             runner.upgrade(out=lambda _: None)
@@ -163,6 +165,8 @@ def test_with_log_level_debug_every_call_is_one_line_and_botocore_says_nothing(t
         """
         import contextlib, uuid
         from moto import mock_aws
+        from tests.helpers import moto_answers_lean_clients
+        moto_answers_lean_clients()  # the lean transport reaches moto too
         from migrations import runner
         from repositories.errors import AlreadyExists
         from repositories.users import create_user, get_user

@@ -14,7 +14,7 @@ from pynamodb.models import Model
 
 from core.config import Settings
 from core.errors import UnreadableItem
-from models import ENTITIES, Order, TableModel, User, writes
+from models import ENTITIES, Order, TableModel, User, planning
 from repositories.accounts import open_account, transfer_funds
 from repositories.metrics import record_metric
 from repositories.orders import place_order, set_order_status
@@ -135,19 +135,19 @@ def test_a_put_is_the_request_pynamodb_would_build(moto_table: Settings, add_ver
             entity = TableModel.from_raw_data(item)
             now = datetime.now(UTC)
             entity.stamp(now)
-            ours = writes.put_kwargs(entity, condition, add_version_condition=add_version_condition)
+            ours = planning.put_kwargs(entity, condition, add_version_condition=add_version_condition)
             entity = TableModel.from_raw_data(item)
             entity.stamp(now)
             assert ours == _pynamodb_put(entity, condition, add_version_condition), type(entity).__name__
     new = User(user_id="n1", email="n@example.com", name="N")
     new.stamp(now)
-    ours = writes.put_kwargs(new, None)
+    ours = planning.put_kwargs(new, None)
     assert ours["ConditionExpression"] == "attribute_not_exists (#0)"
     assert ours["Item"]["Version"] == {"N": "1"}
     new.stamp(now)
     assert ours == _pynamodb_put(new, None, True)
     with pytest.raises(ValueError, match="instance of Condition"):
-        writes.put_kwargs(new, "Version = 1")  # type: ignore[arg-type]
+        planning.put_kwargs(new, "Version = 1")  # type: ignore[arg-type]
 
 
 def _pynamodb_made(model: type[TableModel], **attributes: Any) -> TableModel:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from models import Account, Order, OrderStatus, RetiredUserId, Transfer, User
+from models.planning import plan_put
 from models.rules import MAX_BALANCE, MAX_BALANCE_DIGITS, Moves
-from models.writes import plan_put
 
 
 def _pynamodb_change(account_id: str, credit: bool, amount: Decimal, now: datetime) -> dict[str, Any]:

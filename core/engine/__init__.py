@@ -1,0 +1,18 @@
+"""The engine: DynamoDB's data-plane requests built and decoded without I/O, sent by a thin transport.
+
+- ``core.engine.signing``: SigV4, equal to botocore's ``SigV4Auth``, with the signing key cached.
+- ``core.engine.requests``: ``build`` a request, ``decode`` an answer (the result or the
+  ``ClientError`` botocore's client gives), from ``core.engine.shapes``' declared plans.
+- ``core.engine.retries``: botocore's ``standard`` retry mode as decisions (one deliberate departure:
+  a call that lost an answer is re-sent regardless of the retry quota).
+- ``core.engine.sync``: ``LeanClient``, the synchronous transport over one urllib3 pool.
+- ``observers``: callables that receive one ``Observation`` per call (``core.engine.observe``).
+
+Control-plane calls (the migrations) stay on botocore's client (``core.client``).
+"""
+
+from __future__ import annotations
+
+from core.engine.observe import Observation, Observer, observers
+
+__all__ = ["Observation", "Observer", "observers"]

@@ -1,0 +1,360 @@
+"""The lean synchronous transport: ``LeanClient``, one urllib3 pool, no botocore machinery per call.
+
+A call serializes its parameters once (``core.engine.requests``), then for each attempt signs them
+with the current credentials (botocore's provider chain: ``get_frozen_credentials()`` per attempt,
+so refreshing credentials refresh), sends them through one ``urllib3.PoolManager``, parses the
+answer, and asks the retry policy (``core.engine.retries``) whether to send again. The result, the
+``ClientError`` and the transport exceptions are botocore's own classes with botocore's contents, so
+``core.error_codes`` and PynamoDB read them as they read botocore's. Each call ends with one
+``Observation``, handed to ``on_observation`` (by default ``core.engine.observe.notify``: the
+``core.engine.observers``; the data layer passes ``core.telemetry.record``).
+
+Three hook lists let a test watch or fault a client without a network of its own, with the
+arguments botocore's events of the same names give (so one handler serves both transports):
+
+- ``before_call``: ``hook(params={"body": ..., "url": ..., "url_path": "/", ...},
+  model=Operation(name), operation=name)`` once per call; returning ``(http_response, parsed)``
+  answers the call with ``parsed`` instead of sending it (an ``Error`` in it raises
+  ``ClientError``; no retry).
+- ``before_send``: ``hook(request=AWSPreparedRequest, operation=name)`` before each attempt;
+  returning an ``AWSResponse`` answers that attempt with it, raising makes the exception the
+  attempt's transport error (the retry policy then decides, as for a real one).
+- ``after_call``: ``hook(parsed=..., model=Operation(name), operation=name, http_response=None)``
+  once per answered call,
+  success or error, before the caller sees it; raising replaces the answer with the exception.
+
+PynamoDB 6.1 can use a ``LeanClient`` as its connection's client (``connection._client = client``).
+Of a client it uses exactly these names (``pynamodb/connection/base.py``):
+
+- ``_make_api_call(operation_name, operation_kwargs)``: every call (``Connection._make_api_call``);
+- ``_request_signer``: read by ``Connection.client`` to decide whether to build a new botocore
+  client (``_request_signer and not _request_signer._credentials``); ``None`` here, so it keeps this one;
+- ``meta.endpoint_url``: ``Connection.__repr__``.
+
+(``meta.events.register_first`` is called only on a client PynamoDB builds itself.)
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import botocore.session
+import urllib3
+from botocore import xform_name
+from botocore.awsrequest import AWSPreparedRequest, HeadersDict
+from botocore.credentials import ReadOnlyCredentials
+from botocore.exceptions import (
+    BotoCoreError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ProxyConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+from botocore.httpsession import where
+from urllib3.exceptions import ConnectTimeoutError as URLLib3ConnectTimeoutError
+from urllib3.exceptions import NewConnectionError, ProtocolError, ProxyError
+from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
+from urllib3.exceptions import SSLError as URLLib3SSLError
+
+from core.config import Settings, get_settings
+from core.engine import observe
+from core.engine.requests import Endpoint, Request, endpoint_for, error_code, finish, parse, serialize, signed
+from core.engine.retries import CallState, Outcome, RetryPolicy
+from core.engine.shapes import INPUT_MEMBERS
+from core.engine.signing import TIMESTAMP_FORMAT
+from core.error_codes import NOTHING_SENT
+
+MAX_POOL_CONNECTIONS: Final = 32  # as core.client: enough for the thread pools that fan reads out
+_READS_CAPACITY: Final = frozenset({"TOTAL"})
+# botocore's method names (``put_item``) of the data-plane operations, for callers that use them.
+METHODS: Final = {xform_name(operation): operation for operation in INPUT_MEMBERS}
+Hook = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What the hooks get as ``model``: the operation's name, as botocore's operation model has it."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """The part of botocore's ``client.meta.config`` that readers of a client use."""
+
+    connect_timeout: float
+    read_timeout: float
+    max_pool_connections: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMeta:
+    """The part of botocore's ``client.meta`` that readers of a client use."""
+
+    endpoint_url: str
+    region_name: str
+    config: ClientConfig
+
+
+class LeanClient:
+    """A DynamoDB data-plane client: ``call(operation, params) -> dict``, as botocore's client returns.
+
+    ``settings``: endpoint, region, timeouts and attempts (``core.config``); ``session``: the botocore
+    session whose credential chain (and region, when the settings name none) is used.
+    ``return_consumed_capacity="INDEXES"`` asks every call that would ask for ``TOTAL`` (or nothing)
+    for ``INDEXES`` instead, as the logging hooks of ``core.logs`` do for botocore's client; an
+    explicit ``NONE`` is kept. ``clock``, ``sleep`` and ``retry`` are injectable for tests;
+    ``on_observation`` receives each call's ``Observation``. ``put_item(**params)`` and the other
+    data-plane operations are there under botocore's method names.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        session: botocore.session.Session | None = None,
+        pool: urllib3.PoolManager | None = None,
+        return_consumed_capacity: str | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy | None = None,
+        on_observation: Callable[[observe.Observation], None] = observe.notify,
+    ) -> None:
+        settings = settings or get_settings()
+        session = session or botocore.session.Session()
+        region = settings.region or session.get_config_variable("region")
+        if not region:
+            raise NoRegionError()
+        self.endpoint: Endpoint = endpoint_for(settings.endpoint_url, str(region))
+        self._credentials = session.get_credentials()
+        self._pool = pool or urllib3.PoolManager(
+            num_pools=4,
+            maxsize=MAX_POOL_CONNECTIONS,
+            timeout=urllib3.Timeout(connect=settings.connect_timeout_seconds,
+                                    read=settings.read_timeout_seconds),
+            retries=False,
+            ca_certs=session.get_config_variable("ca_bundle") or where(),
+        )
+        self.retry = retry or RetryPolicy(1 + settings.max_retry_attempts)
+        self._capacity = return_consumed_capacity
+        self._clock = clock
+        self._sleep = sleep
+        config = ClientConfig(connect_timeout=settings.connect_timeout_seconds,
+                              read_timeout=settings.read_timeout_seconds,
+                              max_pool_connections=MAX_POOL_CONNECTIONS)
+        self.meta = ClientMeta(endpoint_url=self.endpoint.url.rstrip("/"),
+                               region_name=self.endpoint.region, config=config)
+        self._request_signer = None  # PynamoDB: no botocore signer whose credentials could be missing
+        self._on_observation = on_observation
+        self.before_call: list[Hook] = []
+        self.before_send: list[Hook] = []
+        self.after_call: list[Hook] = []
+
+    def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
+        """``client.put_item(**params)``: botocore's method names for the data-plane operations."""
+        operation = METHODS.get(name)
+        if operation is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+        def method(**params: Any) -> dict[str, Any]:
+            return self.call(operation, params)
+
+        method.__name__ = name
+        return method
+
+    # --- PynamoDB's entry point --------------------------------------------------------------
+
+    def _make_api_call(self, operation_name: str, api_params: dict[str, Any]) -> dict[str, Any]:
+        """PynamoDB's name for ``call``."""
+        return self.call(operation_name, api_params)
+
+    # --- the call ----------------------------------------------------------------------------
+
+    def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Send ``operation`` with ``params``, retrying as botocore's standard mode; return the result.
+
+        Raises botocore's ``ClientError`` for an error answer and its transport exceptions
+        (``EndpointConnectionError``, ``ReadTimeoutError``, ...) when no answer came; a connection
+        error after which nothing of the call was sent carries ``core.error_codes.NOTHING_SENT``.
+        """
+        start, started_at = time.perf_counter(), time.time_ns()
+        if self._capacity is not None and params.get("ReturnConsumedCapacity", "TOTAL") in _READS_CAPACITY:
+            params = {**params, "ReturnConsumedCapacity": self._capacity}
+        state = CallState()
+        reasons: list[dict[str, Any]] = []
+        outcome: Outcome | None = None
+        result: dict[str, Any] | None = None
+        failure: BaseException | None = None
+        try:
+            body = serialize(operation, params)
+            if self.before_call:
+                answered = self._answered_by_hook(operation, body)
+                if answered is not None:
+                    outcome = Outcome(status=answered["ResponseMetadata"]["HTTPStatusCode"], parsed=answered)
+                    self._after_call(operation, answered)
+                    result = finish(operation, answered, retries=0)
+                    return result
+            while True:
+                state.attempts += 1
+                outcome = self._attempt(operation, body)
+                reasons += observe.throttling_reasons(outcome.parsed)
+                decision = self.retry.decide(operation, outcome, state)
+                if not decision.retry:
+                    break
+                self._sleep(decision.delay)
+            if outcome.parsed is None:
+                error = outcome.error
+                assert error is not None
+                if not state.sent and isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+                    setattr(error, NOTHING_SENT, True)
+                raise error
+            if outcome.status is not None and 200 <= outcome.status < 300:
+                self.retry.succeeded(state)
+            self._after_call(operation, outcome.parsed)
+            result = finish(operation, dict(outcome.parsed), retries=state.attempts - 1,
+                            retry_metadata=state.metadata)
+            return result
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            self._on_observation(self._observation(
+                operation, params, start=start, started_at=started_at, state=state, outcome=outcome,
+                result=result, failure=failure, reasons=reasons,
+            ))
+
+    def _after_call(self, operation: str, parsed: Mapping[str, Any]) -> None:
+        for hook in tuple(self.after_call):
+            hook(parsed=parsed, model=Operation(operation), operation=operation, http_response=None)
+
+    def _answered_by_hook(self, operation: str, body: bytes) -> dict[str, Any] | None:
+        """The answer a ``before_call`` hook gave instead of a request being sent, if one did."""
+        request_dict = {"body": body, "url": self.endpoint.url, "url_path": "/", "headers": {}, "context": {}}
+        for hook in tuple(self.before_call):
+            answer = hook(params=request_dict, model=Operation(operation), operation=operation)
+            if answer is not None:
+                http_response, parsed = answer
+                status = getattr(http_response, "status_code", 200)
+                answered = dict(parsed)
+                metadata = dict(answered.get("ResponseMetadata") or {})
+                metadata.setdefault("HTTPStatusCode", status)
+                metadata.setdefault("HTTPHeaders", {})
+                answered["ResponseMetadata"] = metadata
+                return answered
+        return None
+
+    def _attempt(self, operation: str, body: bytes) -> Outcome:
+        """Sign and send one attempt; its answer parsed, or the transport exception."""
+        credentials = self._frozen_credentials()
+        amz_date = time.strftime(TIMESTAMP_FORMAT, time.gmtime(self._clock()))
+        request, _ = signed(operation, body, endpoint=self.endpoint, credentials=credentials,
+                            amz_date=amz_date)
+        if self.before_send:
+            hooked = self._sent_by_hook(operation, request)
+            if hooked is not None:
+                return hooked
+        try:
+            response = self._pool.urlopen(
+                request.method, request.url, body=request.body, headers=request.headers,
+                retries=False, redirect=False, assert_same_host=False, preload_content=True,
+                decode_content=False,
+            )
+        except Exception as exc:  # mapped to botocore's exception, as its HTTP session maps it
+            return Outcome(error=_transport_error(exc, request.url))
+        headers = {name.lower(): response.headers[name] for name in response.headers}
+        raw = response.data
+        parsed = parse(operation, response.status, response.headers, raw)
+        return Outcome(status=response.status, headers=headers, body=raw, parsed=parsed)
+
+    def _sent_by_hook(self, operation: str, request: Request) -> Outcome | None:
+        """The outcome a ``before_send`` hook gave this attempt (an answer, or what it raised)."""
+        headers: Any = HeadersDict()  # as botocore prepares it: utf-8 bytes values
+        for name, value in request.headers.items():
+            headers[name] = value.encode("utf-8")
+        prepared = AWSPreparedRequest(request.method, request.url, headers, request.body, stream_output=False)
+        for hook in tuple(self.before_send):
+            try:
+                response = hook(request=prepared, operation=operation)
+            except Exception as exc:  # the hook's fault stands for the transport's
+                return Outcome(error=exc)
+            if response is not None:
+                raw = response.content
+                status = int(response.status_code)
+                answered = {str(name).lower(): str(value) for name, value in response.headers.items()}
+                return Outcome(status=status, headers=answered, body=raw,
+                               parsed=parse(operation, status, answered, raw))
+        return None
+
+    def _frozen_credentials(self) -> ReadOnlyCredentials:
+        if self._credentials is None:
+            raise NoCredentialsError()
+        frozen = self._credentials.get_frozen_credentials()
+        if frozen.access_key is None or frozen.secret_key is None:
+            raise NoCredentialsError()
+        return frozen
+
+    @staticmethod
+    def _observation(operation: str, params: Mapping[str, Any], *, start: float, started_at: int,
+                     state: CallState, outcome: Outcome | None, result: Mapping[str, Any] | None,
+                     failure: BaseException | None, reasons: list[dict[str, Any]]) -> observe.Observation:
+        answered = outcome.parsed if outcome is not None else None
+        parsed: Mapping[str, Any] = result or answered or {}
+        code = error_code(parsed)
+        label = "ok" if failure is None else code or type(failure).__name__
+        total, split = observe.capacity(parsed)
+        returned, read = observe.items(operation, parsed) if failure is None else (None, None)
+        metadata = parsed.get("ResponseMetadata") or {}
+        index = params.get("IndexName")
+        return observe.Observation(
+            operation=operation,
+            table=observe.tables(params),
+            index=index if isinstance(index, str) else None,
+            outcome=label,
+            latency=time.perf_counter() - start,
+            attempts=state.attempts,
+            status=outcome.status if outcome is not None else None,
+            request_id=metadata.get("RequestId"),
+            consumed_capacity=total,
+            capacity_by_index=split,
+            items_returned=returned,
+            items_read=read,
+            throttling_reasons=tuple(reasons),
+            access_pattern=observe.ACCESS_PATTERN.get(),
+            consumed=observe.consumed_entries(parsed),
+            cancellation_reasons=observe.cancellation_codes(parsed) if code else (),
+            started_at=started_at,
+        )
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self._pool.clear()
+
+
+# urllib3's exception -> botocore's (``botocore.httpsession.URLLib3Session.send``), first match wins.
+_Raised = type[BaseException] | tuple[type[BaseException], ...]
+_TRANSPORT_ERRORS: Final[tuple[tuple[_Raised, type[BotoCoreError]], ...]] = (
+    (URLLib3SSLError, SSLError),
+    ((NewConnectionError, socket.gaierror), EndpointConnectionError),
+    (URLLib3ConnectTimeoutError, ConnectTimeoutError),
+    (URLLib3ReadTimeoutError, ReadTimeoutError),
+    (ProtocolError, ConnectionClosedError),
+)
+
+
+def _transport_error(exc: Exception, url: str) -> Exception:
+    """botocore's exception for what urllib3 raised."""
+    if isinstance(exc, ProxyError):
+        return ProxyConnectionError(proxy_url=url, error=exc)
+    for raised, botocore_error in _TRANSPORT_ERRORS:
+        if isinstance(exc, raised):
+            return botocore_error(endpoint_url=url, error=exc)
+    return HTTPClientError(error=exc)

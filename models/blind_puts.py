@@ -1,0 +1,177 @@
+"""Writes that replace without a condition of the caller's: the upsert and ``batch_write``'s puts.
+
+Both are planned as a put of the entity (``models.planning``): keys derived by its templates, value
+rules kept by its serialization, the TTL its ``Expires`` rule sets, the 400 KB item limit, the
+version and the write tokens. A rule that only a conditioned write can keep (``Rule.blind_put``
+false: a unique value, an owner, a lifecycle, a derived item, a ``WrittenBy``) refuses the entity
+with ``InvalidInput`` naming what to use instead, before anything is sent.
+
+``plan_upsert``: one ``UpdateItem`` that sets every attribute of that put (removing unset ones),
+keeps ``CreatedAt`` and moves ``Version`` on by one, so a copy read before is stale afterwards.
+
+``plan_batch_put``: the put ``BatchWriteItem`` sends. A batch carries no condition, so its version
+comes from the item stored at its key, read just before (``STORED``; ``BatchPut.base_on``): never
+set back, and a taken key or a stale version reported for ``batch_write`` to refuse. Its token
+stays with the entity until the write is acknowledged (``BatchPut.written``): planned again after
+a lost answer, the stored item shows it, and the entity counts as written.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from pynamodb.expressions.update import Action
+
+from core.errors import DataLayerError, InvalidInput
+from models.actions import check_action_numbers
+from models.item_size import check_item_size
+from models.planning import Plan, apply_rules, check_expiry, serialized
+from models.sending import record_written
+
+if TYPE_CHECKING:
+    from models.table import TableModel
+
+# What a batch put reads of the item stored at its key (stored attribute names).
+STORED = ("PK", "SK", "Version", "CreatedAt", "WriteToken")
+_PENDING = "_pending_write_token"  # the token of a batch put not yet acknowledged
+_MANAGED = {"pk", "sk", "version", "created_at", "updated_at", "write_token", "prior_write_token"}
+
+TAKEN = "taken"  # a new entity's key holds an item
+STALE = "stale"  # the entity's version is not the stored one (or its item is gone)
+LANDED = "landed"  # an earlier attempt of this very put is stored
+
+
+def planned_as_put(entity: TableModel, what: str, *, token: str | None = None) -> Plan:
+    """A put of ``entity`` with no condition, every rule it declares applied as on any put;
+    ``InvalidInput`` naming what to use when a rule needs a condition or a companion."""
+    model = type(entity)
+    for rule in model.rules:
+        if not rule.blind_put:
+            raise InvalidInput(f"{what} cannot keep {model.__name__}'s {type(rule).__name__} rule; "
+                               f"use {rule.instead}")
+    check_expiry(entity)
+    plan = Plan(entity, "put", versioned=False)
+    if token is not None:
+        plan.token = token
+    apply_rules(plan)
+    if plan.condition is not None or plan.companions:  # a rule that said it needs neither
+        raise InvalidInput(f"{what} cannot keep {model.__name__}'s rules; use the entity's own save()")
+    return plan
+
+
+def plan_upsert(entity: TableModel) -> Plan:
+    """Create ``entity``, or replace whatever is stored at its key: one ``UpdateItem`` that sets
+    every attribute of the put it plans (removing unset ones), keeps ``CreatedAt`` and moves
+    ``Version`` on by one, so a copy read before is stale afterwards."""
+    model = type(entity)
+    planned_as_put(entity, "an upsert")
+    check_item_size(serialized(entity), f"{model.__name__} upsert")  # the item it replaces
+    now = model.now()
+    actions: list[Action] = [model.entity_type.set(model)]
+    for name, attribute in model.get_attributes().items():
+        if name not in _MANAGED and name != "entity_type":
+            value = getattr(entity, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+    for action in actions:
+        check_action_numbers(action, f"{model.__name__} upsert")
+    actions += [model.created_at.set(model.created_at | now), model.updated_at.set(now), model.version.add(1)]
+    return Plan(entity, "update", actions=actions, versioned=False)
+
+
+@dataclass
+class BatchPut:
+    """One entity's put in a ``BatchWriteItem``: its plan, and the entity's timestamps before it."""
+
+    plan: Plan
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @property
+    def entity(self) -> TableModel:
+        """The entity this put writes."""
+        return self.plan.entity
+
+    @property
+    def item(self) -> dict[str, Any]:
+        """The item this put stores (as ``PutItem`` would)."""
+        item: dict[str, Any] = self.plan.main_step().kwargs["Item"]
+        return item
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The ``(PK, SK)`` this put writes."""
+        return self.plan.main_step().key
+
+    def restore(self) -> None:
+        """Give the entity back the timestamps it had before this put was planned (nothing sent)."""
+        self.entity.created_at, self.entity.updated_at = self.created_at, self.updated_at
+
+    def base_on(self, stored: Mapping[str, Any] | None) -> str | None:
+        """Build the put on ``stored``, the item at its key (``STORED`` of it; None: no item): the
+        Version written is the stored one + 1 (at least the entity's own + 1), and a replaced item
+        keeps its ``CreatedAt`` when the entity has none. ``LANDED`` when an earlier attempt of this
+        put is stored (its token, its version); ``TAKEN`` or ``STALE`` when the put would replace
+        what its entity never read; else None."""
+        entity, plan = self.entity, self.plan
+        old_version = _stored_version(stored)
+        own = entity.version or 0
+        if stored is not None and stored.get("WriteToken") == {"S": plan.token} and old_version == own + 1:
+            return LANDED
+        outcome = None
+        if entity.version is None and stored is not None:
+            outcome = TAKEN
+        elif entity.version is not None and (stored is None or entity.version != old_version):
+            outcome = STALE
+        plan.next_version = max(_at_least(old_version), own) + 1
+        if stored is not None and self.created_at is None and "CreatedAt" in stored:
+            entity.created_at = type(entity).created_at.deserialize(stored["CreatedAt"]["S"])
+        plan.rebuild()  # measured again: a longer version or another CreatedAt changes its size
+        return outcome
+
+    def written(self, stored: Mapping[str, Any] | None = None) -> None:
+        """The put is stored: the entity takes its version (``stored``: what an earlier attempt
+        of it stored, ``LANDED``) and gives up its pending token."""
+        entity = self.entity
+        entity.__dict__.pop(_PENDING, None)
+        if stored is not None and "CreatedAt" in stored:
+            entity.created_at = type(entity).created_at.deserialize(stored["CreatedAt"]["S"])
+        record_written(self.plan, None)
+
+
+def plan_batch_put(entity: TableModel) -> BatchPut:
+    """The put of ``entity`` in a ``BatchWriteItem``, built and checked before anything is sent
+    (rules, keys, values, size); the entity's timestamps are as before when it raises."""
+    before = entity.created_at, entity.updated_at
+    try:
+        # The token stays with the entity until its write is acknowledged (see the module docstring).
+        token = entity.__dict__.setdefault(_PENDING, uuid.uuid4().hex)
+        plan = planned_as_put(entity, "batch_write", token=token)
+        plan.main_step()
+    except DataLayerError:
+        entity.created_at, entity.updated_at = before
+        raise
+    return BatchPut(plan, *before)
+
+
+def _stored_version(stored: Mapping[str, Any] | None) -> Decimal | None:
+    """The stored ``Version``, exactly as stored: another writer's may be ``1.5``, ``-1`` or not a
+    number at all (NaN then), which no entity's version equals (stale without ``overwrite``)."""
+    if stored is None or "Version" not in stored:
+        return None
+    try:
+        return Decimal(stored["Version"]["N"])
+    except (KeyError, TypeError, ArithmeticError):
+        return Decimal("NaN")
+
+
+def _at_least(stored: Decimal | None) -> int:
+    """The smallest integer version not below ``stored`` (0 for none, a negative one or NaN)."""
+    if stored is None or not stored.is_finite() or stored < 0:
+        return 0
+    return math.ceil(stored)
