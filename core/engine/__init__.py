@@ -5,7 +5,11 @@
   ``ClientError`` botocore's client gives), from ``core.engine.shapes``' declared plans.
 - ``core.engine.retries``: botocore's ``standard`` retry mode as decisions (one deliberate departure:
   a call that lost an answer is re-sent regardless of the retry quota).
+- ``core.engine.calls``: what both transports do around a call (capacity asked, error raised, the
+  observation), without I/O.
 - ``core.engine.sync``: ``LeanClient``, the synchronous transport over one urllib3 pool.
+- ``core.engine.aio``: ``AsyncLeanClient``, the asyncio transport over one aiohttp pool (imported on
+  demand: the synchronous layer never loads aiohttp).
 - ``observers``: callables that receive one ``Observation`` per call (``core.engine.observe``).
 
 Control-plane calls (the migrations) stay on botocore's client (``core.client``).

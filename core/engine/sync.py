@@ -66,15 +66,13 @@ from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
 from urllib3.exceptions import SSLError as URLLib3SSLError
 
 from core.config import Settings, get_settings
-from core.engine import observe
-from core.engine.requests import Endpoint, Request, endpoint_for, error_code, finish, parse, serialize, signed
+from core.engine import calls, observe
+from core.engine.requests import Endpoint, Request, endpoint_for, finish, parse, serialize, signed
 from core.engine.retries import CallState, Outcome, RetryPolicy
 from core.engine.shapes import INPUT_MEMBERS
 from core.engine.signing import TIMESTAMP_FORMAT
-from core.error_codes import NOTHING_SENT
 
 MAX_POOL_CONNECTIONS: Final = 32  # as core.client: enough for the thread pools that fan reads out
-_READS_CAPACITY: Final = frozenset({"TOTAL"})
 # botocore's method names (``put_item``) of the data-plane operations, for callers that use them.
 METHODS: Final = {xform_name(operation): operation for operation in INPUT_MEMBERS}
 Hook = Callable[..., Any]
@@ -187,8 +185,7 @@ class LeanClient:
         error after which nothing of the call was sent carries ``core.error_codes.NOTHING_SENT``.
         """
         start, started_at = time.perf_counter(), time.time_ns()
-        if self._capacity is not None and params.get("ReturnConsumedCapacity", "TOTAL") in _READS_CAPACITY:
-            params = {**params, "ReturnConsumedCapacity": self._capacity}
+        params = calls.widened(params, self._capacity)
         state = CallState()
         reasons: list[dict[str, Any]] = []
         outcome: Outcome | None = None
@@ -212,11 +209,7 @@ class LeanClient:
                     break
                 self._sleep(decision.delay)
             if outcome.parsed is None:
-                error = outcome.error
-                assert error is not None
-                if not state.sent and isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
-                    setattr(error, NOTHING_SENT, True)
-                raise error
+                raise calls.unanswered(outcome, state)
             if outcome.status is not None and 200 <= outcome.status < 300:
                 self.retry.succeeded(state)
             self._after_call(operation, outcome.parsed)
@@ -227,7 +220,7 @@ class LeanClient:
             failure = exc
             raise
         finally:
-            self._on_observation(self._observation(
+            self._on_observation(calls.observation(
                 operation, params, start=start, started_at=started_at, state=state, outcome=outcome,
                 result=result, failure=failure, reasons=reasons,
             ))
@@ -301,38 +294,6 @@ class LeanClient:
         if frozen.access_key is None or frozen.secret_key is None:
             raise NoCredentialsError()
         return frozen
-
-    @staticmethod
-    def _observation(operation: str, params: Mapping[str, Any], *, start: float, started_at: int,
-                     state: CallState, outcome: Outcome | None, result: Mapping[str, Any] | None,
-                     failure: BaseException | None, reasons: list[dict[str, Any]]) -> observe.Observation:
-        answered = outcome.parsed if outcome is not None else None
-        parsed: Mapping[str, Any] = result or answered or {}
-        code = error_code(parsed)
-        label = "ok" if failure is None else code or type(failure).__name__
-        total, split = observe.capacity(parsed)
-        returned, read = observe.items(operation, parsed) if failure is None else (None, None)
-        metadata = parsed.get("ResponseMetadata") or {}
-        index = params.get("IndexName")
-        return observe.Observation(
-            operation=operation,
-            table=observe.tables(params),
-            index=index if isinstance(index, str) else None,
-            outcome=label,
-            latency=time.perf_counter() - start,
-            attempts=state.attempts,
-            status=outcome.status if outcome is not None else None,
-            request_id=metadata.get("RequestId"),
-            consumed_capacity=total,
-            capacity_by_index=split,
-            items_returned=returned,
-            items_read=read,
-            throttling_reasons=tuple(reasons),
-            access_pattern=observe.ACCESS_PATTERN.get(),
-            consumed=observe.consumed_entries(parsed),
-            cancellation_reasons=observe.cancellation_codes(parsed) if code else (),
-            started_at=started_at,
-        )
 
     def close(self) -> None:
         """Close the pool's connections."""

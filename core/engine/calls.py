@@ -1,0 +1,82 @@
+"""What both transports do around a call, without I/O: the capacity asked, the error raised, the observation.
+
+``LeanClient`` (``core.engine.sync``) and ``AsyncLeanClient`` (``core.engine.aio``) differ only in how
+they send bytes and wait; these functions are the rest of a call's bookkeeping, written once:
+
+- ``widened``: ``INDEXES`` capacity asked where a call would ask for ``TOTAL`` (or nothing);
+- ``unanswered``: the transport exception a call raises when its last attempt got no answer, marked
+  ``core.error_codes.NOTHING_SENT`` when no attempt of the call reached the endpoint;
+- ``observation``: the call's one ``Observation`` (a cancelled call's outcome is ``"cancelled"``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+from core.engine import observe
+from core.engine.requests import error_code
+from core.engine.retries import CallState, Outcome
+from core.error_codes import NOTHING_SENT
+
+READS_CAPACITY: Final = frozenset({"TOTAL"})
+CANCELLED: Final = "cancelled"  # the outcome of a call whose task was cancelled before it ended
+
+
+def widened(params: Mapping[str, Any], capacity: str | None) -> Mapping[str, Any]:
+    """``params`` asking for ``capacity`` instead of ``TOTAL`` (or nothing); an explicit ``NONE`` is kept."""
+    if capacity is not None and params.get("ReturnConsumedCapacity", "TOTAL") in READS_CAPACITY:
+        return {**params, "ReturnConsumedCapacity": capacity}
+    return params
+
+
+def unanswered(outcome: Outcome, state: CallState) -> BaseException:
+    """The exception of a last attempt that got no answer (marked when nothing of the call was sent)."""
+    error = outcome.error
+    assert error is not None
+    if not state.sent and isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+        setattr(error, NOTHING_SENT, True)
+    return error
+
+
+def observation(operation: str, params: Mapping[str, Any], *, start: float, started_at: int,
+                state: CallState, outcome: Outcome | None, result: Mapping[str, Any] | None,
+                failure: BaseException | None, reasons: list[dict[str, Any]]) -> observe.Observation:
+    """The one ``Observation`` of a call that started at ``start`` (``perf_counter``) and ended now."""
+    answered = outcome.parsed if outcome is not None else None
+    parsed: Mapping[str, Any] = result or answered or {}
+    code = error_code(parsed)
+    asyncio = sys.modules.get("asyncio")  # not imported here: the synchronous layer never loads it
+    if failure is None:
+        label = "ok"
+    elif asyncio is not None and isinstance(failure, asyncio.CancelledError):
+        label = CANCELLED
+    else:
+        label = code or type(failure).__name__
+    total, split = observe.capacity(parsed)
+    returned, read = observe.items(operation, parsed) if failure is None else (None, None)
+    metadata = parsed.get("ResponseMetadata") or {}
+    index = params.get("IndexName")
+    return observe.Observation(
+        operation=operation,
+        table=observe.tables(params),
+        index=index if isinstance(index, str) else None,
+        outcome=label,
+        latency=time.perf_counter() - start,
+        attempts=state.attempts,
+        status=outcome.status if outcome is not None else None,
+        request_id=metadata.get("RequestId"),
+        consumed_capacity=total,
+        capacity_by_index=split,
+        items_returned=returned,
+        items_read=read,
+        throttling_reasons=tuple(reasons),
+        access_pattern=observe.ACCESS_PATTERN.get(),
+        consumed=observe.consumed_entries(parsed),
+        cancellation_reasons=observe.cancellation_codes(parsed) if code else (),
+        started_at=started_at,
+    )
