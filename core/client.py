@@ -26,6 +26,7 @@ from botocore.exceptions import InvalidRegionError, NoRegionError
 
 from core import fast_parse, fast_serialize, telemetry
 from core.config import Settings, get_settings
+from core.engine import bridge
 from core.engine.sync import METHODS, LeanClient
 from core.error_codes import NO_REGION, watch_attempts
 from core.errors import ConfigurationError
@@ -96,7 +97,18 @@ class BotocoreTransport:
         self._request_signer = None  # PynamoDB: keep this client (it checks a botocore signer's credentials)
 
     def _make_api_call(self, operation_name: str, api_params: dict[str, Any]) -> dict[str, Any]:
-        """PynamoDB's entry point: send ``operation_name`` with ``api_params``."""
+        """PynamoDB's entry point: send ``operation_name`` with ``api_params``. Inside
+        ``core.engine.bridge.run`` the botocore call runs in a worker thread, awaited."""
+        if bridge.active():
+            import asyncio
+
+            return bridge.wait(asyncio.to_thread(self._send, operation_name, api_params))
+        return self._send(operation_name, api_params)
+
+    async def aclose(self) -> None:
+        """Nothing to close per loop: the botocore client's pool is shared by every caller."""
+
+    def _send(self, operation_name: str, api_params: dict[str, Any]) -> dict[str, Any]:
         method = getattr(self.client, xform_name(operation_name))
         if api_params.get("ReturnConsumedCapacity") == "TOTAL":  # PynamoDB's, widened as LeanClient does
             api_params = {**api_params, "ReturnConsumedCapacity": "INDEXES"}
@@ -124,6 +136,12 @@ def lean_client(settings: Settings) -> LeanClient:
                           on_observation=telemetry.record)
     except NoRegionError as exc:
         raise ConfigurationError(NO_REGION) from exc
+
+
+async def aclose_model_clients() -> None:
+    """Close the pools the models' clients opened on the running loop (``repositories.asyncio.aclose``)."""
+    for client in list(_model_clients.values()):
+        await client.aclose()
 
 
 def model_client(settings: Settings) -> Any:

@@ -106,6 +106,12 @@ class WriteOutcomeUnknown(DataLayerError):
         # Attached by the write path (``models.sending``), which knows the write's token and model.
         self.resolver = resolver
 
+    async def aresolve(self) -> Any:
+        """``resolve()``, awaited (``core.engine.bridge``): for the async API."""
+        from core.engine import bridge
+
+        return await bridge.run(self.resolve)
+
     def resolve(self) -> Any:
         """The stored entity if this write landed, ``None`` if nothing of it is stored; raises the
         refusal (``AlreadyExists``, ``ConflictError``) when another write holds the key."""

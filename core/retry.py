@@ -24,11 +24,11 @@ botocore's attempts are spent already.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from core.engine import bridge
 from core.errors import InvalidInput
 
 if TYPE_CHECKING:  # tenacity is imported where it is used: most processes never need it
@@ -69,7 +69,7 @@ class RetryPolicy:
     max_attempts: int = 8
     base_delay: float = 0.05
     max_delay: float = 5.0
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] = bridge.sleep  # time.sleep, or awaited by an async caller
 
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):

@@ -21,7 +21,7 @@ from models.product import Product
 from models.table import TableModel
 from models.transfer import Transfer
 from models.user import RetiredUserId, User
-from models.writes import transaction
+from models.writes import atransaction, transaction
 
 
 def _entities() -> tuple[type[TableModel], ...]:
@@ -55,6 +55,7 @@ __all__ = [
     "TableModel",
     "Transfer",
     "User",
+    "atransaction",
     "new_order_id",
     "transaction",
 ]

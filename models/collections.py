@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from core.engine import bridge
 from models.queries import Query
 
 if TYPE_CHECKING:
@@ -98,3 +99,5 @@ class BoundCollection(Generic[O, M]):
         from repositories import query
 
         return query.collection_page(self, keys=keys, limit=limit, cursor=cursor)
+
+    apage = bridge.awaitable(page)  # the same, awaited (core.engine.bridge)

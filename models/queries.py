@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from pynamodb.attributes import Attribute
 
+from core.engine import bridge
 from core.errors import InvalidInput
 from models.indexes import GlobalIndex
 
@@ -195,3 +196,8 @@ class BoundQuery(Generic[M]):
         partition = query.partition_key(self, keys)
         condition, _ = query.sort_condition(self, between=between)
         return query.every(self, partition, condition, filter_condition=filter_condition, page_size=page_size)
+
+    # The same reads, awaited (``core.engine.bridge``): ``await Order.of_user.apage(user_id=...)``.
+    apage = bridge.awaitable(page)
+    afirst = bridge.awaitable(first)
+    aall = bridge.awaitable(all)

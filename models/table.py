@@ -15,6 +15,7 @@ How entities are built (``models.reading``) and how their items are made (``mode
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -32,6 +33,7 @@ from pynamodb_attributes import UnicodeDatetimeAttribute
 
 from core.client import model_client
 from core.config import Settings, get_settings
+from core.engine import bridge
 from core.errors import InvalidInput
 from models import planning, sending
 from models.collections import Collection
@@ -266,6 +268,26 @@ class TableModel(EntityReading, EntityWriting):
         self._refuse_blind(add_version_condition)
         sending.execute(lambda: planning.plan_delete(self, condition), what=f"{type(self).__name__}.delete")
         return {}
+
+    # The same writes, awaited (``core.engine.bridge``: the code above, its calls awaited on the loop).
+    asave = bridge.awaitable(save)
+    aupdate = bridge.awaitable(update)
+    adelete = bridge.awaitable(delete)
+
+    @classmethod
+    async def aget(cls: type[_M], hash_key: Any, range_key: Any | None = None, consistent_read: bool = False,
+                   attributes_to_get: Sequence[str] | None = None) -> _M:
+        """PynamoDB's ``get``, awaited: the entity at this key, or ``DoesNotExist``."""
+        return await bridge.run(cls.get, hash_key, range_key, consistent_read=consistent_read,
+                                attributes_to_get=attributes_to_get)
+
+    @classmethod
+    async def abatch_get(cls: type[_M], items: Iterable[Any], consistent_read: bool | None = None,
+                         attributes_to_get: Sequence[str] | None = None) -> list[_M]:
+        """PynamoDB's ``batch_get``, awaited: every entity found at these keys (in no set order)."""
+        keys = list(items)
+        return await bridge.run(lambda: list(cls.batch_get(keys, consistent_read=consistent_read,
+                                                           attributes_to_get=attributes_to_get)))
 
     def _refuse_blind(self, add_version_condition: bool) -> None:
         if not add_version_condition:

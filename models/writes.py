@@ -9,13 +9,14 @@ is sent as one ``TransactWriteItems`` (``models.sending``), its steps merged per
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
+from core.engine import bridge
 from core.error_codes import throttled
 from core.errors import ConflictError, InvalidInput
 from models import planning, sending
@@ -24,7 +25,7 @@ from models.cancellations import Contended
 if TYPE_CHECKING:
     from models.table import TableModel
 
-__all__ = ["Transaction", "transaction"]
+__all__ = ["Transaction", "atransaction", "transaction"]
 
 class Transaction:
     """Writes an app composes into one ``TransactWriteItems``, each with its entity's rules.
@@ -91,3 +92,13 @@ def transaction(*, token: str | None = None) -> Iterator[Transaction]:
     composed = Transaction(token=token)
     yield composed
     composed.commit()
+
+
+@asynccontextmanager
+async def atransaction(*, token: str | None = None) -> AsyncIterator[Transaction]:
+    """``async with atransaction() as t: t.save(order); t.update(user, [...])``: ``transaction``,
+    its commit awaited (``core.engine.bridge``). Adding writes sends nothing; the commit is the
+    same code, with the same rules, refusals and outcomes."""
+    composed = Transaction(token=token)
+    yield composed
+    await bridge.run(composed.commit)

@@ -13,7 +13,8 @@ float is accepted and converted as written, ``Decimal(repr(v))`` (``0.1`` is sto
 not ``0.1000000000000000055...``). NaN and infinities are refused.
 
 ``get_metrics`` queries every day bucket of the range (and every shard of each), concurrently in
-a bounded pool, each to its last page, and merges them in time order. The name is the sort key's
+a bounded pool (threads; tasks of the caller's loop for ``repositories.asyncio``), each to its last
+page, and merges them in time order. The name is the sort key's
 second part, after the timestamp, so it cannot narrow the key condition: ``name=`` is a filter (it
 saves transfer, not read capacity). Reads fan out over the declared shard count and the unsharded
 partition (readings stored before sharding); after lowering the count, raise it back for reads.
@@ -21,7 +22,6 @@ partition (readings stored before sharding); after lowering the count, raise it 
 
 from __future__ import annotations
 
-import contextvars
 import heapq
 import math
 from collections.abc import Mapping, Sequence
@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from core.engine import bridge
 from core.errors import ConflictError, InvalidInput, RetriesExhausted
 from core.retry import RetryPolicy
 from models import idempotency, planning, sending
@@ -129,13 +130,9 @@ def _fan_out(declared: BoundQuery[T], partitions: Sequence[str], condition: Any,
     def fetch(pk: str) -> list[T]:
         return query.every(declared, pk, condition, filter_condition=flt, page_size=_PAGE_SIZE)
 
-    from concurrent.futures import ThreadPoolExecutor  # imported at the first fan-out
-
     declared.model._get_connection()  # build the cached connection here, not racing in the workers
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(partitions))) as pool:
-        # Each task runs in a copy of this context, so log context bound by the caller follows it.
-        futures = [pool.submit(contextvars.copy_context().run, fetch, pk) for pk in partitions]
-        return [future.result() for future in futures]
+    # Threads for a caller that waits, tasks of its loop (asyncio.gather) for one that awaits.
+    return bridge.map_bounded(fetch, partitions, limit=MAX_WORKERS)
 
 
 def _partitions(

@@ -202,6 +202,10 @@ class AsyncLeanClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
+        # The hooks of LeanClient (core.engine.sync), run the same way; a LeanClient's twin shares its lists.
+        self.before_call: list[calls.Hook] = []
+        self.before_send: list[calls.Hook] = []
+        self.after_call: list[calls.Hook] = []
 
     def __getattr__(self, name: str) -> Callable[..., Coroutine[Any, Any, dict[str, Any]]]:
         """``await client.put_item(**params)``: botocore's method names for the data-plane operations."""
@@ -243,6 +247,13 @@ class AsyncLeanClient:
             if http is None:
                 http = await self._bound_session()
             body = serialize(operation, params)
+            if self.before_call:
+                answered = calls.answered_by_hook(self.before_call, operation, body, self.endpoint.url)
+                if answered is not None:
+                    outcome = Outcome(status=answered["ResponseMetadata"]["HTTPStatusCode"], parsed=answered)
+                    calls.after_call(self.after_call, operation, answered)
+                    result = finish(operation, answered, retries=0)
+                    return result
             while True:
                 state.attempts += 1
                 attempt = _Attempt()
@@ -256,6 +267,8 @@ class AsyncLeanClient:
                 raise calls.unanswered(outcome, state)
             if outcome.status is not None and 200 <= outcome.status < 300:
                 self.retry.succeeded(state)
+            if self.after_call:
+                calls.after_call(self.after_call, operation, outcome.parsed)
             result = finish(operation, dict(outcome.parsed), retries=state.attempts - 1,
                             retry_metadata=state.metadata)
             return result
@@ -279,6 +292,11 @@ class AsyncLeanClient:
         amz_date = time.strftime(TIMESTAMP_FORMAT, time.gmtime(self._clock()))
         request, _ = signed(operation, body, endpoint=self.endpoint, credentials=credentials,
                             amz_date=amz_date)
+        if self.before_send:
+            hooked = calls.sent_by_hook(self.before_send, operation, request)
+            if hooked is not None:
+                attempt.sent = True  # a hook that answers stands for a request that was sent
+                return hooked
         try:
             async with http.request("POST", self._url, data=request.body, headers=request.headers,
                                     allow_redirects=False, trace_request_ctx=attempt) as response:

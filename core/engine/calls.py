@@ -6,20 +6,24 @@ they send bytes and wait; these functions are the rest of a call's bookkeeping, 
 - ``widened``: ``INDEXES`` capacity asked where a call would ask for ``TOTAL`` (or nothing);
 - ``unanswered``: the transport exception a call raises when its last attempt got no answer, marked
   ``core.error_codes.NOTHING_SENT`` when no attempt of the call reached the endpoint;
-- ``observation``: the call's one ``Observation`` (a cancelled call's outcome is ``"cancelled"``).
+- ``observation``: the call's one ``Observation`` (a cancelled call's outcome is ``"cancelled"``);
+- ``answered_by_hook``, ``sent_by_hook``, ``after_call``: the test hooks both clients offer
+  (``before_call``, ``before_send``, ``after_call``; see ``core.engine.sync``), run the same way.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
+from botocore.awsrequest import AWSPreparedRequest, HeadersDict
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from core.engine import observe
-from core.engine.requests import error_code
+from core.engine.requests import Request, error_code, parse
 from core.engine.retries import CallState, Outcome
 from core.error_codes import NOTHING_SENT
 
@@ -80,3 +84,56 @@ def observation(operation: str, params: Mapping[str, Any], *, start: float, star
         cancellation_reasons=observe.cancellation_codes(parsed) if code else (),
         started_at=started_at,
     )
+
+
+Hook = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What the hooks get as ``model``: the operation's name, as botocore's operation model has it."""
+
+    name: str
+
+
+def after_call(hooks: Sequence[Hook], operation: str, parsed: Mapping[str, Any]) -> None:
+    """Run the ``after_call`` hooks on an answered call (one raising replaces the answer)."""
+    for hook in tuple(hooks):
+        hook(parsed=parsed, model=Operation(operation), operation=operation, http_response=None)
+
+
+def answered_by_hook(hooks: Sequence[Hook], operation: str, body: bytes, url: str) -> dict[str, Any] | None:
+    """The answer a ``before_call`` hook gave instead of a request being sent, if one did."""
+    request_dict = {"body": body, "url": url, "url_path": "/", "headers": {}, "context": {}}
+    for hook in tuple(hooks):
+        answer = hook(params=request_dict, model=Operation(operation), operation=operation)
+        if answer is not None:
+            http_response, parsed = answer
+            status = getattr(http_response, "status_code", 200)
+            answered = dict(parsed)
+            metadata = dict(answered.get("ResponseMetadata") or {})
+            metadata.setdefault("HTTPStatusCode", status)
+            metadata.setdefault("HTTPHeaders", {})
+            answered["ResponseMetadata"] = metadata
+            return answered
+    return None
+
+
+def sent_by_hook(hooks: Sequence[Hook], operation: str, request: Request) -> Outcome | None:
+    """The outcome a ``before_send`` hook gave this attempt (an answer, or what it raised)."""
+    headers: Any = HeadersDict()  # as botocore prepares it: utf-8 bytes values
+    for name, value in request.headers.items():
+        headers[name] = value.encode("utf-8")
+    prepared = AWSPreparedRequest(request.method, request.url, headers, request.body, stream_output=False)
+    for hook in tuple(hooks):
+        try:
+            response = hook(request=prepared, operation=operation)
+        except Exception as exc:  # the hook's fault stands for the transport's
+            return Outcome(error=exc)
+        if response is not None:
+            raw = response.content
+            status = int(response.status_code)
+            answered = {str(name).lower(): str(value) for name, value in response.headers.items()}
+            return Outcome(status=status, headers=answered, body=raw,
+                           parsed=parse(operation, status, answered, raw))
+    return None

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import socket
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -45,7 +46,6 @@ from typing import Any, Final
 import botocore.session
 import urllib3
 from botocore import xform_name
-from botocore.awsrequest import AWSPreparedRequest, HeadersDict
 from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import (
     BotoCoreError,
@@ -66,8 +66,9 @@ from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
 from urllib3.exceptions import SSLError as URLLib3SSLError
 
 from core.config import Settings, get_settings
-from core.engine import calls, observe
-from core.engine.requests import Endpoint, Request, endpoint_for, finish, parse, serialize, signed
+from core.engine import bridge, calls, observe
+from core.engine.calls import Hook
+from core.engine.requests import Endpoint, endpoint_for, finish, parse, serialize, signed
 from core.engine.retries import CallState, Outcome, RetryPolicy
 from core.engine.shapes import INPUT_MEMBERS
 from core.engine.signing import TIMESTAMP_FORMAT
@@ -75,14 +76,6 @@ from core.engine.signing import TIMESTAMP_FORMAT
 MAX_POOL_CONNECTIONS: Final = 32  # as core.client: enough for the thread pools that fan reads out
 # botocore's method names (``put_item``) of the data-plane operations, for callers that use them.
 METHODS: Final = {xform_name(operation): operation for operation in INPUT_MEMBERS}
-Hook = Callable[..., Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """What the hooks get as ``model``: the operation's name, as botocore's operation model has it."""
-
-    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +126,7 @@ class LeanClient:
         if not region:
             raise NoRegionError()
         self.endpoint: Endpoint = endpoint_for(settings.endpoint_url, str(region))
+        self._settings, self._session = settings, session
         self._credentials = session.get_credentials()
         self._pool = pool or urllib3.PoolManager(
             num_pools=4,
@@ -156,6 +150,7 @@ class LeanClient:
         self.before_call: list[Hook] = []
         self.before_send: list[Hook] = []
         self.after_call: list[Hook] = []
+        self._twins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
         """``client.put_item(**params)``: botocore's method names for the data-plane operations."""
@@ -172,8 +167,37 @@ class LeanClient:
     # --- PynamoDB's entry point --------------------------------------------------------------
 
     def _make_api_call(self, operation_name: str, api_params: dict[str, Any]) -> dict[str, Any]:
-        """PynamoDB's name for ``call``."""
+        """PynamoDB's name for ``call``; inside ``core.engine.bridge.run``, the call is awaited on
+        this loop's ``twin()`` instead."""
+        if bridge.active():
+            return bridge.wait(self.twin().call(operation_name, api_params))
         return self.call(operation_name, api_params)
+
+    def twin(self) -> Any:
+        """This client's ``AsyncLeanClient`` for the running loop (made at its first use): the same
+        settings, credentials, capacity, retry quota, observation and hook lists."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        twin = self._twins.get(loop)
+        if twin is None:
+            from core.engine.aio import AsyncLeanClient
+
+            twin = AsyncLeanClient(self._settings, session=self._session,
+                                   return_consumed_capacity=self._capacity, clock=self._clock,
+                                   retry=self.retry, on_observation=self._on_observation)
+            twin.before_call, twin.before_send = self.before_call, self.before_send
+            twin.after_call = self.after_call
+            self._twins[loop] = twin
+        return twin
+
+    async def aclose(self) -> None:
+        """Close the pool of this client's twin on the running loop, if it has one."""
+        import asyncio
+
+        twin = self._twins.pop(asyncio.get_running_loop(), None)
+        if twin is not None:
+            await twin.close()
 
     # --- the call ----------------------------------------------------------------------------
 
@@ -194,10 +218,10 @@ class LeanClient:
         try:
             body = serialize(operation, params)
             if self.before_call:
-                answered = self._answered_by_hook(operation, body)
+                answered = calls.answered_by_hook(self.before_call, operation, body, self.endpoint.url)
                 if answered is not None:
                     outcome = Outcome(status=answered["ResponseMetadata"]["HTTPStatusCode"], parsed=answered)
-                    self._after_call(operation, answered)
+                    calls.after_call(self.after_call, operation, answered)
                     result = finish(operation, answered, retries=0)
                     return result
             while True:
@@ -212,7 +236,7 @@ class LeanClient:
                 raise calls.unanswered(outcome, state)
             if outcome.status is not None and 200 <= outcome.status < 300:
                 self.retry.succeeded(state)
-            self._after_call(operation, outcome.parsed)
+            calls.after_call(self.after_call, operation, outcome.parsed)
             result = finish(operation, dict(outcome.parsed), retries=state.attempts - 1,
                             retry_metadata=state.metadata)
             return result
@@ -225,26 +249,6 @@ class LeanClient:
                 result=result, failure=failure, reasons=reasons,
             ))
 
-    def _after_call(self, operation: str, parsed: Mapping[str, Any]) -> None:
-        for hook in tuple(self.after_call):
-            hook(parsed=parsed, model=Operation(operation), operation=operation, http_response=None)
-
-    def _answered_by_hook(self, operation: str, body: bytes) -> dict[str, Any] | None:
-        """The answer a ``before_call`` hook gave instead of a request being sent, if one did."""
-        request_dict = {"body": body, "url": self.endpoint.url, "url_path": "/", "headers": {}, "context": {}}
-        for hook in tuple(self.before_call):
-            answer = hook(params=request_dict, model=Operation(operation), operation=operation)
-            if answer is not None:
-                http_response, parsed = answer
-                status = getattr(http_response, "status_code", 200)
-                answered = dict(parsed)
-                metadata = dict(answered.get("ResponseMetadata") or {})
-                metadata.setdefault("HTTPStatusCode", status)
-                metadata.setdefault("HTTPHeaders", {})
-                answered["ResponseMetadata"] = metadata
-                return answered
-        return None
-
     def _attempt(self, operation: str, body: bytes) -> Outcome:
         """Sign and send one attempt; its answer parsed, or the transport exception."""
         credentials = self._frozen_credentials()
@@ -252,7 +256,7 @@ class LeanClient:
         request, _ = signed(operation, body, endpoint=self.endpoint, credentials=credentials,
                             amz_date=amz_date)
         if self.before_send:
-            hooked = self._sent_by_hook(operation, request)
+            hooked = calls.sent_by_hook(self.before_send, operation, request)
             if hooked is not None:
                 return hooked
         try:
@@ -267,25 +271,6 @@ class LeanClient:
         raw = response.data
         parsed = parse(operation, response.status, response.headers, raw)
         return Outcome(status=response.status, headers=headers, body=raw, parsed=parsed)
-
-    def _sent_by_hook(self, operation: str, request: Request) -> Outcome | None:
-        """The outcome a ``before_send`` hook gave this attempt (an answer, or what it raised)."""
-        headers: Any = HeadersDict()  # as botocore prepares it: utf-8 bytes values
-        for name, value in request.headers.items():
-            headers[name] = value.encode("utf-8")
-        prepared = AWSPreparedRequest(request.method, request.url, headers, request.body, stream_output=False)
-        for hook in tuple(self.before_send):
-            try:
-                response = hook(request=prepared, operation=operation)
-            except Exception as exc:  # the hook's fault stands for the transport's
-                return Outcome(error=exc)
-            if response is not None:
-                raw = response.content
-                status = int(response.status_code)
-                answered = {str(name).lower(): str(value) for name, value in response.headers.items()}
-                return Outcome(status=status, headers=answered, body=raw,
-                               parsed=parse(operation, status, answered, raw))
-        return None
 
     def _frozen_credentials(self) -> ReadOnlyCredentials:
         if self._credentials is None:
