@@ -26,11 +26,11 @@ from botocore.exceptions import InvalidRegionError, NoRegionError
 
 from core import fast_parse, fast_serialize, telemetry
 from core.config import Settings, get_settings
-from core.engine import bridge
+from core.engine import bridge, observe
 from core.engine.sync import METHODS, LeanClient
 from core.error_codes import NO_REGION, watch_attempts
 from core.errors import ConfigurationError
-from core.logs import collecting, configure_logging, instrument
+from core.logs import caller, collecting, configure_logging, instrument
 
 
 def retry_config(settings: Settings) -> dict[str, Any]:
@@ -102,7 +102,8 @@ class BotocoreTransport:
         if bridge.active():
             import asyncio
 
-            return bridge.wait(asyncio.to_thread(self._send, operation_name, api_params))
+            with observe.caller_pinned(caller):
+                return bridge.wait(asyncio.to_thread(self._send, operation_name, api_params))
         return self._send(operation_name, api_params)
 
     async def aclose(self) -> None:

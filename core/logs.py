@@ -61,8 +61,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from core.engine import observe
-from core.engine.observe import Observation
+from core.engine import bridge, observe
+from core.engine.observe import CALLER, Observation
 from core.error_codes import (
     CONDITION_FAILED,
     CONDITIONAL_CHECK_FAILED_EXCEPTION,
@@ -362,13 +362,20 @@ def _is_plumbing(filename: str, module: str) -> bool:
 
 
 def _caller() -> str | None:
-    """``module.function`` of the nearest frame that is neither the data layer's plumbing nor a library's."""
+    """``module.function`` of the nearest frame that is neither the data layer's plumbing nor a library's
+    (for a call awaited by ``core.engine.bridge``, the one found on its code's stack, if any)."""
+    pinned = CALLER.get()
+    if pinned is not None:
+        return pinned
     frame: FrameType | None = sys._getframe(1)
+    outer = True  # inside core.engine.bridge.run, the awaiting code's stack continues the search
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         if not isinstance(module, str) or not _is_plumbing(frame.f_code.co_filename, module):
             return f"{module}.{frame.f_code.co_qualname}"
         frame = frame.f_back
+        if frame is None and outer:
+            frame, outer = bridge.awaiting_frame(), False
     return None
 
 

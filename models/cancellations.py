@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from core.engine.bridge import CallCancelled
 from core.error_codes import (
     CONDITION_FAILED,
     CONDITIONAL_CHECK_FAILED_EXCEPTION,
@@ -76,8 +77,10 @@ def raise_for(exc: BaseException, steps: list[Step], what: str,
         raise infrastructure from exc
     if retried_by_botocore(code) and code not in THROTTLING_CODES:
         keys = [step.key for step in steps if step.op != "check"]
+        lost = ("its task was cancelled after the request was sent" if isinstance(exc, CallCancelled)
+                else f"{code or type(exc).__name__} on every attempt")
         raise WriteOutcomeUnknown(
-            f"{what}: {code or type(exc).__name__} on every attempt, so whether it was written is unknown; "
+            f"{what}: {lost}, so whether it was written is unknown; "
             "resolve() reads the items and tells, or call again with the same ids and idempotency key",
             keys, resolver=resolver,
         ) from exc

@@ -61,6 +61,9 @@ class Observation:
 Observer = Callable[[Observation], None]
 observers: list[Observer] = []
 ACCESS_PATTERN: ContextVar[str | None] = ContextVar("datalayer_access_pattern", default=None)
+# The calling function of a call awaited by core.engine.bridge: found on the code's own stack when
+# the call is handed to the loop, since the loop's stack (where the call is observed) does not hold it.
+CALLER: ContextVar[str | None] = ContextVar("datalayer_caller", default=None)
 
 
 @contextmanager
@@ -71,6 +74,16 @@ def attributed(name: str) -> Iterator[None]:
         yield
     finally:
         ACCESS_PATTERN.reset(token)
+
+
+@contextmanager
+def caller_pinned(find: Callable[[], str | None]) -> Iterator[None]:
+    """While a call is handed to the loop, keep its calling function (``find()`` on this stack)."""
+    token = CALLER.set(find())
+    try:
+        yield
+    finally:
+        CALLER.reset(token)
 
 
 def notify(observation: Observation) -> None:

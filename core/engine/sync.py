@@ -170,7 +170,10 @@ class LeanClient:
         """PynamoDB's name for ``call``; inside ``core.engine.bridge.run``, the call is awaited on
         this loop's ``twin()`` instead."""
         if bridge.active():
-            return bridge.wait(self.twin().call(operation_name, api_params))
+            from core.logs import caller
+
+            with observe.caller_pinned(caller):
+                return bridge.wait(self.twin().call(operation_name, api_params))
         return self.call(operation_name, api_params)
 
     def twin(self) -> Any:

@@ -97,8 +97,9 @@ def test_one_client_span_per_call_with_the_database_conventions(
 
 
 def test_with_botocores_instrumentation_active_each_call_still_has_one_span(
-    table: Settings, spans: InMemorySpanExporter
+    table: Settings, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
     provider = TracerProvider()
     theirs = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(theirs))
@@ -107,8 +108,8 @@ def test_with_botocores_instrumentation_active_each_call_still_has_one_span(
     instrumentor.instrument(tracer_provider=provider)
     try:
         spans.clear()
+        configure_logging(force=True)  # LOG_LEVEL=DEBUG applied; capture_logs then takes the events
         with capture_logs() as events:
-            configure_logging(force=True)
             _calls(user_id)
     finally:
         instrumentor.uninstrument()
@@ -117,6 +118,7 @@ def test_with_botocores_instrumentation_active_each_call_still_has_one_span(
     assert theirs.get_finished_spans() == ()  # botocore's instrumentation traced none of them again
     assert all(span.attributes and span.attributes["db.system.name"] == "aws.dynamodb" for span in ours)
     callers = {event.get("caller") for event in events if event["event"] == "dynamodb.call"}
+    assert callers == {f"{__name__}._calls"}
     assert not any("opentelemetry" in str(caller) or "wrapt" in str(caller) for caller in callers)
 
 

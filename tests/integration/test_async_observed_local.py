@@ -1,0 +1,116 @@
+"""The async API's calls are observed as the synchronous ones: one span and one event per call, with the
+access pattern and the calling function of the code that made the call, on either transport."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from structlog.testing import capture_logs
+
+from core import telemetry
+from core.config import Settings, get_settings
+from core.logs import configure_logging
+from models import User
+from repositories import asyncio as aio
+from repositories.asyncio import orders
+from tests.helpers import existing_user, random_email, seed_orders
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["lean", "botocore"])
+def table(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, local_endpoint: Settings,
+          local_table: Settings) -> Settings:
+    """The table on DynamoDB Local, the models sending through each transport."""
+    monkeypatch.setenv("DATALAYER_TRANSPORT", request.param)
+    settings = get_settings()
+    assert settings.transport == request.param
+    return settings
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """OpenTelemetry's in-memory exporter behind a tracer provider the data layer traces with."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.use_tracer_provider(provider)
+    yield exporter
+    telemetry.use_tracer_provider(None)
+    provider.shutdown()
+
+
+async def _acalls(user_id: str) -> None:
+    """Four calls: a transaction, a read by key, a declared query on an index, a repository function."""
+    email = random_email()
+    await User(user_id=user_id + "x", email=email, name="Ada").asave()
+    await User.aget(f"USER#{user_id}", "PROFILE")
+    await User.with_email.afirst(email=email)
+    await orders.get_user_orders(user_id, limit=2)
+
+
+def _run(user_id: str) -> None:
+    async def main() -> None:
+        try:
+            await _acalls(user_id)
+        finally:
+            await aio.aclose()
+
+    asyncio.run(main())
+
+
+def test_each_awaited_call_is_one_client_span_with_its_access_pattern(
+    table: Settings, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    user_id = existing_user(table)
+    seed_orders(table, user_id, 3)
+    spans.clear()
+    configure_logging(force=True)  # LOG_LEVEL=DEBUG applied
+    with capture_logs() as events:
+        _run(user_id)
+    finished = spans.get_finished_spans()
+    name = table.table_name
+    assert [span.name for span in finished] == [
+        f"TransactWriteItems {name}", f"GetItem {name}", f"Query {name}", f"Query {name}"]
+    for span in finished:
+        attributes = span.attributes or {}
+        assert span.kind is SpanKind.CLIENT
+        assert attributes["db.system.name"] == "aws.dynamodb"
+        assert attributes["aws.dynamodb.table_names"] == (name,)
+        assert attributes["aws.request_id"]
+    patterns = [(span.attributes or {})["datalayer.access_pattern"] for span in finished]
+    # no declared pattern for a get by key: the app's coroutine that awaited it, as for a sync caller
+    assert patterns == ["User.save", f"{__name__}._acalls", "User.with_email", "Order.of_user"]
+    assert (finished[3].attributes or {})["aws.dynamodb.count"] == 3  # a page of 2 reads one more: has_more
+    calls = [event for event in events if event["event"] == "dynamodb.call"]
+    assert len(calls) == 4
+    assert calls[3]["caller"] == "repositories.orders.get_user_orders"  # found on the awaited code's stack
+    assert calls[1]["caller"] == f"{__name__}._acalls"
+    assert all(call["outcome"] == "ok" for call in calls)
+
+
+def test_with_botocores_instrumentation_active_an_awaited_call_still_has_one_span(
+    table: Settings, spans: InMemorySpanExporter
+) -> None:
+    provider = TracerProvider()
+    theirs = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(theirs))
+    user_id = existing_user(table)
+    instrumentor = BotocoreInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        spans.clear()
+        _run(user_id)
+    finally:
+        instrumentor.uninstrument()
+    assert [span.name.split()[0] for span in spans.get_finished_spans()] == [
+        "TransactWriteItems", "GetItem", "Query", "Query"]
+    assert theirs.get_finished_spans() == ()
