@@ -42,6 +42,7 @@ from botocore.exceptions import HTTPClientError
 
 if TYPE_CHECKING:  # asyncio is imported by the code that awaits; the synchronous layer never loads it
     import asyncio
+    from types import FrameType
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -89,6 +90,17 @@ def active() -> bool:
     from greenlet import getcurrent
 
     return getattr(getcurrent(), "datalayer_bridged", False) is True
+
+
+def awaiting_frame() -> FrameType | None:
+    """Inside ``run``: the frame of the coroutine awaiting this code (its stack leads to the app's
+    coroutine), for finding a call's caller; ``None`` outside ``run``."""
+    if not active():
+        return None
+    from greenlet import getcurrent
+
+    parent = getcurrent().parent
+    return parent.gr_frame if parent is not None else None
 
 
 def wait(awaitable: Awaitable[T]) -> T:
