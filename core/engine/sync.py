@@ -74,6 +74,9 @@ from core.engine.shapes import INPUT_MEMBERS
 from core.engine.signing import TIMESTAMP_FORMAT
 
 MAX_POOL_CONNECTIONS: Final = 32  # as core.client: enough for the thread pools that fan reads out
+# A loop's twin (``LeanClient.twin``) keeps more: tasks are cheaper than threads, and an app awaits
+# many calls at once (aiohttp's own default).
+TWIN_MAX_CONNECTIONS: Final = 100
 # botocore's method names (``put_item``) of the data-plane operations, for callers that use them.
 METHODS: Final = {xform_name(operation): operation for operation in INPUT_MEMBERS}
 
@@ -187,6 +190,7 @@ class LeanClient:
             from core.engine.aio import AsyncLeanClient
 
             twin = AsyncLeanClient(self._settings, session=self._session,
+                                   max_connections=TWIN_MAX_CONNECTIONS,
                                    return_consumed_capacity=self._capacity, clock=self._clock,
                                    retry=self.retry, on_observation=self._on_observation)
             twin.before_call, twin.before_send = self.before_call, self.before_send
