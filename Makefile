@@ -46,9 +46,15 @@ db-status: $(STAMP)  ## say whether the persistent local DynamoDB runs, and wher
 db-env: $(STAMP)  ## start the local DynamoDB if needed and print export lines for an app's shell
 	@$(BIN)/python -m core.localdb env
 
-# Not part of `make test` (a few minutes): client CPU on recorded responses, plus a live section on DynamoDB Local.
-# BENCH_ARGS passes flags to it (--rounds N, --quick).
-bench: $(STAMP)  ## time the data layer against bare PynamoDB and raw botocore
+# Not part of `make test` (a few minutes): client CPU against a canned DynamoDB (recorded answers served by a
+# process of its own on 127.0.0.1), plus a live section on DynamoDB Local. Installs the bench extra (pydynox) once.
+# BENCH_ARGS passes flags to it (--rounds N, --quick, --profile).
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## time the data layer against bare PynamoDB, raw botocore, boto3 and pydynox
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 demo: $(STAMP)  ## walk through every access pattern against the local DynamoDB
@@ -72,8 +78,11 @@ mutation: $(STAMP)  ## mutmut over core/, models/, repositories/ against the uni
 	$(BIN)/python tests/mutation/mutation.py --paths '$(PATHS)' --jobs $(JOBS) $(MUTATION_ARGS)
 
 # Not part of `make test` (a few minutes): faults at botocore's before-send on every write path, concurrent
-# processes SIGKILLed mid-write and mid-backfill, hostile input; prints one table, exits 1 on any false outcome.
-# RELIABILITY_ARGS passes flags to it (--seed, --rounds, --workers, --worker-ops, --kills, --phases).
+# processes SIGKILLed mid-write and mid-backfill, hostile input, attacks; prints one table, exits 1 on any false
+# outcome. The fault phases (1, 4) run on each transport/API side by side: lean, botocore
+# (DATALAYER_TRANSPORT=botocore) and async (repositories.asyncio, plus tasks cancelled mid-write).
+# RELIABILITY_ARGS passes flags to it (--seed, --rounds, --workers, --worker-ops, --kills, --phases,
+# --transports lean,botocore,async, --jobs).
 reliability: $(STAMP)  ## the reliability suite against DynamoDB Local (python -m tests.reliability)
 	$(BIN)/python -m tests.reliability $(RELIABILITY_ARGS)
 

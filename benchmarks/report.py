@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from benchmarks.timing import Spread
 
-COLUMNS = ("layer", "bare PynamoDB", "botocore", "boto3 Table", "json.loads")
+COLUMNS = ("layer", "layer async", "bare PynamoDB", "botocore", "boto3 Table", "pydynox", "pydynox async",
+           "json.loads")
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,26 @@
 
 ``seed`` stores the data through the layer's public functions (a user with 1,000 orders, two
 accounts, 30 days of one device's readings). Each ``Scenario`` then runs the layer's operation
-once against DynamoDB Local and keeps every response it received; that recording is what every
-variant is answered with afterwards, so all of them decode the very same bytes. Each other
-variant also runs once live first, which proves its hand-built requests valid.
+once against DynamoDB Local through the recording proxy (``benchmarks.canned.Recorder``) and keeps
+every response it received; the canned server answers every variant with those responses
+afterwards, so all of them decode the very same bytes. Each other variant also runs once live
+against DynamoDB Local first, which proves its requests valid.
+
+A scenario's variants are made for a ``Fixture``: the seeded ids and the baselines' clients for one
+endpoint (DynamoDB Local for the live runs, the canned server for the timed ones). The layer's
+variants follow the layer's own settings (``AWS_ENDPOINT_URL_DYNAMODB``, read again by the runner
+when it points the layer elsewhere). The async variants run on one event loop (``LOOP``): a timed
+block awaits its calls one after another in one run of the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,29 +31,106 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from benchmarks import baselines
+from benchmarks import pydynox_baseline as pyd
 from benchmarks.baselines import BareModels
-from benchmarks.replay import WIRE, Recording
+from benchmarks.canned import Recorder, Recording
+from benchmarks.pydynox_baseline import PydynoxModels
 from benchmarks.timing import Variant
 from core.config import Settings
 from models import Product
 from repositories import accounts, batch, metrics, orders, products, users
+from repositories.asyncio import accounts as aaccounts
+from repositories.asyncio import batch as abatch
+from repositories.asyncio import metrics as ametrics
+from repositories.asyncio import orders as aorders
+
+LAYER, LAYER_ASYNC = "layer", "layer async"
+PYNAMODB, BOTOCORE, BOTO3 = "bare PynamoDB", "botocore", "boto3 Table"
+PYDYNOX, PYDYNOX_ASYNC = "pydynox", "pydynox async"
+JSON = "json.loads"
+ONE_BY_ONE = "one put per item"
 
 ORDERS = 1000
 PAGE = 100
 DAYS = 30
 READINGS_A_DAY = 8
 TOTAL = "TOTAL"
-ONE_BY_ONE = "one put per item"
+IN_FLIGHT = 64  # the concurrency row: calls in flight on one event loop
+CONCURRENT_CALLS = 1000
+
+
+class Loop:
+    """The one event loop of the async variants (made at first use, closed by ``close``)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, awaitable: Awaitable[Any]) -> Any:
+        """Run ``awaitable`` to its end on the loop."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(awaitable)
+
+    def close(self) -> None:
+        """Close the layer's pools on the loop, then the loop."""
+        if self._loop is not None:
+            from repositories.asyncio import aclose
+
+            self._loop.run_until_complete(aclose())
+            self._loop.close()
+            self._loop = None
+
+
+LOOP = Loop()
+
+
+def awaited(name: str, call: Callable[[], Awaitable[Any]], **kwargs: Any) -> Variant:
+    """A variant that awaits ``call()``: once per ``op``, ``n`` times in one loop run per block."""
+
+    async def repeat(count: int) -> None:
+        for _ in range(count):
+            await call()
+
+    return Variant(name, lambda _: LOOP.run(call()), many=lambda count: LOOP.run(repeat(count)), **kwargs)
+
+
+def in_flight(name: str, call: Callable[[], Awaitable[Any]], *, calls: int, limit: int) -> Variant:
+    """``calls`` calls of ``call()`` on the loop, at most ``limit`` in flight: one operation."""
+
+    async def gathered() -> None:
+        gate = asyncio.Semaphore(limit)
+
+        async def one() -> None:
+            async with gate:
+                await call()
+
+        await asyncio.gather(*(one() for _ in range(calls)))
+
+    return Variant(name, lambda _: LOOP.run(gathered()), block=1)
+
+
+@dataclass
+class Clients:
+    """The baselines' clients for one endpoint."""
+
+    settings: Settings
+    bare: BareModels
+    raw: Any
+    table: Any
+    pydynox: PydynoxModels
+
+
+def clients(settings: Settings) -> Clients:
+    """Every baseline's client for ``settings``' endpoint and table."""
+    return Clients(settings, baselines.bare_models(settings), baselines.raw_client(settings),
+                   baselines.boto3_table(settings), pyd.pydynox_models(settings))
 
 
 @dataclass
 class Fixture:
     """The seeded data and the clients of the baselines."""
 
-    settings: Settings
-    bare: BareModels
-    raw: Any
-    table: Any
+    clients: Clients
     user_id: str  # holds the 1,000 orders that are read
     order_id: str
     writer_id: str  # the user new orders are placed for
@@ -57,23 +143,57 @@ class Fixture:
     @property
     def table_name(self) -> str:
         """The benchmark's table."""
-        return self.settings.table_name
+        return self.clients.settings.table_name
+
+    @property
+    def bare(self) -> BareModels:
+        """Bare PynamoDB models."""
+        return self.clients.bare
+
+    @property
+    def raw(self) -> Any:
+        """The raw botocore client."""
+        return self.clients.raw
+
+    @property
+    def table(self) -> Any:
+        """boto3's ``Table``."""
+        return self.clients.table
+
+    @property
+    def pyd(self) -> PydynoxModels:
+        """pydynox models."""
+        return self.clients.pydynox
+
+    def on(self, settings: Settings) -> Fixture:
+        """The same data, with the baselines' clients for ``settings``' endpoint."""
+        return dataclasses.replace(self, clients=clients(settings))
+
+
+Make = Callable[[Fixture], list[Variant]]
 
 
 @dataclass
 class Scenario:
-    """One operation: its variants (the layer first) and the responses they are all answered with."""
+    """One operation: how to make its variants (the layer first), and the responses they are all
+    answered with. ``floor``: the operation whose recorded bodies ``json.loads`` decodes, if any."""
 
     name: str
-    variants: list[Variant]
+    make: Make
     recording: Recording = field(default_factory=Recording)
     block: int = 100
-    latency: float = 0.0
-    warmup: list[Variant] | None = None  # stand-ins for the warm-up, when the variants are long
+    delay: float = 0.0  # seconds the canned server waits before each answer
+    floor: str | None = None
+    warmup: Make | None = None  # stand-ins for the warm-up, when the variants are long
+    answers: str = ""  # the scenario whose recording the canned server answers with (its own: "")
 
-    def variant(self, name: str) -> Variant:
-        """The variant called ``name``."""
-        return next(v for v in self.variants if v.name == name)
+    def variants(self, fx: Fixture) -> list[Variant]:
+        """The variants for ``fx``'s clients, and ``json.loads`` of the recorded bodies."""
+        made = self.make(fx)
+        if self.floor is not None:
+            bodies = self.recording.bodies(self.floor)
+            made.append(Variant(JSON, lambda _: [json.loads(body) for body in bodies], sends=False))
+        return made
 
 
 def _parallel(fn: Callable[[int], Any], count: int, workers: int = 4) -> list[Any]:
@@ -99,18 +219,18 @@ def seed(settings: Settings) -> Fixture:
 
     _parallel(day_of_readings, DAYS)
     return Fixture(
-        settings=settings, bare=baselines.bare_models(settings), raw=baselines.raw_client(settings),
-        table=baselines.boto3_table(settings), user_id=user.user_id, order_id=placed[0].order_id,
+        clients=clients(settings), user_id=user.user_id, order_id=placed[0].order_id,
         writer_id=writer.user_id, source=source.account_id, target=target.account_id, device_id=device,
         start=first, end=first + timedelta(days=DAYS) - timedelta(microseconds=1),
     )
 
 
-def _recorded(layer: Variant, others: Sequence[Variant],
-              check: Callable[[str, Any], None] | None = None) -> Recording:
-    """Run the layer's operation live and keep its responses; then each other variant live once.
-    ``check(name, result)`` is called with what each returned."""
-    with WIRE.recording() as recording:
+def record(scenario: Scenario, fx: Fixture, recorder: Recorder,
+           check: Callable[[str, Any], None] | None = None) -> Scenario:
+    """Run the layer's operation live through ``recorder`` and keep its responses; then each other
+    variant live once (on ``fx``'s clients). ``check(name, result)`` is called with what each returned."""
+    layer, *others = scenario.make(fx)
+    with recorder.recording() as recording:
         result = layer.op(0)
     if check is not None:
         check(layer.name, result)
@@ -118,42 +238,70 @@ def _recorded(layer: Variant, others: Sequence[Variant],
         result = variant.op(0)
         if check is not None:
             check(variant.name, result)
-    return recording
-
-
-def _json_floor(recording: Recording, operation: str) -> Variant:
-    bodies = recording.bodies(operation)
-    return Variant("json.loads", lambda _: [json.loads(body) for body in bodies], sends=False)
+    scenario.recording = recording
+    return scenario
 
 
 # --- single operations ----------------------------------------------------------------------
 
 
-def put_order(fx: Fixture) -> Scenario:
+def put_order(fx: Fixture, recorder: Recorder) -> Scenario:
     """Place one order: a put only if new, with a check that the user exists, in one transaction."""
-    variants = [
-        Variant("layer", lambda _: orders.place_order(fx.writer_id, Decimal("10.50"))),
-        Variant("bare PynamoDB", lambda _: baselines.pynamodb_place_order(fx.bare, fx.writer_id, 10.5)),
-        Variant("botocore", lambda _: baselines.botocore_place_order(fx.raw, fx.table_name, fx.writer_id,
-                                                                     "10.50")),
-    ]
-    recording = _recorded(variants[0], variants[1:])
-    return Scenario("put order", [*variants, _json_floor(recording, "TransactWriteItems")], recording)
+    amount = Decimal("10.50")
+
+    def make(fx: Fixture) -> list[Variant]:
+        return [
+            Variant(LAYER, lambda _: orders.place_order(fx.writer_id, amount)),
+            awaited(LAYER_ASYNC, lambda: aorders.place_order(fx.writer_id, amount)),
+            Variant(PYNAMODB, lambda _: baselines.pynamodb_place_order(fx.bare, fx.writer_id, 10.5)),
+            Variant(BOTOCORE, lambda _: baselines.botocore_place_order(fx.raw, fx.table_name, fx.writer_id,
+                                                                       "10.50")),
+            Variant(PYDYNOX, lambda _: pyd.place_order(fx.pyd, fx.writer_id, amount)),
+            awaited(PYDYNOX_ASYNC, lambda: pyd.aplace_order(fx.pyd, fx.writer_id, amount)),
+        ]
+
+    return record(Scenario("put order", make, floor="TransactWriteItems"), fx, recorder)
 
 
-def get_order(fx: Fixture) -> Scenario:
+def get_order(fx: Fixture, recorder: Recorder) -> Scenario:
     """Read one order by its key."""
-    pk, sk = f"USER#{fx.user_id}", f"ORDER#{fx.order_id}"
-    variants = [
-        Variant("layer", lambda _: orders.get_order(fx.user_id, fx.order_id)),
-        Variant("bare PynamoDB", lambda _: fx.bare.Order.get(pk, sk)),
-        Variant("botocore", lambda _: fx.raw.get_item(
-            TableName=fx.table_name, Key={"PK": {"S": pk}, "SK": {"S": sk}}, ReturnConsumedCapacity=TOTAL)),
-        Variant("boto3 Table", lambda _: fx.table.get_item(Key={"PK": pk, "SK": sk},
-                                                           ReturnConsumedCapacity=TOTAL)),
-    ]
-    recording = _recorded(variants[0], variants[1:])
-    return Scenario("get order", [*variants, _json_floor(recording, "GetItem")], recording)
+
+    def make(fx: Fixture) -> list[Variant]:
+        pk, sk = f"USER#{fx.user_id}", f"ORDER#{fx.order_id}"
+        wire = {"PK": {"S": pk}, "SK": {"S": sk}}
+        return [
+            Variant(LAYER, lambda _: orders.get_order(fx.user_id, fx.order_id)),
+            awaited(LAYER_ASYNC, lambda: aorders.get_order(fx.user_id, fx.order_id)),
+            Variant(PYNAMODB, lambda _: fx.bare.Order.get(pk, sk)),
+            Variant(BOTOCORE, lambda _: fx.raw.get_item(TableName=fx.table_name, Key=wire,
+                                                        ReturnConsumedCapacity=TOTAL)),
+            Variant(BOTO3, lambda _: fx.table.get_item(Key={"PK": pk, "SK": sk},
+                                                       ReturnConsumedCapacity=TOTAL)),
+            Variant(PYDYNOX, lambda _: pyd.get_order(fx.pyd, fx.user_id, fx.order_id)),
+            awaited(PYDYNOX_ASYNC, lambda: pyd.aget_order(fx.pyd, fx.user_id, fx.order_id)),
+        ]
+
+    def found(name: str, result: Any) -> None:
+        if result is None:
+            raise AssertionError(f"{name} did not find the order live")
+
+    return record(Scenario("get order", make, floor="GetItem"), fx, recorder, found)
+
+
+def concurrent_gets(get: Scenario, delay: float) -> Scenario:
+    """``CONCURRENT_CALLS`` gets of the order, ``IN_FLIGHT`` at a time on one event loop, each answered
+    after ``delay``: the layer's async API and pydynox's (wall time; the get's recording)."""
+
+    def make(fx: Fixture) -> list[Variant]:
+        return [
+            in_flight(LAYER_ASYNC, lambda: aorders.get_order(fx.user_id, fx.order_id),
+                      calls=CONCURRENT_CALLS, limit=IN_FLIGHT),
+            in_flight(PYDYNOX_ASYNC, lambda: pyd.aget_order(fx.pyd, fx.user_id, fx.order_id),
+                      calls=CONCURRENT_CALLS, limit=IN_FLIGHT),
+        ]
+
+    return Scenario(f"{CONCURRENT_CALLS:,} gets, {IN_FLIGHT} in flight", make, get.recording, block=1,
+                    delay=delay, answers=get.name)
 
 
 def _boto3_page(fx: Fixture, start_key: dict[str, Any] | None) -> dict[str, Any]:
@@ -167,81 +315,112 @@ def _boto3_page(fx: Fixture, start_key: dict[str, Any] | None) -> dict[str, Any]
     return result
 
 
-def query_page(fx: Fixture) -> Scenario:
+def query_page(fx: Fixture, recorder: Recorder) -> Scenario:
     """One page of 100 of a user's orders, newest first."""
-    model = fx.bare.Order
-    variants = [
-        Variant("layer", lambda _: orders.get_user_orders(fx.user_id, limit=PAGE)),
-        Variant("bare PynamoDB", lambda _: list(model.query(
-            f"USER#{fx.user_id}", model.sk.startswith("ORDER#"), scan_index_forward=False, limit=PAGE))),
-        Variant("botocore", lambda _: fx.raw.query(**baselines.order_query(fx.table_name, fx.user_id,
-                                                                          PAGE, None))),
-        Variant("boto3 Table", lambda _: _boto3_page(fx, None)),
-    ]
-    recording = _recorded(variants[0], variants[1:])
-    return Scenario("query 100", [*variants, _json_floor(recording, "Query")], recording, block=20)
+
+    def make(fx: Fixture) -> list[Variant]:
+        model = fx.bare.Order
+        return [
+            Variant(LAYER, lambda _: orders.get_user_orders(fx.user_id, limit=PAGE)),
+            awaited(LAYER_ASYNC, lambda: aorders.get_user_orders(fx.user_id, limit=PAGE)),
+            Variant(PYNAMODB, lambda _: list(model.query(
+                f"USER#{fx.user_id}", model.sk.startswith("ORDER#"), scan_index_forward=False, limit=PAGE))),
+            Variant(BOTOCORE, lambda _: fx.raw.query(**baselines.order_query(fx.table_name, fx.user_id,
+                                                                             PAGE, None))),
+            Variant(BOTO3, lambda _: _boto3_page(fx, None)),
+            Variant(PYDYNOX, lambda _: pyd.query_orders(fx.pyd, fx.user_id, limit=PAGE, page_size=PAGE)),
+            awaited(PYDYNOX_ASYNC, lambda: pyd.aquery_orders(fx.pyd, fx.user_id, limit=PAGE, page_size=PAGE)),
+        ]
+
+    def hundred(name: str, result: Any) -> None:
+        items = result.items if hasattr(result, "items") and not isinstance(result, dict) else result
+        items = items["Items"] if isinstance(items, dict) else items
+        if len(items) != PAGE:
+            raise AssertionError(f"{name} read {len(items)} orders live, not {PAGE}")
+
+    return record(Scenario("query 100", make, block=20, floor="Query"), fx, recorder, hundred)
 
 
-def transfer(fx: Fixture) -> Scenario:
+def transfer(fx: Fixture, recorder: Recorder) -> Scenario:
     """Move money: one transaction of the transfer record and two conditioned balance updates."""
-    variants = [
-        Variant("layer", lambda _: accounts.transfer_funds(fx.source, fx.target, Decimal(1))),
-        Variant("bare PynamoDB", lambda _: baselines.pynamodb_transfer(fx.bare, fx.source, fx.target, 1)),
-        Variant("botocore", lambda _: baselines.botocore_transfer(fx.raw, fx.table_name, fx.source,
-                                                                  fx.target, "1")),
-    ]
-    recording = _recorded(variants[0], variants[1:])
-    return Scenario("transfer", [*variants, _json_floor(recording, "TransactWriteItems")], recording)
+
+    def make(fx: Fixture) -> list[Variant]:
+        return [
+            Variant(LAYER, lambda _: accounts.transfer_funds(fx.source, fx.target, Decimal(1))),
+            awaited(LAYER_ASYNC, lambda: aaccounts.transfer_funds(fx.source, fx.target, Decimal(1))),
+            Variant(PYNAMODB, lambda _: baselines.pynamodb_transfer(fx.bare, fx.source, fx.target, 1)),
+            Variant(BOTOCORE, lambda _: baselines.botocore_transfer(fx.raw, fx.table_name, fx.source,
+                                                                    fx.target, "1")),
+            Variant(PYDYNOX, lambda _: pyd.transfer(fx.pyd, fx.source, fx.target, Decimal(1))),
+            awaited(PYDYNOX_ASYNC, lambda: pyd.atransfer(fx.pyd, fx.source, fx.target, Decimal(1))),
+        ]
+
+    return record(Scenario("transfer", make, floor="TransactWriteItems"), fx, recorder)
 
 
 # --- 1,000 items through the public API -------------------------------------------------------
 
 
-def read_orders(fx: Fixture) -> Scenario:
+def _layer_read(fx: Fixture) -> int:
+    page = orders.get_user_orders(fx.user_id, limit=PAGE)
+    count = len(page.items)
+    while page.has_more:
+        page = orders.get_user_orders(fx.user_id, limit=PAGE, cursor=page.next_cursor)
+        count += len(page.items)
+    return count
+
+
+async def _alayer_read(fx: Fixture) -> int:
+    page = await aorders.get_user_orders(fx.user_id, limit=PAGE)
+    count = len(page.items)
+    while page.has_more:
+        page = await aorders.get_user_orders(fx.user_id, limit=PAGE, cursor=page.next_cursor)
+        count += len(page.items)
+    return count
+
+
+def read_orders(fx: Fixture, recorder: Recorder) -> Scenario:
     """All 1,000 orders of the user, page by page (the layer through its cursors)."""
-    model = fx.bare.Order
 
-    def layer(_: int) -> int:
-        page = orders.get_user_orders(fx.user_id, limit=PAGE)
-        count = len(page.items)
-        while page.has_more:
-            page = orders.get_user_orders(fx.user_id, limit=PAGE, cursor=page.next_cursor)
-            count += len(page.items)
-        return count
+    def make(fx: Fixture) -> list[Variant]:
+        model = fx.bare.Order
 
-    def raw(_: int) -> int:
-        count, start_key = 0, None
-        while True:
-            result = fx.raw.query(**baselines.order_query(fx.table_name, fx.user_id, PAGE, start_key))
-            count += len(result["Items"])
-            start_key = result.get("LastEvaluatedKey")
-            if start_key is None:
-                return count
+        def raw(_: int) -> int:
+            count, start_key = 0, None
+            while True:
+                result = fx.raw.query(**baselines.order_query(fx.table_name, fx.user_id, PAGE, start_key))
+                count += len(result["Items"])
+                start_key = result.get("LastEvaluatedKey")
+                if start_key is None:
+                    return count
 
-    def resource(_: int) -> int:
-        count, start_key = 0, None
-        while True:
-            result = _boto3_page(fx, start_key)
-            count += len(result["Items"])
-            start_key = result.get("LastEvaluatedKey")
-            if start_key is None:
-                return count
+        def resource(_: int) -> int:
+            count, start_key = 0, None
+            while True:
+                result = _boto3_page(fx, start_key)
+                count += len(result["Items"])
+                start_key = result.get("LastEvaluatedKey")
+                if start_key is None:
+                    return count
 
-    variants = [
-        Variant("layer", layer),
-        Variant("bare PynamoDB", lambda _: list(model.query(
-            f"USER#{fx.user_id}", model.sk.startswith("ORDER#"), scan_index_forward=False,
-            limit=ORDERS, page_size=PAGE))),
-        Variant("botocore", raw),
-        Variant("boto3 Table", resource),
-    ]
-    def check(name: str, result: Any) -> None:
+        return [
+            Variant(LAYER, lambda _: _layer_read(fx)),
+            awaited(LAYER_ASYNC, lambda: _alayer_read(fx)),
+            Variant(PYNAMODB, lambda _: list(model.query(
+                f"USER#{fx.user_id}", model.sk.startswith("ORDER#"), scan_index_forward=False,
+                limit=ORDERS, page_size=PAGE))),
+            Variant(BOTOCORE, raw),
+            Variant(BOTO3, resource),
+            Variant(PYDYNOX, lambda _: pyd.query_orders(fx.pyd, fx.user_id, limit=None, page_size=PAGE)),
+            awaited(PYDYNOX_ASYNC, lambda: pyd.aquery_orders(fx.pyd, fx.user_id, limit=None, page_size=PAGE)),
+        ]
+
+    def thousand(name: str, result: Any) -> None:
         count = len(result) if isinstance(result, list) else result
         if count != ORDERS:
             raise AssertionError(f"{name} read {count} orders live, not the {ORDERS} seeded")
 
-    recording = _recorded(variants[0], variants[1:], check)
-    return Scenario("read 1,000", [*variants, _json_floor(recording, "Query")], recording, block=4)
+    return record(Scenario("read 1,000", make, block=4, floor="Query"), fx, recorder, thousand)
 
 
 # --- get_metrics: 30 day buckets, concurrently -------------------------------------------------
@@ -260,50 +439,57 @@ def _partition_of(body: bytes) -> str:
     raise AssertionError("a metrics query without a PK condition")
 
 
-def get_metrics(fx: Fixture, latency: float) -> Scenario:
-    """30 days of a device's readings: the layer's ``get_metrics`` against a loop over the buckets
-    (bare PynamoDB) and 8 threads over raw botocore, each request answered after ``latency``."""
-    layer = Variant("layer", lambda _: metrics.get_metrics(fx.device_id, fx.start, fx.end))
-    with WIRE.recording() as recording:
-        found = layer.op(0)
+def get_metrics(fx: Fixture, recorder: Recorder, delay: float) -> Scenario:
+    """30 days of a device's readings: the layer's ``get_metrics`` (threads; and awaited: tasks)
+    against a loop over the buckets (bare PynamoDB) and 8 threads over raw botocore, each request
+    answered after ``delay`` by the canned server."""
+    with recorder.recording() as recording:
+        found = metrics.get_metrics(fx.device_id, fx.start, fx.end)
     if len(found) != DAYS * READINGS_A_DAY:
         raise AssertionError(f"get_metrics found {len(found)} readings, not {DAYS * READINGS_A_DAY}")
     # The baselines query exactly the partitions the layer queried, with the same range.
     partitions = [_partition_of(body) for body in recording.requests["Query"]]
     low = f"METRIC#{fx.start.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#"
     high = f"METRIC#{(fx.end + timedelta(microseconds=1)).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#"
-    model = fx.bare.Metric
 
-    def sequential(_: int) -> list[Any]:
-        found: list[Any] = []
-        for pk in partitions:
-            found.extend(model.query(pk, model.sk.between(low, high)))
-        return found
+    def make(fx: Fixture) -> list[Variant]:
+        model = fx.bare.Metric
 
-    def bucket(pk: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {
-            "TableName": fx.table_name, "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {":pk": {"S": pk}, ":lo": {"S": low}, ":hi": {"S": high}},
-            "ReturnConsumedCapacity": TOTAL,
-        }
-        while True:
-            result = fx.raw.query(**params)
-            items.extend(result["Items"])
-            if "LastEvaluatedKey" not in result:
-                return items
-            params["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+        def sequential(_: int) -> list[Any]:
+            found: list[Any] = []
+            for pk in partitions:
+                found.extend(model.query(pk, model.sk.between(low, high)))
+            return found
 
-    def threaded(_: int) -> list[Any]:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return [item for items in pool.map(bucket, partitions) for item in items]
+        def bucket(pk: str) -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = []
+            params: dict[str, Any] = {
+                "TableName": fx.table_name, "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
+                "ExpressionAttributeValues": {":pk": {"S": pk}, ":lo": {"S": low}, ":hi": {"S": high}},
+                "ReturnConsumedCapacity": TOTAL,
+            }
+            while True:
+                result = fx.raw.query(**params)
+                items.extend(result["Items"])
+                if "LastEvaluatedKey" not in result:
+                    return items
+                params["ExclusiveStartKey"] = result["LastEvaluatedKey"]
 
-    others = [Variant("bare PynamoDB", sequential), Variant("botocore", threaded)]
-    for variant in others:
+        def threaded(_: int) -> list[Any]:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                return [item for items in pool.map(bucket, partitions) for item in items]
+
+        return [
+            Variant(LAYER, lambda _: metrics.get_metrics(fx.device_id, fx.start, fx.end)),
+            Variant(LAYER_ASYNC, lambda _: LOOP.run(ametrics.get_metrics(fx.device_id, fx.start, fx.end))),
+            Variant(PYNAMODB, sequential),
+            Variant(BOTOCORE, threaded),
+        ]
+
+    for variant in make(fx)[1:]:
         if len(variant.op(0)) != len(found):
             raise AssertionError(f"{variant.name} read another number of readings than get_metrics")
-    return Scenario(f"get_metrics {len(partitions)} buckets", [layer, *others], recording, block=2,
-                    latency=latency)
+    return Scenario(f"get_metrics {len(partitions)} buckets", make, recording, block=2, delay=delay)
 
 
 # --- batch writes ------------------------------------------------------------------------------
@@ -314,11 +500,12 @@ def _products(prefix: str, count: int) -> list[tuple[str, str, Decimal]]:
 
 
 def _batch_variants(fx: Fixture, items: list[tuple[str, str, Decimal]], singles: int) -> list[Variant]:
-    """Write ``items``: the layer's ``batch_write``, PynamoDB's ``Model.batch_write()``, raw
-    ``BatchWriteItem``; and the layer's ``put_product`` for the first ``singles`` of them."""
+    """Write ``items``: the layer's ``batch_write`` (and awaited), PynamoDB's ``Model.batch_write()``,
+    raw ``BatchWriteItem``, pydynox's batch writers; and the layer's ``put_product`` for the first
+    ``singles`` of them."""
 
-    def layer(_: int) -> None:
-        batch.batch_write([Product(product_id=p, name=name, price=price) for p, name, price in items])
+    def entities() -> list[Product]:
+        return [Product(product_id=p, name=name, price=price) for p, name, price in items]
 
     def bare(_: int) -> None:
         when = baselines.now()
@@ -337,20 +524,35 @@ def _batch_variants(fx: Fixture, items: list[tuple[str, str, Decimal]], singles:
 
     count = len(items)
     return [
-        Variant("layer", layer, block=1, items=count),
-        Variant("bare PynamoDB", bare, block=1, items=count),
-        Variant("botocore", raw, block=1, items=count),
+        Variant(LAYER, lambda _: batch.batch_write(entities()), items=count),
+        awaited(LAYER_ASYNC, lambda: abatch.batch_write(entities()), items=count),
+        Variant(PYNAMODB, bare, items=count),
+        Variant(BOTOCORE, raw, items=count),
+        Variant(PYDYNOX, lambda _: pyd.batch_write(fx.pyd, items), items=count),
+        awaited(PYDYNOX_ASYNC, lambda: pyd.abatch_write(fx.pyd, items), items=count),
         Variant(ONE_BY_ONE, one_by_one, block=1, items=singles),
     ]
 
 
-def batch_write(fx: Fixture, count: int, singles: int) -> Scenario:
-    """``count`` new products written in batches (and ``singles`` of them one put each)."""
-    live = [_batch_variants(fx, _products(f"live{n}", 100), 1) for n in range(3)]
-    with WIRE.recording() as recording:
+def batch_write(fx: Fixture, recorder: Recorder, count: int, block: int, singles: int) -> Scenario:
+    """Batches of ``count`` new products, ``block`` a timed block (and ``singles`` of them one put each)."""
+    live = [_batch_variants(fx, _products(f"live{n}", 100), 1) for n in range(6)]
+    with recorder.recording() as recording:
         live[0][0].op(0)  # the layer's batch_write
-        live[0][3].op(0)  # and one put_product
-    live[1][1].op(0)
-    live[2][2].op(0)
-    return Scenario(f"batch_write {count:,}", _batch_variants(fx, _products("p", count), singles),
-                    recording, block=1, warmup=_batch_variants(fx, _products("w", 500), 20))
+        live[0][6].op(0)  # and one put_product
+    for n in range(1, 6):
+        live[n][n].op(0)
+
+    def make(fx: Fixture) -> list[Variant]:
+        return _batch_variants(fx, _products("p", count), singles)
+
+    def warmup(fx: Fixture) -> list[Variant]:
+        return [dataclasses.replace(v, block=1) for v in _batch_variants(fx, _products("w", 100), 20)]
+
+    return Scenario(f"batch_write {count:,}", make, recording, block=block, warmup=warmup)
+
+
+def live_variants(scenario: Scenario, fx: Fixture, names: Sequence[str]) -> list[Variant]:
+    """``scenario``'s variants called ``names``, for ``fx``'s clients."""
+    made = {v.name: v for v in scenario.make(fx)}
+    return [made[name] for name in names]

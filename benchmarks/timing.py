@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.replay import WIRE, Recording
-
 Clock = Callable[[], float]
 CPU: Clock = time.process_time
 WALL: Clock = time.perf_counter
@@ -28,13 +26,18 @@ WALL: Clock = time.perf_counter
 
 @dataclass(frozen=True)
 class Variant:
-    """One way of doing the operation: ``op(i)`` does it once (``i`` numbers the calls)."""
+    """One way of doing the operation: ``op(i)`` does it once (``i`` numbers the calls).
+
+    ``many(n)``, when given, does it ``n`` times in one go and is what a timed block runs (an async
+    variant awaits its ``n`` calls in one run of the event loop, as an app's loop would).
+    """
 
     name: str
     op: Callable[[int], Any]
     block: int = 0  # operations a block (0: the scenario's)
     items: int = 1  # items one operation handles: figures are per item
     sends: bool = True  # makes requests (json.loads only decodes the recorded bodies)
+    many: Callable[[int], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,29 +71,23 @@ class Samples:
         pairs = zip(self.per_op[numerator], self.per_op[denominator], strict=True)
         return Spread.of([(d / n) if invert else (n / d) for n, d in pairs])
 
+    def over(self, name: str, reference: float) -> Spread:
+        """``name``'s time over a fixed ``reference`` (an ideal), round by round."""
+        return Spread.of([value / reference for value in self.per_op[name]])
 
-def _block(variant: Variant, count: int, clock: Clock, replay: Recording | None) -> float:
+
+def _block(variant: Variant, count: int, clock: Clock, after: Callable[[Variant], None] | None) -> float:
     gc.collect()
-    WIRE.rewind()
     start = clock()
-    for i in range(count):
-        variant.op(i)
+    if variant.many is not None:
+        variant.many(count)
+    else:
+        for i in range(count):
+            variant.op(i)
     elapsed = clock() - start
-    if replay is not None and variant.sends:
-        _check_served(variant.name, WIRE.rewind(), replay)
+    if after is not None:
+        after(variant)
     return elapsed / (count * variant.items)
-
-
-def _check_served(name: str, served: dict[str, int], replay: Recording) -> None:
-    """Every variant must be answered with whole recordings: the same pages, in the same order."""
-    counts = replay.counts()
-    if not served:
-        raise AssertionError(f"{name}: no request was answered from the recording (did one go out?)")
-    for operation, number in served.items():
-        if number % counts[operation]:
-            raise AssertionError(
-                f"{name}: {number} {operation} requests, not a multiple of the {counts[operation]} recorded"
-            )
 
 
 def interleaved(
@@ -99,31 +96,20 @@ def interleaved(
     rounds: int,
     block: int,
     clock: Clock = CPU,
-    replay: Recording | None = None,
-    latency: float = 0.0,
+    after: Callable[[Variant], None] | None = None,
     warmup: Sequence[Variant] | None = None,
 ) -> Samples:
     """Time ``variants`` in interleaved blocks of ``block`` operations, after one warm-up block of
-    each (or of each of ``warmup``, smaller stand-ins for long operations).
-
-    With ``replay`` every request is answered from that recording (after ``latency`` seconds)
-    and nothing goes over the network; without it the requests go to the server.
+    each (or of each of ``warmup``, smaller stand-ins for long operations). ``after(variant)`` runs
+    after each block, outside the timing (the canned server's checks).
     """
     per_op: dict[str, list[float]] = {v.name: [] for v in variants}
     gc.collect()
     gc.freeze()
-
-    def run() -> None:
-        for variant in warmup or variants:  # imports, connections, caches
-            _block(variant, variant.block or block, clock, replay)
-        for r in range(rounds):
-            shift = r % len(variants)
-            for variant in [*variants[shift:], *variants[:shift]]:
-                per_op[variant.name].append(_block(variant, variant.block or block, clock, replay))
-
-    if replay is None:
-        run()
-    else:
-        with WIRE.serving(replay, latency=latency):
-            run()
+    for variant in warmup or variants:  # imports, connections, caches
+        _block(variant, variant.block or block, clock, after)
+    for r in range(rounds):
+        shift = r % len(variants)
+        for variant in [*variants[shift:], *variants[:shift]]:
+            per_op[variant.name].append(_block(variant, variant.block or block, clock, after))
     return Samples(per_op)
