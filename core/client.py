@@ -17,7 +17,7 @@ serializes its data requests with ``json.dumps`` where that is botocore's body b
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.config
 import botocore.session
@@ -27,10 +27,12 @@ from botocore.exceptions import InvalidRegionError, NoRegionError
 from core import fast_parse, fast_serialize, telemetry
 from core.config import Settings, get_settings
 from core.engine import bridge, observe
-from core.engine.sync import METHODS, LeanClient
 from core.error_codes import NO_REGION, watch_attempts
 from core.errors import ConfigurationError
 from core.logs import caller, collecting, configure_logging, instrument
+
+if TYPE_CHECKING:
+    from core.engine.sync import LeanClient
 
 
 def retry_config(settings: Settings) -> dict[str, Any]:
@@ -123,6 +125,8 @@ class BotocoreTransport:
         return result
 
     def __getattr__(self, name: str) -> Any:
+        from core.engine.sync import METHODS
+
         if name in METHODS:  # a data-plane operation: observed as PynamoDB's calls are
             operation = METHODS[name]
             return lambda **params: self._make_api_call(operation, params)
@@ -131,7 +135,10 @@ class BotocoreTransport:
 
 def lean_client(settings: Settings) -> LeanClient:
     """A ``LeanClient`` for ``settings``: botocore's shared session's credentials, INDEXES capacity asked
-    on every data call, observations to ``core.telemetry.record``."""
+    on every data call, observations to ``core.telemetry.record``. (The engine is imported here, at the
+    first client, not when the layer is imported.)"""
+    from core.engine.sync import LeanClient
+
     try:
         return LeanClient(settings, session=_shared_session(), return_consumed_capacity="INDEXES",
                           on_observation=telemetry.record)

@@ -129,9 +129,12 @@ class BatchPut:
         elif entity.version is not None and (stored is None or entity.version != old_version):
             outcome = STALE
         plan.next_version = max(_at_least(old_version), own) + 1
+        changed = self.item.get(type(entity).version.attr_name) != {"N": str(plan.next_version)}
         if stored is not None and self.created_at is None and "CreatedAt" in stored:
             entity.created_at = type(entity).created_at.deserialize(stored["CreatedAt"]["S"])
-        plan.rebuild()  # measured again: a longer version or another CreatedAt changes its size
+            changed = True
+        if changed:  # built again, and measured again: a longer version or another CreatedAt
+            plan.rebuild()
         return outcome
 
     def written(self, stored: Mapping[str, Any] | None = None) -> None:
