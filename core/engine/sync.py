@@ -162,7 +162,7 @@ class LeanClient:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
         def method(**params: Any) -> dict[str, Any]:
-            return self.call(operation, params)
+            return self._make_api_call(operation, params)  # awaited on the loop inside bridge.run
 
         method.__name__ = name
         return method

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
@@ -114,3 +115,34 @@ def test_with_botocores_instrumentation_active_an_awaited_call_still_has_one_spa
     assert [span.name.split()[0] for span in spans.get_finished_spans()] == [
         "TransactWriteItems", "GetItem", "Query", "Query"]
     assert theirs.get_finished_spans() == ()
+
+
+def test_every_call_of_an_awaited_function_is_awaited_on_the_loop_batches_included(
+    local_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from decimal import Decimal
+
+    from core.engine.aio import AsyncLeanClient
+    from models import Product
+    from repositories.asyncio import batch
+
+    awaited: list[str] = []
+    call = AsyncLeanClient.call
+
+    async def spy(self: AsyncLeanClient, operation: str, params: Any) -> dict[str, Any]:
+        awaited.append(operation)
+        return await call(self, operation, params)
+
+    monkeypatch.setattr(AsyncLeanClient, "call", spy)
+    products = [Product(product_id=f"p{n}", name="x", price=Decimal(1)) for n in range(30)]
+
+    async def main() -> list[Product]:
+        try:
+            await batch.batch_write(products)
+            return await batch.batch_get(Product, [{"product_id": f"p{n}"} for n in range(30)])
+        finally:
+            await aio.aclose()
+
+    found = asyncio.run(main())
+    assert sorted(p.product_id for p in found) == sorted(f"p{n}" for n in range(30))
+    assert awaited.count("BatchWriteItem") == 2 and "BatchGetItem" in awaited

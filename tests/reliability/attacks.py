@@ -32,6 +32,7 @@ exception does.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import inspect
@@ -53,6 +54,7 @@ from pynamodb.transactions import TransactWrite
 
 import core.errors
 from core.config import get_settings
+from core.engine import bridge
 from core.errors import AlreadyExists, DataLayerError, InvalidInput, WriteOutcomeUnknown
 from models import (
     Account,
@@ -70,6 +72,7 @@ from models import (
     transaction,
 )
 from repositories import accounts, metrics, orders, products, users
+from repositories.asyncio import aclose
 from tests.reliability.declared import Declared, same
 from tests.reliability.faults import FaultInjector
 from tests.reliability.forged import DELETES, FIXED, PATHS, UNDELETABLE, Fixture, Forged, random_forged
@@ -123,9 +126,10 @@ class Harness:
     """Runs each attempt: the call, a raw scan, the judge, the declarations checked, the table put
     back when a rule broke. Counts into the ``result`` it is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, drive: Callable[[Callable[[], Any]], Any] | None = None) -> None:
         self.declared = Declared()
         self.snapshot: Snapshot = {}
+        self.drive = drive  # how an attempt's call is made (None: called; the async API: awaited)
 
     def refresh(self) -> None:
         """Read the table again (after writes that are not attempts: a fixture)."""
@@ -135,7 +139,8 @@ class Harness:
             learn: Callable[[Outcome], None] | None = None) -> Outcome:
         """One attempt, counted into ``result``."""
         before = self.snapshot
-        outcome = _call(call)
+        drive = self.drive
+        outcome = _call(call if drive is None else lambda: drive(call))
         outcome.after = scan()
         outcome.changes = diff(before, outcome.after)
         result.operations += 1
@@ -902,11 +907,21 @@ def _exactly(creator: _Creator, start: Snapshot, after: Snapshot) -> str | None:
 ATTACKS = ("bypass", "dropped checks", "look-alikes", "poisoned item", "retry-after-unknown")
 
 
-def run(seed: int, random_actions: int = 1000, rounds: int = 2) -> list[PhaseResult]:
-    """Phase 4, on a table of its own: one ``PhaseResult`` per attack."""
+def run(seed: int, random_actions: int = 1000, rounds: int = 2, *, api: str = "sync",
+        suffix: str = "") -> list[PhaseResult]:
+    """Phase 4, on a table of its own: one ``PhaseResult`` per attack (named ``4 <attack><suffix>``).
+
+    ``api="async"``: every attempt's call is awaited on one event loop through
+    ``core.engine.bridge.run``, which is what every function of ``repositories.asyncio``, the
+    entities' ``asave()``/``aupdate()``/``adelete()``, ``models.atransaction()``'s commit and
+    ``WriteOutcomeUnknown.aresolve()`` are: the same code, its calls on the loop's ``AsyncLeanClient``
+    (fixtures are written synchronously)."""
+    if api not in ("sync", "async"):
+        raise ValueError(f"api must be sync or async, got {api!r}")
     fresh_table("rel-attacks")
     rng = random.Random(seed)
-    h = Harness()
+    runner = asyncio.Runner() if api == "async" else None
+    h = Harness(None if runner is None else lambda call: runner.run(bridge.run(call)))
     injector = FaultInjector(seed + 4, faults_reads=False)
     steps: dict[str, Callable[[PhaseResult], None]] = {
         "bypass": lambda r: bypass(h, r, rng, random_actions),
@@ -916,18 +931,30 @@ def run(seed: int, random_actions: int = 1000, rounds: int = 2) -> list[PhaseRes
         "retry-after-unknown": lambda r: retry_after_unknown(h, r, injector, rounds),
     }
     results = []
-    with _installed(injector):
+    with _installed(injector), _closed(runner):
         for name in ATTACKS:
-            result = PhaseResult(f"4 {name}")
-            started = time.monotonic()
+            result = PhaseResult(f"4 {name}{suffix}")
+            started, injected = time.monotonic(), injector.injected_total()
             try:
                 steps[name](result)
             except Exception as exc:  # the attack itself could not go on: say so, go on with the next
                 result.unavailable = f"the attack stopped: {summarise(exc)}{_where(exc)}"
                 h.refresh()
             result.seconds = time.monotonic() - started
+            result.faults = injector.injected_total() - injected
             results.append(result)
     return results
+
+
+@contextmanager
+def _closed(runner: asyncio.Runner | None) -> Iterator[None]:
+    """Close the loop's connection pools (``repositories.asyncio.aclose``), then the loop."""
+    try:
+        yield
+    finally:
+        if runner is not None:
+            runner.run(aclose())
+            runner.close()
 
 
 @contextmanager

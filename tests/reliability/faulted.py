@@ -12,22 +12,37 @@ random request once, twice or every time. botocore's retry quota is refilled bef
 Arguments are drawn from what the table holds (read raw after every call), and include the
 calls that must fail: a taken email, a stale copy, an unknown user or account, a transfer larger
 than the balance, a reading already recorded, a replayed idempotency key. After an unknown
-outcome the caller sometimes calls again with the same ids, as the error advises.
+outcome the caller sometimes calls again with the same ids, as the error advises. An exception
+that is not a ``DataLayerError`` counts as a raw exception (as in phase 4), not as an outcome.
+
+The same workload runs through the synchronous API (on whichever transport the settings choose)
+or through the async API (``api="async"``: ``repositories.asyncio``, ``asave()``/``aupdate()``/
+``adelete()``, ``models.atransaction()``, awaited on one event loop), where each path meets the
+cancellation twice a round: its task cancelled after a random time within about the call's own
+duration (``cancel after``), and as a random one of its requests starts, a few turns of the loop
+later (``cancel at request``); sometimes after a refused first attempt, or with the loop's pools
+closed first. Judged as a caller sees it: a task that completed anyway, by its result; one that
+ended cancelled, by ``outcome_of(exc)`` as that error would be (a ``WriteOutcomeUnknown``: either,
+its keys naming every change) or, when that says nothing (nothing was sent), by the table, which
+must not have changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import random
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
-from core.errors import TransferOutcomeUnknown, WriteOutcomeUnknown
+from core.errors import DataLayerError, TransferOutcomeUnknown, WriteOutcomeUnknown
 from models import (
     Account,
     EmailClaim,
@@ -39,13 +54,22 @@ from models import (
     TableModel,
     Transfer,
     User,
+    atransaction,
     new_order_id,
     transaction,
 )
 from models.metric_aggregate import hour_of
 from models.order import ORDER_MOVES, OrderStatus
-from repositories import accounts, metrics, orders, products, users
-from repositories.batch import batch_write
+from models.writes import Transaction
+from repositories import accounts, batch, metrics, orders, products, users
+from repositories.asyncio import accounts as aaccounts
+from repositories.asyncio import aclose, outcome_of
+from repositories.asyncio import batch as abatch
+from repositories.asyncio import metrics as ametrics
+from repositories.asyncio import orders as aorders
+from repositories.asyncio import products as aproducts
+from repositories.asyncio import users as ausers
+from tests.helpers import off, on
 from tests.reliability.faults import KINDS, FaultInjector
 from tests.reliability.outcomes import (
     Effects,
@@ -53,6 +77,7 @@ from tests.reliability.outcomes import (
     bumped,
     created,
     deleted,
+    describe,
     folded,
     judge,
     model_key,
@@ -78,6 +103,32 @@ BATCH_SIZES = (40, 1, 26, 60, 10)  # five, against six fault kinds a round: each
 DEVICES = ("dev-a", "dev-b", "dev-c")
 ATTEMPTS = 3  # botocore's attempts of one request with DYNAMODB_MAX_RETRY_ATTEMPTS=2 (the runner sets it)
 NAMES = ("Ada", " Grace Hopper ", "Émile Zola", "李雷", "O'Brien")
+CANCEL_SETTLE_SECONDS = 0.2  # after a cancelled call, for a request already on the wire to land
+HUNG_SECONDS = 60.0  # an async call with no outcome after this long is reported (a TimeoutError: raw)
+CANCELS = ("cancel after", "cancel at request")  # the async API's fault kinds (one run of each)
+TICKS = (0, 2, 0, 5, 1)  # turns of the loop from a request's start to its cancellation, by round
+_SELF = object()
+
+
+@dataclass(frozen=True)
+class CancelPlan:
+    """Where an async call's task is cancelled: ``after`` seconds, or when its ``at``-th request to
+    the network starts, ``ticks`` turns of the loop later. ``cold``: the loop's pools are closed
+    first, so the call fetches credentials and opens a connection before it sends (where a
+    cancellation leaves nothing sent)."""
+
+    after: float | None = None
+    at: int = 0
+    ticks: int = 0
+    cold: bool = False
+
+    def __str__(self) -> str:
+        where = (
+            f"cancel after {self.after * 1000:.1f} ms"
+            if self.after is not None
+            else f"cancel at request {self.at} + {self.ticks} ticks"
+        )
+        return f"{where}{' (cold pool)' if self.cold else ''}"
 
 
 key = model_key
@@ -97,21 +148,83 @@ def same_version(at: Key) -> Callable[[Any, dict[Key, Item]], str | None]:
     return check
 
 
-class FaultedWorkload:
-    """Runs the faulted calls one at a time, judging each and checking the invariants after it."""
+class Cancelled:
+    """The outcome of an async call whose task ended cancelled: the ``CancelledError`` it raised
+    (``None``: cancelled before it ran) and what ``outcome_of`` says of it."""
 
-    def __init__(self, seed: int, rounds: int) -> None:
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+        self.said = None if error is None else outcome_of(error)
+
+
+class Canceller:
+    """A ``before-send`` hook of the async calls: once armed for a task, it cancels that task when
+    the ``at``-th attempt that goes to the network starts (after ``ticks`` turns of the loop)."""
+
+    def __init__(self, injector: FaultInjector) -> None:
+        self.injector = injector  # counts the cancellations among the faults injected
+        self.task: asyncio.Task[Any] | None = None
+        self.at = 0
+        self.ticks = 0
+        self.seen = 0
+
+    def arm(self, task: asyncio.Task[Any], at: int, ticks: int) -> None:
+        self.task, self.at, self.ticks, self.seen = task, at, ticks, 0
+
+    def disarm(self) -> None:
+        self.task = None
+
+    def cancel(self, task: asyncio.Task[Any], ticks: int = 0) -> None:
+        """Cancel ``task`` now, or after ``ticks`` turns of its loop (counted when it takes)."""
+        if ticks > 0:
+            asyncio.get_running_loop().call_soon(self.cancel, task, ticks - 1)
+        elif task.cancel():
+            self.injector.injected["cancel"] += 1
+
+    def __call__(self, **_: Any) -> None:
+        if self.task is not None:
+            if self.seen == self.at:
+                self.cancel(self.task, self.ticks)  # inside the task: it takes at its next await
+                self.task = None
+            self.seen += 1
+
+
+class FaultedWorkload:
+    """Runs the faulted calls one at a time, judging each and checking the invariants after it.
+
+    ``api``: ``"sync"`` calls the repositories and the entities' ``save()``/``update()``/``delete()``
+    on the models' client of the current settings (``DATALAYER_TRANSPORT`` chooses it); ``"async"``
+    awaits ``repositories.asyncio``, ``asave()``/``aupdate()``/``adelete()`` and
+    ``models.atransaction()`` on one event loop (``asyncio.Runner``) for the whole phase, with the
+    same faults (the loop's ``AsyncLeanClient`` shares the ``LeanClient``'s hooks) and two more
+    (``CANCELS``): the task cancelled at a random point while its write is in flight.
+    """
+
+    def __init__(self, seed: int, rounds: int, *, api: str = "sync", label: str = "1 faults") -> None:
+        if api not in ("sync", "async"):
+            raise ValueError(f"api must be sync or async, got {api!r}")
         self.rng = random.Random(seed)
         self.rounds = rounds
+        self.aio = api == "async"
+        self.api = SimpleNamespace(users=users, orders=orders, accounts=accounts, metrics=metrics,
+                                   products=products, batch=batch)
+        if self.aio:
+            self.api = SimpleNamespace(users=ausers, orders=aorders, accounts=aaccounts, metrics=ametrics,
+                                       products=aproducts, batch=abatch)
+        self.kinds: tuple[str, ...] = (*KINDS, *CANCELS) if self.aio else KINDS
         self.injector = FaultInjector(seed + 1)
+        self.canceller = Canceller(self.injector)
+        self.runner: asyncio.Runner | None = None
         self.invariants = Invariants()
-        self.result = PhaseResult("1 faults")
+        self.result = PhaseResult(label)
         self.snapshot: dict[Key, Item] = {}
         self.copies: dict[Key, list[TableModel]] = defaultdict(list)  # older copies, to go stale
         self.idempotency: dict[str, tuple[str, str, Decimal]] = {}
         self.hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
         self.by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.outcomes: Counter[str] = Counter()
+        self.cancellations: Counter[str] = Counter()
+        self.durations: dict[str, float] = {}  # seconds of each path's last call without a fault
         self.lowest_quota = 500
         self.batches = 0
 
@@ -122,6 +235,9 @@ class FaultedWorkload:
         started = time.monotonic()
         fresh_table("rel-faults")
         self.injector.install()
+        if self.aio:
+            self.runner = asyncio.Runner()
+            on(self.injector._client, "before-send.dynamodb", self.canceller)
         try:
             self.snapshot = scan()
             setup: list[tuple[Callable[[], Op | None], int]] = [
@@ -135,9 +251,13 @@ class FaultedWorkload:
                 builders = list(self.builders().items())
                 self.rng.shuffle(builders)
                 for _, builder in builders:
-                    for kind in (None, *KINDS):
+                    for kind in (None, *self.kinds):
                         self.attempt(builder, kind, round_no)
         finally:
+            if self.runner is not None:
+                off(self.injector._client, "before-send.dynamodb", self.canceller)
+                self.runner.run(aclose())  # the loop's connection pools, before the loop ends
+                self.runner.close()
             self.injector.uninstall()
         self.result.faults = self.injector.injected_total()
         self.result.seconds = time.monotonic() - started
@@ -149,6 +269,10 @@ class FaultedWorkload:
             "outcomes by fault kind (true/false): "
             + ", ".join(f"{k} {t}/{f}" for k, (t, f) in sorted(self.by_kind.items()))
         )
+        if self.aio:
+            self.result.notes.append(
+                "cancel runs: " + ", ".join(f"{k} {v}" for k, v in sorted(self.cancellations.items()))
+            )
         self.result.notes.append(
             f"botocore retry quota refilled before each call (lowest found: {self.lowest_quota} of 500)"
         )
@@ -184,7 +308,12 @@ class FaultedWorkload:
     def attempt(self, builder: Callable[[], Op | None], kind: str | None, round_no: int = 3) -> None:
         """Build an op from the current table (no faults while reading), then run it under ``kind``."""
         op = builder()
-        if op is not None:
+        if op is None:
+            return
+        if kind in CANCELS:
+            schedule, plan = self.cancel_plan(op, kind, round_no)
+            self.execute(op, schedule, "cancel", cancel=plan)
+        else:
             self.execute(op, self.schedule(kind, op, round_no), kind or "none")
 
     def schedule(self, kind: str | None, op: Op, round_no: int) -> list[str | None]:
@@ -200,43 +329,169 @@ class FaultedWorkload:
             skip, count = self.rng.randrange(op.requests), self.rng.choice((1, 2, ATTEMPTS))
         return [None] * skip + [kind] * count
 
-    def execute(self, op: Op, schedule: list[str | None], label: str, *, retry: bool = False) -> None:
+    def cancel_plan(self, op: Op, kind: str, round_no: int) -> tuple[list[str | None], CancelPlan]:
+        """Where the task of ``op`` is cancelled. ``cancel after``: after a random time within about
+        the call's own duration (its last run without a fault); ``cancel at request``: when a random
+        one of its requests starts, after ``TICKS[round_no]`` turns of the loop (0: at once, from
+        inside the task, so at its next await). Sometimes a request is first refused (throttle,
+        500, reset), so that the cancellation may land in the backoff before the retry; sometimes
+        the pool is cold."""
+        schedule: list[str | None] = []
+        cold = self.rng.random() < 0.4
+        window = 1.3 * self.durations.get(op.function, 0.02) + (0.02 if cold else 0.0)
+        if self.rng.random() < 0.3:
+            schedule = [None] * self.rng.randrange(op.requests) + [
+                self.rng.choice(("throttle", "server_error", "reset"))
+            ]
+            window += 0.3
+        if kind == "cancel after":
+            return schedule, CancelPlan(after=self.rng.uniform(0.0, window), cold=cold)
+        ticks = TICKS[round_no] if round_no < len(TICKS) else self.rng.choice(TICKS)
+        return schedule, CancelPlan(at=self.rng.randrange(op.requests), ticks=ticks, cold=cold)
+
+    def execute(
+        self,
+        op: Op,
+        schedule: list[str | None],
+        label: str,
+        *,
+        retry: bool = False,
+        cancel: CancelPlan | None = None,
+    ) -> None:
         """Call, scan, judge, check the invariants; after an unknown outcome maybe call again."""
         left = self.injector.refill_retry_quota()
         if left is not None:
             self.lowest_quota = min(self.lowest_quota, left)
         self.injector.arm(schedule)
+        started = time.monotonic()
         outcome: object
         try:
-            outcome = op.call()
-        except Exception as exc:  # judged below: a non-DataLayerError is a false outcome
+            outcome = op.call() if self.runner is None else self.runner.run(self.awaited(op, cancel))
+        except Exception as exc:  # judged below: a non-DataLayerError is a raw exception
             outcome = exc
         finally:
             self.injector.disarm()
+            self.canceller.disarm()
+        if not schedule and cancel is None and not retry:
+            self.durations[op.function] = time.monotonic() - started
+        told = outcome  # what the caller learns (of a cancelled task: what outcome_of says)
+        if isinstance(outcome, Cancelled):
+            told = outcome.said
+            # The task is gone, and its request (when sent) may still be on its way to DynamoDB:
+            # let it land before the table is read.
+            time.sleep(CANCEL_SETTLE_SECONDS)
         if op.settle is not None:
-            op.settle(outcome)
+            op.settle(told)
         after = scan()
         changes = diff(self.snapshot, after)
-        problem = judge(op, outcome, changes, after)
+        if isinstance(outcome, Cancelled) and told is None:
+            name = "CancelledError (nothing sent)"
+            problem = (
+                None
+                if not changes
+                else f"the task ended cancelled and outcome_of() says nothing (nothing sent), but the table "
+                f"shows {describe(changes)}"
+            )
+        else:
+            name = type(told).__name__ if isinstance(told, BaseException) else "success"
+            if isinstance(outcome, Cancelled):
+                name = f"CancelledError -> {name}"
+            problem = judge(op, told, changes, after)
+        if isinstance(outcome, Cancelled):
+            self.cancellations[name] += 1
+        elif cancel is not None:
+            self.cancellations[f"completed before the cancellation: {name}"] += 1
         self.result.operations += 1
         tally = self.by_kind[label]
-        name = type(outcome).__name__ if isinstance(outcome, BaseException) else "success"
         self.outcomes[name] += 1
-        if problem is None:
+        faults = ",".join(k or "pass" for k in schedule) or "none"
+        if cancel is not None:
+            faults += f"; {cancel}"
+        again = " (called again after an unknown outcome)" if retry else ""
+        if isinstance(told, BaseException) and not isinstance(told, DataLayerError):
+            self.result.raw += 1
+            tally[1] += 1
+            self.result.finding(f"RAW EXCEPTION: {op.function}{again} [faults: {faults}]: {problem}")
+        elif problem is None:
             self.result.true += 1
             tally[0] += 1
         else:
             self.result.false += 1
             tally[1] += 1
-            faults = ",".join(k or "pass" for k in schedule) or "none"
-            again = " (called again after an unknown outcome)" if retry else ""
             self.result.finding(f"{op.function}{again} [faults: {faults}] -> {name}: {problem}")
         self.result.violation(self.invariants.check(after), f"after {op.function} #{self.result.operations}")
         self.snapshot = after
-        if isinstance(outcome, WriteOutcomeUnknown) and op.again is not None and self.rng.random() < 0.6:
+        if isinstance(told, WriteOutcomeUnknown) and op.again is not None and self.rng.random() < 0.6:
             repeated = op.again()
             if repeated is not None:
                 self.execute(repeated, [], "none", retry=True)
+
+    async def awaited(self, op: Op, plan: CancelPlan | None) -> object:
+        """``await op.call()`` in a task of its own, cancelled as ``plan`` says: its result, the
+        exception it raised, or ``Cancelled``."""
+        raised: list[BaseException] = []
+
+        async def call() -> Any:
+            try:
+                return await op.call()
+            except asyncio.CancelledError as exc:  # as a caller would catch it, to ask outcome_of
+                raised.append(exc)
+                raise
+
+        if plan is not None and plan.cold:
+            await aclose()  # the next call makes the loop's client again: credentials, connection
+        task = asyncio.ensure_future(call())
+        timer = None
+        if plan is not None and plan.after is not None:
+            timer = asyncio.get_running_loop().call_later(plan.after, self.canceller.cancel, task)
+        elif plan is not None:
+            self.canceller.arm(task, plan.at, plan.ticks)
+        done, _ = await asyncio.wait({task}, timeout=HUNG_SECONDS)
+        if timer is not None:
+            timer.cancel()
+        if not done:
+            task.cancel()
+            await asyncio.wait({task})
+            return TimeoutError(f"no outcome within {HUNG_SECONDS} s")
+        if task.cancelled():
+            return Cancelled(raised[0] if raised else None)
+        return task.exception() or task.result()
+
+    def entity_call(
+        self, entity: TableModel, method: str, *args: Any, returns: object = _SELF
+    ) -> Callable[[], Any]:
+        """``entity.method(*args)`` (or, for the async API, ``await entity.a<method>(*args)``) as an
+        op's call, returning ``entity`` (or ``returns``)."""
+        result = entity if returns is _SELF else returns
+        if self.aio:
+
+            async def awaited() -> object:
+                await getattr(entity, f"a{method}")(*args)
+                return result
+
+            return awaited
+
+        def call() -> object:
+            getattr(entity, method)(*args)
+            return result
+
+        return call
+
+    def transaction_call(self, compose: Callable[[Transaction], None]) -> Callable[[], Any]:
+        """``with models.transaction() as t: compose(t)`` (``async with models.atransaction()``)."""
+        if self.aio:
+
+            async def awaited() -> None:
+                async with atransaction() as t:
+                    compose(t)
+
+            return awaited
+
+        def call() -> None:
+            with transaction() as t:
+                compose(t)
+
+        return call
 
     # --- picking from the table ---
 
@@ -277,7 +532,7 @@ class FaultedWorkload:
         }
         return Op(
             "create_user",
-            lambda: users.create_user(email, name, user_id=user_id),
+            lambda: self.api.users.create_user(email, name, user_id=user_id),
             lambda _: effects,
             check_result=same_version(key(User, user_id=user_id)),
             again=lambda: self.create_user_op(email, name, user_id),
@@ -318,7 +573,7 @@ class FaultedWorkload:
         effects[at] = bumped(**attrs)
         return Op(
             "update_user",
-            lambda: users.update_user(user, name=name, email=email),
+            lambda: self.api.users.update_user(user, name=name, email=email),
             lambda _: effects,
             check_result=same_version(at),
         )
@@ -334,7 +589,7 @@ class FaultedWorkload:
             key(EmailClaim, email=str(text(stored, "Email"))): deleted(),
             key(RetiredUserId, user_id=user.user_id): created(UserId=user.user_id),
         }
-        return Op("delete_user", lambda: users.delete_user(user), lambda _: effects)
+        return Op("delete_user", lambda: self.api.users.delete_user(user), lambda _: effects)
 
     def user_update(self) -> Op | None:
         """``User.update([User.name.set(...)])``: the entity's own update."""
@@ -346,10 +601,7 @@ class FaultedWorkload:
         at = key(User, user_id=user.user_id)
         effects: Effects = {at: bumped(Name=name.strip())}
 
-        def call() -> User:
-            user.update([User.name.set(name)])
-            return user
-
+        call = self.entity_call(user, "update", [User.name.set(name)])
         return Op("User.update", call, lambda _: effects, check_result=same_version(at))
 
     # --- orders ---
@@ -384,7 +636,7 @@ class FaultedWorkload:
 
         return Op(
             "place_order",
-            lambda: orders.place_order(user_id, amount, status=status, order_id=order_id),
+            lambda: self.api.orders.place_order(user_id, amount, status=status, order_id=order_id),
             effects,
             again=None
             if order_id is None
@@ -415,7 +667,7 @@ class FaultedWorkload:
         effects: Effects = {at: bumped(Status=status.value, GSI1PK=f"STATUS#{status.value}")}
         return Op(
             "set_order_status",
-            lambda: orders.set_order_status(order, status.value),
+            lambda: self.api.orders.set_order_status(order, status.value),
             lambda _: effects,
             check_result=same_version(at),
         )
@@ -430,10 +682,9 @@ class FaultedWorkload:
         at = key(Order, user_id=order.user_id, order_id=order.order_id)
         effects: Effects = {at: bumped(Amount=amount, Status=OrderStatus(order.status).value)}
 
-        def call() -> Order:
+        def call() -> Any:
             order.amount = amount
-            order.save()
-            return order
+            return self.entity_call(order, "save")()
 
         return Op("Order.save", call, lambda _: effects, check_result=same_version(at))
 
@@ -447,10 +698,7 @@ class FaultedWorkload:
         at = key(Order, user_id=order.user_id, order_id=order.order_id)
         effects: Effects = {at: bumped(Status=status.value, GSI1PK=f"STATUS#{status.value}")}
 
-        def call() -> Order:
-            order.update([Order.status.set(status)])
-            return order
-
+        call = self.entity_call(order, "update", [Order.status.set(status)])
         return Op("Order.update", call, lambda _: effects, check_result=same_version(at))
 
     def order_delete(self) -> Op | None:
@@ -460,7 +708,7 @@ class FaultedWorkload:
             return None
         order, _ = found
         effects: Effects = {key(Order, user_id=order.user_id, order_id=order.order_id): deleted()}
-        return Op("Order.delete", order.delete, lambda _: effects)
+        return Op("Order.delete", self.entity_call(order, "delete", returns=None), lambda _: effects)
 
     # --- accounts and transfers ---
 
@@ -490,7 +738,7 @@ class FaultedWorkload:
 
         return Op(
             "open_account",
-            lambda: accounts.open_account(account_id=account_id, balance=balance),
+            lambda: self.api.accounts.open_account(account_id=account_id, balance=balance),
             effects,
             settle=lambda outcome: self._open(opened(outcome), balance),
         )
@@ -501,10 +749,7 @@ class FaultedWorkload:
         self._open(account_id, balance)
         account = Account(account_id=account_id, balance=balance)
 
-        def call() -> Account:
-            account.save()
-            return account
-
+        call = self.entity_call(account, "save")
         effects: Effects = {key(Account, account_id=account_id): created(Balance=balance)}
         return Op(
             "Account.save",
@@ -553,7 +798,7 @@ class FaultedWorkload:
 
         return Op(
             "transfer_funds",
-            lambda: accounts.transfer_funds(source, target, amount, idempotency_key=idempotency_key),
+            lambda: self.api.accounts.transfer_funds(source, target, amount, idempotency_key=idempotency_key),
             effects,
             check_result=check,
             again=None
@@ -607,7 +852,7 @@ class FaultedWorkload:
         }
         return Op(
             "record_metric",
-            lambda: metrics.record_metric(device, name, value, at=at, dimensions=dimensions),
+            lambda: self.api.metrics.record_metric(device, name, value, at=at, dimensions=dimensions),
             lambda _: effects,
             again=lambda: self.record_metric_op(device, name, value, at, dimensions),
             requests=2,  # the hour's extremes are read, then the transaction
@@ -629,7 +874,7 @@ class FaultedWorkload:
         effects: Effects = {at: upserted(Name=name, Price=price)}
         return Op(
             "put_product",
-            lambda: products.put_product(product_id, name, price, **extras),
+            lambda: self.api.products.put_product(product_id, name, price, **extras),
             lambda _: effects,
             check_result=same_version(at),
             again=lambda: self.put_product_op(product_id, name, price, extras),
@@ -673,7 +918,7 @@ class FaultedWorkload:
                 effects[at] = upserted(Name=product.name, Price=product.price)
         return Op(
             "batch_write",
-            lambda: batch_write(batch, overwrite=overwrite),
+            lambda: self.api.batch.batch_write(batch, overwrite=overwrite),
             lambda _: effects,
             atomic=False,
             again=lambda: self.batch_write_op(batch, overwrite=overwrite),
@@ -686,10 +931,7 @@ class FaultedWorkload:
         at = key(Product, product_id=product.product_id)
         effects: Effects = {at: created(Name="Saved", Price=product.price)}
 
-        def call() -> Product:
-            product.save()
-            return product
-
+        call = self.entity_call(product, "save")
         return Op("Product.save", call, lambda _: effects, check_result=same_version(at))
 
     def product_update(self) -> Op | None:
@@ -701,10 +943,7 @@ class FaultedWorkload:
         at = key(Product, product_id=product.product_id)
         effects: Effects = {at: bumped(Name=name)}
 
-        def call() -> Product:
-            product.update([Product.name.set(name)])
-            return product
-
+        call = self.entity_call(product, "update", [Product.name.set(name)])
         return Op("Product.update", call, lambda _: effects, check_result=same_version(at))
 
     def product_delete(self) -> Op | None:
@@ -713,7 +952,7 @@ class FaultedWorkload:
         if product is None:
             return None
         effects: Effects = {key(Product, product_id=product.product_id): deleted()}
-        return Op("Product.delete", product.delete, lambda _: effects)
+        return Op("Product.delete", self.entity_call(product, "delete", returns=None), lambda _: effects)
 
     # --- a composed transaction ---
 
@@ -732,12 +971,11 @@ class FaultedWorkload:
                 ),
             }
 
-            def create() -> None:
-                with transaction() as t:
-                    t.save(user)
-                    t.save(order)
+            def create(t: Transaction) -> None:
+                t.save(user)
+                t.save(order)
 
-            return Op("transaction", create, lambda _: effects)
+            return Op("transaction", self.transaction_call(create), lambda _: effects)
         first, second = self._order(), self._order()
         if first is None or second is None or first[0].order_id == second[0].order_id:
             return None
@@ -749,14 +987,13 @@ class FaultedWorkload:
             for o, s in moves
         }
 
-        def move() -> None:
-            with transaction() as t:
-                for o, s in moves:
-                    t.update(o, [Order.status.set(s)])
+        def move(t: Transaction) -> None:
+            for o, s in moves:
+                t.update(o, [Order.status.set(s)])
 
-        return Op("transaction", move, lambda _: effects)
+        return Op("transaction", self.transaction_call(move), lambda _: effects)
 
 
-def run(seed: int, rounds: int) -> PhaseResult:
-    """Phase 1, on a table of its own."""
-    return FaultedWorkload(seed, rounds).run()
+def run(seed: int, rounds: int, *, api: str = "sync", label: str = "1 faults") -> PhaseResult:
+    """Phase 1, on a table of its own, through the sync API (on the settings' transport) or the async one."""
+    return FaultedWorkload(seed, rounds, api=api, label=label).run()

@@ -10,7 +10,8 @@ change compared with what the caller was told:
   does not say the outcome is unknown): the table did not change;
 - ``WriteOutcomeUnknown``: either, provided its ``keys`` (and a batch's ``written``) name every
   changed item; for a batch, ``written`` must have landed and ``not_written`` not;
-- anything that is not a ``DataLayerError``: false, whatever the table holds.
+- anything that is not a ``DataLayerError``: false, whatever the table holds (phase 1 counts it as a
+  raw exception).
 """
 
 from __future__ import annotations

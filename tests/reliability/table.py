@@ -6,6 +6,7 @@ through the code under test and never through the client faults are injected int
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections import defaultdict
@@ -24,6 +25,7 @@ Snapshot = dict[Key, Item]
 Diff = dict[Key, tuple[Item | None, Item | None]]
 
 _clients: dict[tuple[str | None, str], Any] = {}
+_made: list[str] = []  # the tables fresh_table made in this process and drop_tables has not dropped
 
 
 def fresh_table(prefix: str) -> str:
@@ -31,8 +33,27 @@ def fresh_table(prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     os.environ["TABLE_NAME"] = name
     reload_settings()
+    _made.append(name)
     runner.upgrade(out=lambda _: None)
     return name
+
+
+def drop_tables() -> None:
+    """Delete the tables ``fresh_table`` made in this process, and the migrations' tables beside
+    them, once a phase is done with them.
+
+    DynamoDB Local runs the expiry job of every table with TTL enabled on a thread of one small
+    fixed pool, which also builds new indexes: with seven or eight such tables alive no index is
+    ever built, and a migration that adds one waits for it in vain. The phases run per transport
+    would get there; tables dropped after each phase never do.
+    """
+    client = raw_client()
+    names = [n for page in client.get_paginator("list_tables").paginate() for n in page["TableNames"]]
+    for name in names:
+        if name in _made or any(name.startswith(f"{made}-") for made in _made):
+            with contextlib.suppress(client.exceptions.ResourceNotFoundException):  # dropped already
+                client.delete_table(TableName=name)
+    _made.clear()
 
 
 def raw_client() -> Any:
