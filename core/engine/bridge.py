@@ -184,13 +184,22 @@ def awaitable(fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
 
 
 def sleep(seconds: float) -> None:
-    """Wait ``seconds``: awaited inside ``run`` (the loop goes on), ``time.sleep`` outside it."""
+    """Wait ``seconds``: awaited inside ``run`` (the loop goes on), ``time.sleep`` outside it. A wait
+    sends nothing: a task cancelled during it raises its ``CancelledError`` here (not ``CallCancelled``)."""
     if active():
-        import asyncio
-
-        wait(asyncio.sleep(seconds))
+        wait(_slept(seconds))
     else:
         time.sleep(seconds)
+
+
+async def _slept(seconds: float) -> None:
+    import asyncio
+
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError as exc:
+        setattr(exc, REQUEST_SENT, False)
+        raise
 
 
 def map_bounded(fn: Callable[[T], R], items: Sequence[T], *, limit: int) -> list[R]:
