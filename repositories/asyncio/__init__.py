@@ -11,8 +11,11 @@ plan and access pattern is written once. Functions that send nothing (``transfer
 A task cancelled while a write is in flight raises its ``asyncio.CancelledError``; when the request
 may have reached DynamoDB, ``core.engine.bridge.outcome_of(exc)`` (also the error's ``__cause__``)
 is the ``WriteOutcomeUnknown`` naming the keys, as for a lost answer; ``await unknown.aresolve()``
-tells what happened. ``await aclose()`` closes the running loop's connection pools (at the end of an
-app's lifespan, or of a test).
+tells what happened. (``await task`` gives that error; ``asyncio.gather(..., return_exceptions=True)``
+returns a new ``CancelledError`` for a cancelled task, without it.)
+
+``await aclose()`` closes the running loop's connection pools (at the end of an app's lifespan, or
+of a test).
 """
 
 from __future__ import annotations
