@@ -7,7 +7,10 @@
   a call that lost an answer is re-sent regardless of the retry quota).
 - ``core.engine.calls``: what both transports do around a call (capacity asked, error raised, the
   observation), without I/O.
-- ``core.engine.sync``: ``LeanClient``, the synchronous transport over one urllib3 pool.
+- ``core.engine.sync``: ``LeanClient``, the synchronous transport over one connection pool:
+  ``core.engine.wire`` (HTTP/1.1 keep-alive on ``socket``/``ssl``, framing in ``core.engine.http1``)
+  for direct connections, urllib3 behind a proxy (``core.engine.transport`` chooses, and maps
+  either one's failures to botocore's exceptions).
 - ``core.engine.aio``: ``AsyncLeanClient``, the asyncio transport over one aiohttp pool (imported on
   demand: the synchronous layer never loads aiohttp).
 - ``observers``: callables that receive one ``Observation`` per call (``core.engine.observe``).

@@ -1,10 +1,12 @@
-"""The lean synchronous transport: ``LeanClient``, one urllib3 pool, no botocore machinery per call.
+"""The lean synchronous transport: ``LeanClient``, one connection pool, no botocore machinery per call.
 
 A call serializes its parameters once (``core.engine.requests``), then for each attempt signs them
 with the current credentials (botocore's provider chain: ``get_frozen_credentials()`` per attempt,
-so refreshing credentials refresh), sends them through one ``urllib3.PoolManager``, parses the
-answer, and asks the retry policy (``core.engine.retries``) whether to send again. The result, the
-``ClientError`` and the transport exceptions are botocore's own classes with botocore's contents, so
+so refreshing credentials refresh), sends them through the client's pool (``core.engine.transport``:
+the engine's own keep-alive HTTP/1.1 client, ``core.engine.wire``, for a direct connection; one
+``urllib3.PoolManager`` when a proxy applies or a ``pool`` is given), parses the answer, and asks
+the retry policy (``core.engine.retries``) whether to send again. The result, the ``ClientError``
+and the transport exceptions are botocore's own classes with botocore's contents, so
 ``core.error_codes`` and PynamoDB read them as they read botocore's. Each call ends with one
 ``Observation``, handed to ``on_observation`` (by default ``core.engine.observe.notify``: the
 ``core.engine.observers``; the data layer passes ``core.telemetry.record``).
@@ -36,7 +38,6 @@ Of a client it uses exactly these names (``pynamodb/connection/base.py``):
 
 from __future__ import annotations
 
-import socket
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -47,23 +48,8 @@ import botocore.session
 import urllib3
 from botocore import xform_name
 from botocore.credentials import ReadOnlyCredentials
-from botocore.exceptions import (
-    BotoCoreError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    ProxyConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
+from botocore.exceptions import NoCredentialsError, NoRegionError
 from botocore.httpsession import where
-from urllib3.exceptions import ConnectTimeoutError as URLLib3ConnectTimeoutError
-from urllib3.exceptions import NewConnectionError, ProtocolError, ProxyError
-from urllib3.exceptions import ReadTimeoutError as URLLib3ReadTimeoutError
-from urllib3.exceptions import SSLError as URLLib3SSLError
 
 from core.config import Settings, get_settings
 from core.engine import bridge, calls, observe
@@ -72,6 +58,7 @@ from core.engine.requests import Endpoint, endpoint_for, finish, parse, serializ
 from core.engine.retries import CallState, Outcome, RetryPolicy
 from core.engine.shapes import INPUT_MEMBERS
 from core.engine.signing import TIMESTAMP_FORMAT
+from core.engine.transport import Sender, sender_for, transport_error
 
 MAX_POOL_CONNECTIONS: Final = 32  # as core.client: enough for the thread pools that fan reads out
 # A loop's twin (``LeanClient.twin``) keeps more: tasks are cheaper than threads, and an app awaits
@@ -106,7 +93,8 @@ class LeanClient:
     session whose credential chain (and region, when the settings name none) is used.
     ``return_consumed_capacity="INDEXES"`` asks every call that would ask for ``TOTAL`` (or nothing)
     for ``INDEXES`` instead, as the logging hooks of ``core.logs`` do for botocore's client; an
-    explicit ``NONE`` is kept. ``clock``, ``sleep`` and ``retry`` are injectable for tests;
+    explicit ``NONE`` is kept. ``pool``: a ``urllib3.PoolManager`` to send through instead of the
+    engine's own connections. ``clock``, ``sleep`` and ``retry`` are injectable for tests;
     ``on_observation`` receives each call's ``Observation``. ``put_item(**params)`` and the other
     data-plane operations are there under botocore's method names.
     """
@@ -131,14 +119,10 @@ class LeanClient:
         self.endpoint: Endpoint = endpoint_for(settings.endpoint_url, str(region))
         self._settings, self._session = settings, session
         self._credentials = session.get_credentials()
-        self._pool = pool or urllib3.PoolManager(
-            num_pools=4,
-            maxsize=MAX_POOL_CONNECTIONS,
-            timeout=urllib3.Timeout(connect=settings.connect_timeout_seconds,
-                                    read=settings.read_timeout_seconds),
-            retries=False,
-            ca_certs=session.get_config_variable("ca_bundle") or where(),
-        )
+        self._sender: Sender = sender_for(
+            self.endpoint.url, connect_timeout=settings.connect_timeout_seconds,
+            read_timeout=settings.read_timeout_seconds, max_connections=MAX_POOL_CONNECTIONS,
+            cafile=session.get_config_variable("ca_bundle") or where(), pool=pool)
         self.retry = retry or RetryPolicy(1 + settings.max_retry_attempts)
         self._capacity = return_consumed_capacity
         self._clock = clock
@@ -267,17 +251,11 @@ class LeanClient:
             if hooked is not None:
                 return hooked
         try:
-            response = self._pool.urlopen(
-                request.method, request.url, body=request.body, headers=request.headers,
-                retries=False, redirect=False, assert_same_host=False, preload_content=True,
-                decode_content=False,
-            )
+            status, headers, raw = self._sender.send(request)
         except Exception as exc:  # mapped to botocore's exception, as its HTTP session maps it
-            return Outcome(error=_transport_error(exc, request.url))
-        headers = {name.lower(): response.headers[name] for name in response.headers}
-        raw = response.data
-        parsed = parse(operation, response.status, response.headers, raw)
-        return Outcome(status=response.status, headers=headers, body=raw, parsed=parsed)
+            return Outcome(error=transport_error(exc, request.url))
+        parsed = parse(operation, status, headers, raw)
+        return Outcome(status=status, headers=headers, body=raw, parsed=parsed)
 
     def _frozen_credentials(self) -> ReadOnlyCredentials:
         if self._credentials is None:
@@ -288,26 +266,5 @@ class LeanClient:
         return frozen
 
     def close(self) -> None:
-        """Close the pool's connections."""
-        self._pool.clear()
-
-
-# urllib3's exception -> botocore's (``botocore.httpsession.URLLib3Session.send``), first match wins.
-_Raised = type[BaseException] | tuple[type[BaseException], ...]
-_TRANSPORT_ERRORS: Final[tuple[tuple[_Raised, type[BotoCoreError]], ...]] = (
-    (URLLib3SSLError, SSLError),
-    ((NewConnectionError, socket.gaierror), EndpointConnectionError),
-    (URLLib3ConnectTimeoutError, ConnectTimeoutError),
-    (URLLib3ReadTimeoutError, ReadTimeoutError),
-    (ProtocolError, ConnectionClosedError),
-)
-
-
-def _transport_error(exc: Exception, url: str) -> Exception:
-    """botocore's exception for what urllib3 raised."""
-    if isinstance(exc, ProxyError):
-        return ProxyConnectionError(proxy_url=url, error=exc)
-    for raised, botocore_error in _TRANSPORT_ERRORS:
-        if isinstance(exc, raised):
-            return botocore_error(endpoint_url=url, error=exc)
-    return HTTPClientError(error=exc)
+        """Close the pool's idle connections."""
+        self._sender.close()
