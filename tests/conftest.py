@@ -195,3 +195,21 @@ def client_hooks() -> Iterator[ClientHooks]:
     hooks = ClientHooks()
     yield hooks
     hooks.remove_all()
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """OpenTelemetry's in-memory exporter behind a tracer provider the data layer traces with."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from core import telemetry
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.use_tracer_provider(provider)
+    yield exporter
+    telemetry.use_tracer_provider(None)
+    provider.shutdown()

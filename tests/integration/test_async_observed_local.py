@@ -4,7 +4,6 @@ access pattern and the calling function of the code that made the call, on eithe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from structlog.testing import capture_logs
 
-from core import telemetry
 from core.config import Settings, get_settings
 from core.logs import configure_logging
 from models import User
@@ -34,18 +32,6 @@ def table(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, local
     settings = get_settings()
     assert settings.transport == request.param
     return settings
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """OpenTelemetry's in-memory exporter behind a tracer provider the data layer traces with."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry.use_tracer_provider(provider)
-    yield exporter
-    telemetry.use_tracer_provider(None)
-    provider.shutdown()
 
 
 async def _acalls(user_id: str) -> None:

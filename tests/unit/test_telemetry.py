@@ -40,18 +40,6 @@ def table(transport: str, moto_table: Settings) -> Settings:
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """OpenTelemetry's in-memory exporter behind a tracer provider the data layer traces with."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry.use_tracer_provider(provider)
-    yield exporter
-    telemetry.use_tracer_provider(None)
-    provider.shutdown()
-
-
-@pytest.fixture
 def observed() -> Iterator[list[telemetry.Observation]]:
     """Every observation handed to an application's observer from now on."""
     seen: list[telemetry.Observation] = []
