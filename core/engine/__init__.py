@@ -11,8 +11,9 @@
   ``core.engine.wire`` (HTTP/1.1 keep-alive on ``socket``/``ssl``, framing in ``core.engine.http1``)
   for direct connections, urllib3 behind a proxy (``core.engine.transport`` chooses, and maps
   either one's failures to botocore's exceptions).
-- ``core.engine.aio``: ``AsyncLeanClient``, the asyncio transport over one aiohttp pool (imported on
-  demand: the synchronous layer never loads aiohttp).
+- ``core.engine.aio``: ``AsyncLeanClient``, the asyncio transport over one connection pool of the
+  engine's own (``core.engine.aiowire``: HTTP/1.1 keep-alive on asyncio, the framing shared with
+  ``core.engine.wire``); imported on demand.
 - ``observers``: callables that receive one ``Observation`` per call (``core.engine.observe``).
 
 Control-plane calls (the migrations) stay on botocore's client (``core.client``).

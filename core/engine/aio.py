@@ -1,18 +1,20 @@
 """The asyncio transport: ``AsyncLeanClient``, ``await client.call(operation, params) -> dict``.
 
 The same call as ``core.engine.sync.LeanClient`` in every respect but the waiting: the body is
-serialized once (``core.engine.requests``), each attempt signed with the current credentials and sent
-through one aiohttp connection pool, the answer parsed by the same functions, retried by the same
-decisions (``core.engine.retries``: botocore's standard mode, the client's retry quota, full-jitter
-backoff awaited with ``asyncio.sleep``, a lost answer re-sent without quota), finished into the same
-result or ``ClientError`` with botocore's contents, and observed once (``core.engine.calls``: the
-same ``Observation``, access pattern from the same context variable, which every task inherits). A
+serialized once (``core.engine.requests``), each attempt signed with the current credentials and
+sent through one connection pool (``core.engine.aiowire``: the engine's own HTTP/1.1 keep-alive
+client on asyncio, the request bytes and the answer's parser shared with the synchronous client),
+the answer parsed by the same functions, retried by the same decisions (``core.engine.retries``:
+botocore's standard mode, the client's retry quota, full-jitter backoff awaited with
+``asyncio.sleep``, a lost answer re-sent without quota), finished into the same result or
+``ClientError`` with botocore's contents, and observed once (``core.engine.calls``: the same
+``Observation``, access pattern from the same context variable, which every task inherits). A
 transport failure is botocore's exception, as ``LeanClient`` raises it (``EndpointConnectionError``
 marked ``core.error_codes.NOTHING_SENT`` when no attempt reached the endpoint, ``ReadTimeoutError``,
 ``ConnectionClosedError``, ...).
 
-aiohttp was chosen by measurement over httpx and httpcore (``benchmarks/aio_probe.py``): the least
-client CPU per call, sequential and concurrent.
+No proxy: the client connects directly to the endpoint, as the aiohttp session it replaced did
+(it did not read the environment) and as ``LeanClient`` does behind one (see ``core.engine.transport``).
 
 **One loop, one pool.** A client is bound to the event loop of its first call; a call from another
 loop raises ``RuntimeError`` (make one client per loop). Its calls share one pool of at most
@@ -33,9 +35,9 @@ instance, so asyncio's bookkeeping is kept), after recording its ``Observation``
 ``"cancelled"``. Before it leaves the call, the exception is given ``REQUEST_SENT``
 (``request_sent(exc)`` reads it): ``False`` only when no byte of any attempt of the call can have
 reached the network (cancelled while waiting for credentials, for a pooled connection or for the
-connection to open); ``True`` as soon as the HTTP library was about to write an attempt's request
-(aiohttp's ``on_request_headers_sent`` trace signal, which comes before the first byte is written),
-or an earlier attempt was sent. ``True`` means DynamoDB may have applied the request: a write path
+connection to open); ``True`` as soon as an attempt's request is about to be written (just before
+``transport.write``), or an earlier attempt was sent. A connection whose answer was abandoned is
+closed, never reused. ``True`` means DynamoDB may have applied the request: a write path
 turns it into ``WriteOutcomeUnknown`` naming the keys (or settles it as it settles a lost answer);
 ``False`` means nothing was written. A cancelled request is never re-sent.
 """
@@ -49,37 +51,24 @@ from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Final
 
-import aiohttp
 import botocore.session
 from botocore.credentials import ReadOnlyCredentials
-from botocore.exceptions import (
-    BotoCoreError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    ProxyConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
+from botocore.exceptions import NoCredentialsError, NoRegionError, SSLError
 from botocore.httpsession import where
-from yarl import URL
 
 from core.config import Settings, get_settings
-from core.engine import calls, observe
+from core.engine import calls, http1, observe
+from core.engine.aiowire import AsyncPool
 from core.engine.requests import Endpoint, endpoint_for, finish, parse, serialize, signed
 from core.engine.retries import CallState, Outcome, RetryPolicy
 from core.engine.signing import TIMESTAMP_FORMAT
 from core.engine.sync import MAX_POOL_CONNECTIONS, METHODS
+from core.engine.transport import direct_origin, transport_error
 
 __all__ = ["REQUEST_SENT", "AsyncLeanClient", "request_sent"]
 
 REQUEST_SENT: Final = "datalayer_request_sent"  # set on the CancelledError a cancelled call raises
 CREDENTIALS_CHECK_SECONDS: Final = 30.0
-# aiohttp would add Accept and Accept-Encoding (gzip: DynamoDB could then compress its answers).
-_SKIPPED_HEADERS: Final = ("Accept", "Accept-Encoding")
 
 
 def request_sent(exc: BaseException) -> bool | None:
@@ -90,25 +79,12 @@ def request_sent(exc: BaseException) -> bool | None:
 
 
 class _Attempt:
-    """One attempt's progress, as aiohttp's trace signals report it."""
+    """One attempt's progress: ``sent`` once its request is about to be written."""
 
     __slots__ = ("sent",)
 
     def __init__(self) -> None:
         self.sent = False
-
-
-async def _on_headers_sent(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
-    attempt = context.trace_request_ctx
-    if isinstance(attempt, _Attempt):
-        attempt.sent = True
-
-
-def _trace_config() -> aiohttp.TraceConfig:
-    config = aiohttp.TraceConfig()
-    config.on_request_headers_sent.append(_on_headers_sent)
-    config.freeze()
-    return config
 
 
 class _Credentials:
@@ -189,10 +165,12 @@ class AsyncLeanClient:
         self.endpoint: Endpoint = endpoint_for(settings.endpoint_url, str(region))
         self.max_connections = max_connections
         self.retry = retry or RetryPolicy(1 + settings.max_retry_attempts)
-        self._url = URL(self.endpoint.url, encoded=True)
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=None,
-                                              sock_connect=settings.connect_timeout_seconds,
-                                              sock_read=settings.read_timeout_seconds)
+        direct = direct_origin(self.endpoint.url)
+        if direct is None:
+            raise ValueError(f"not an http(s) endpoint: {self.endpoint.url!r}")
+        self._origin, self._target = direct
+        self._connect_timeout = settings.connect_timeout_seconds
+        self._read_timeout = settings.read_timeout_seconds
         self._ca_bundle = session.get_config_variable("ca_bundle") or where()
         self._credentials = _Credentials(session)
         self._capacity = return_consumed_capacity
@@ -200,7 +178,7 @@ class AsyncLeanClient:
         self._sleep = sleep
         self._on_observation = on_observation
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._http: AsyncPool | None = None
         self._closed = False
         # The hooks of LeanClient (core.engine.sync), run the same way; a LeanClient's twin shares its lists.
         self.before_call: list[calls.Hook] = []
@@ -285,7 +263,7 @@ class AsyncLeanClient:
                 result=result, failure=failure, reasons=reasons,
             ))
 
-    async def _attempt(self, http: aiohttp.ClientSession, operation: str, body: bytes,
+    async def _attempt(self, http: AsyncPool, operation: str, body: bytes,
                        attempt: _Attempt) -> Outcome:
         """Sign and send one attempt; its answer parsed, or the transport exception."""
         credentials = await self._credentials.get()
@@ -298,32 +276,25 @@ class AsyncLeanClient:
                 attempt.sent = True  # a hook that answers stands for a request that was sent
                 return hooked
         try:
-            async with http.request("POST", self._url, data=request.body, headers=request.headers,
-                                    allow_redirects=False, trace_request_ctx=attempt) as response:
-                raw = await response.read()
-                status = response.status
-                parsed = parse(operation, status, response.headers, raw)
-        except (TimeoutError, aiohttp.ClientError) as exc:  # botocore's exception, as LeanClient's
-            return Outcome(error=_transport_error(exc, request.url))
-        headers: Mapping[str, str] = parsed["ResponseMetadata"]["HTTPHeaders"]  # lower-cased by parse
+            payload = http1.encode(request.method, self._target, request.headers, request.body)
+            status, headers, raw = await http.exchange(payload, attempt)
+        except Exception as exc:  # botocore's exception, as LeanClient's
+            return Outcome(error=transport_error(exc, request.url))
+        parsed = parse(operation, status, headers, raw)
         return Outcome(status=status, headers=headers, body=raw, parsed=parsed)
 
-    async def _bound_session(self) -> aiohttp.ClientSession:
+    async def _bound_session(self) -> AsyncPool:
         """The pool of this client's loop: made at the first call, refused from another loop."""
         self._check_loop()
         if self._closed:
             raise RuntimeError("this AsyncLeanClient is closed")
         if self._http is None:
-            context = (await asyncio.to_thread(ssl.create_default_context, cafile=self._ca_bundle)
-                       if self._url.scheme == "https" else None)
+            context = (await asyncio.to_thread(_tls_context, self._ca_bundle, self.endpoint.url)
+                       if self._origin.scheme == "https" else None)
             if self._http is None:  # another task may have made it while this one waited
-                connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0,
-                                                 ssl=context if context is not None else True)
-                self._http = aiohttp.ClientSession(
-                    connector=connector, timeout=self._timeout, auto_decompress=False,
-                    skip_auto_headers=_SKIPPED_HEADERS, cookie_jar=aiohttp.DummyCookieJar(),
-                    trace_configs=[_trace_config()],
-                )
+                self._http = AsyncPool(self._origin, connect_timeout=self._connect_timeout,
+                                       read_timeout=self._read_timeout,
+                                       max_connections=self.max_connections, tls=context)
         return self._http
 
     def _check_loop(self) -> None:
@@ -344,23 +315,13 @@ class AsyncLeanClient:
             await http.close()
 
 
-# aiohttp's exception -> botocore's (as botocore's HTTP session maps urllib3's), first match wins.
-_Raised = type[BaseException] | tuple[type[BaseException], ...]
-_TRANSPORT_ERRORS: Final[tuple[tuple[_Raised, type[BotoCoreError]], ...]] = (
-    (aiohttp.ClientSSLError, SSLError),
-    (aiohttp.ClientConnectorError, EndpointConnectionError),  # the connection could not be made
-    (aiohttp.ConnectionTimeoutError, ConnectTimeoutError),
-    ((aiohttp.ServerTimeoutError, TimeoutError), ReadTimeoutError),
-    ((aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError),
-     ConnectionClosedError),
-)
-
-
-def _transport_error(exc: BaseException, url: str) -> Exception:
-    """botocore's exception for what aiohttp raised."""
-    if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return ProxyConnectionError(proxy_url=url, error=exc)
-    for raised, botocore_error in _TRANSPORT_ERRORS:
-        if isinstance(exc, raised):
-            return botocore_error(endpoint_url=url, error=exc)
-    return HTTPClientError(error=exc)
+def _tls_context(cafile: str, url: str) -> ssl.SSLContext:
+    """(In a worker thread: loading a CA bundle takes milliseconds.) The context that verifies the
+    endpoint's certificate against ``cafile``, as ``core.engine.wire``'s; a bundle that cannot be
+    read is an SSL error, as urllib3 says."""
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except OSError as exc:
+        raise SSLError(endpoint_url=url, error=exc) from exc
+    context.set_alpn_protocols(["http/1.1"])
+    return context

@@ -1,7 +1,8 @@
 """HTTP/1.1 framing for ``core.engine.wire``, by hand, on the standard library alone.
 
 ``encode`` gives a request as the bytes written in one ``sendall`` (request line, headers, body);
-``read`` reads one answer from a socket: the status line, the headers (names lower-cased; a
+``Parser`` parses one answer from the bytes fed to it, without I/O (``read`` feeds it from a socket,
+``core.engine.aiowire`` from an asyncio protocol): the status line, the headers (names lower-cased; a
 repeated one joined with ``", "``, as urllib3's ``HTTPHeaderDict`` joins it), and the body, to
 ``content-length``, by ``transfer-encoding: chunked`` or to the end of the connection; 1xx answers
 are skipped. It says too whether the connection can carry another request: not after
@@ -82,34 +83,176 @@ def encode(method: str, target: str, headers: Mapping[str, str], body: bytes) ->
 
 def read(sock: socket.socket) -> tuple[Response, bool]:
     """One answer read from ``sock`` (1xx answers skipped); and whether the connection stays open."""
-    data = sock.recv(RECV_SIZE)
-    if not data:
-        raise ConnectionBroken("Remote end closed connection without response")
+    parser = Parser()
     while True:
-        end = data.find(b"\r\n\r\n")
-        while end < 0:
-            if len(data) > MAX_HEAD:
-                raise ConnectionBroken(f"got more than {MAX_HEAD} bytes of headers")
-            data = _more(sock, data, "Remote end closed connection during the headers")
-            end = data.find(b"\r\n\r\n")
-        status, headers, keep = _head(data[:end].decode("latin-1"))
-        data = data[end + 4:]
-        if status >= 200 or status == 101:  # 101: no body, and the connection is not HTTP any more
-            break
-    encoding = headers.get("transfer-encoding")
-    length = headers.get("content-length")
-    if status in _NO_BODY or status < 200:
-        body, keep = b"", keep and status >= 200
-    elif encoding is not None and "chunked" in encoding.lower():
-        body, data = _chunked(sock, data)
-    elif length is not None:
-        body, data = _exactly(sock, data, _length(length))
-    else:  # delimited by the end of the connection
-        parts = [data]
-        while chunk := sock.recv(RECV_SIZE):
-            parts.append(chunk)
-        body, data, keep = b"".join(parts), b"", False
-    return Response(status, headers, body), keep and not data
+        data = sock.recv(RECV_SIZE)
+        if not data:
+            return parser.eof(), False
+        if parser.feed(data):
+            return parser.answer()
+
+
+# Parser states: what the next bytes are.
+_HEAD: Final = 0  # the status line and headers
+_BODY: Final = 1  # ``_need`` more bytes of body (content-length) or of a chunk
+_CRLF: Final = 2  # the CRLF after a chunk's data
+_SIZE: Final = 3  # a chunk-size line
+_TRAILER: Final = 4  # trailer lines, up to an empty one
+_EOF: Final = 5  # body bytes up to the end of the connection
+_DONE: Final = 6
+
+
+class Parser:
+    """One answer, parsed without I/O (the sync ``read`` and ``core.engine.aiowire`` feed it).
+
+    ``feed(data)`` with each bytes received: ``True`` once the answer is whole (then ``answer()``
+    gives it and whether the connection stays open). ``eof()`` when the connection ends first: the
+    answer when its body is delimited by the end, else ``ConnectionBroken``. A malformed answer
+    raises ``ConnectionBroken`` from ``feed``.
+    """
+
+    __slots__ = ("_chunked", "_keep", "_need", "_parts", "_pending", "_response", "_seen", "_state")
+
+    def __init__(self) -> None:
+        self._state = _HEAD
+        self._pending = b""  # bytes of a head or chunk line not yet complete
+        self._parts: list[bytes] = []
+        self._need = 0
+        self._seen = 0  # body bytes received (content-length bodies)
+        self._chunked = False
+        self._keep = False
+        self._response: Response | None = None
+
+    def answer(self) -> tuple[Response, bool]:
+        """The whole answer and whether the connection can carry another request."""
+        if self._response is None:
+            raise ConnectionBroken("the answer is not complete")
+        return self._response, self._keep
+
+    def feed(self, data: bytes) -> bool:
+        """Take the next bytes received; ``True`` once the answer is whole."""
+        if self._state == _DONE:
+            self._keep = self._keep and not data  # bytes nobody asked for: not reusable
+            return True
+        if self._pending:
+            data, self._pending = self._pending + data, b""
+        at = 0
+        while self._state != _DONE:
+            at = _STEPS[self._state](self, data, at)
+            if at < 0:
+                return False
+        return self._finish(at == len(data))
+
+    def _body(self, data: bytes, at: int) -> int:
+        """Body bytes up to ``_need``: a content-length body, or a chunk's data."""
+        size = len(data)
+        take = min(self._need, size - at)
+        if take:
+            self._parts.append(data if take == size else data[at:at + take])
+            at += take
+            self._need -= take
+            self._seen += take
+        if self._need:
+            return -1
+        self._state = _CRLF if self._chunked else _DONE
+        return at
+
+    def _head_step(self, data: bytes, at: int) -> int:
+        end = data.find(b"\r\n\r\n", at)
+        if end < 0:
+            return self._wait(data, at, f"got more than {MAX_HEAD} bytes of headers")
+        return self._start(data[at:end].decode("latin-1"), end + 4)
+
+    def _crlf(self, data: bytes, at: int) -> int:
+        if len(data) - at < 2:
+            return self._wait(data, at, "")
+        if data[at:at + 2] != b"\r\n":
+            raise ConnectionBroken("a chunk does not end with CRLF")
+        self._state = _SIZE
+        return at + 2
+
+    def _line_step(self, data: bytes, at: int) -> int:
+        """A chunk-size line, or a trailer line (dropped; the empty one ends the body)."""
+        end = data.find(b"\r\n", at)
+        if end < 0:
+            return self._wait(data, at, "chunk line too long")
+        line = data[at:end]
+        if self._state == _TRAILER:
+            if not line:
+                self._state = _DONE
+            return end + 2
+        size_field = line.split(b";", 1)[0].strip()
+        if not size_field or size_field.strip(b"0123456789abcdefABCDEF"):
+            raise ConnectionBroken(f"invalid chunk size {line[:40]!r}")
+        self._need = int(size_field, 16)
+        self._state = _BODY if self._need else _TRAILER
+        return end + 2
+
+    def _to_eof(self, data: bytes, at: int) -> int:
+        if at < len(data):
+            self._parts.append(data[at:])
+        return -1
+
+    def eof(self) -> Response:
+        """The connection ended: the answer if its body runs to the end, else ``ConnectionBroken``."""
+        state = self._state
+        if state == _EOF:
+            self._finish(False)
+            return self.answer()[0]
+        if state == _HEAD:
+            raise ConnectionBroken("Remote end closed connection during the headers" if self._pending
+                                   or self._seen else "Remote end closed connection without response")
+        if state == _BODY and not self._chunked:
+            raise ConnectionBroken(f"IncompleteRead({self._seen} bytes read, {self._need} more expected)")
+        if state == _DONE:
+            return self.answer()[0]
+        raise ConnectionBroken("Remote end closed connection in a chunked body")
+
+    def _wait(self, data: bytes, at: int, too_long: str) -> int:
+        """Keep the incomplete line (or head) from ``at`` for the next bytes."""
+        rest = data[at:]
+        if len(rest) > MAX_HEAD:
+            raise ConnectionBroken(too_long)
+        self._pending = rest
+        return -1
+
+    def _start(self, head: str, at: int) -> int:
+        """Read the head; choose how the body is delimited (or skip a 1xx answer)."""
+        status, headers, keep = _head(head)
+        self._seen = 1  # something was received: a later end is "during the headers"
+        if 100 <= status < 200 and status != 101:
+            return at  # an interim answer: the real one follows
+        self._seen = 0
+        self._response = Response(status, headers, b"")
+        self._keep = keep
+        encoding = headers.get("transfer-encoding")
+        length = headers.get("content-length")
+        if status in _NO_BODY or status < 200:
+            self._keep = keep and status >= 200
+            self._state = _DONE
+        elif encoding is not None and "chunked" in encoding.lower():
+            self._chunked, self._state = True, _SIZE
+        elif length is not None:
+            self._need = _length(length)
+            self._state = _BODY if self._need else _DONE
+        else:
+            self._keep, self._state = False, _EOF
+        return at
+
+    def _finish(self, consumed: bool) -> bool:
+        parts = self._parts
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        response = self._response
+        assert response is not None
+        self._response = Response(response.status, response.headers, body)
+        self._keep = self._keep and consumed
+        self._state = _DONE
+        self._parts = []
+        return True
+
+
+_STEPS: Final = (Parser._head_step, Parser._body, Parser._crlf, Parser._line_step, Parser._line_step,
+                 Parser._to_eof)
 
 
 def _head(text: str) -> tuple[int, dict[str, str], bool]:
@@ -141,62 +284,3 @@ def _length(value: str) -> int:
     if len(lengths) != 1 or not (length := lengths.pop()).isdigit():
         raise ConnectionBroken(f"invalid content-length {value!r}")
     return int(length)
-
-
-def _more(sock: socket.socket, data: bytes, eof: str) -> bytes:
-    chunk = sock.recv(RECV_SIZE)
-    if not chunk:
-        raise ConnectionBroken(eof)
-    return data + chunk
-
-
-def _exactly(sock: socket.socket, data: bytes, length: int) -> tuple[bytes, bytes]:
-    """``length`` bytes: those in ``data`` first, then read; and what followed them."""
-    have = len(data)
-    if have >= length:
-        return data[:length], data[length:]
-    buffer = bytearray(length)
-    buffer[:have] = data
-    view = memoryview(buffer)
-    while have < length:
-        read = sock.recv_into(view[have:])
-        if not read:
-            raise ConnectionBroken(f"IncompleteRead({have} bytes read, {length - have} more expected)")
-        have += read
-    return bytes(buffer), b""
-
-
-def _line(sock: socket.socket, data: bytes, at: int) -> tuple[bytes, bytes, int]:
-    """The CRLF-ended line at ``at`` in ``data`` (read more until there is one); the data and where
-    the line ends (``data`` is cut to what is unread only when more must be read)."""
-    end = data.find(b"\r\n", at)
-    while end < 0:
-        if len(data) - at > MAX_HEAD:
-            raise ConnectionBroken("chunk line too long")
-        data, at = _more(sock, data[at:], "Remote end closed connection in a chunked body"), 0
-        end = data.find(b"\r\n")
-    return data[at:end], data, end + 2
-
-
-def _chunked(sock: socket.socket, data: bytes) -> tuple[bytes, bytes]:
-    """A chunked body (chunk extensions ignored, trailers read and dropped); and what followed it."""
-    parts: list[bytes] = []
-    at = 0
-    while True:
-        line, data, at = _line(sock, data, at)
-        size_field = line.split(b";", 1)[0].strip()
-        if not size_field or size_field.strip(b"0123456789abcdefABCDEF"):
-            raise ConnectionBroken(f"invalid chunk size {line[:40]!r}")
-        size = int(size_field, 16)
-        if size == 0:
-            while line:  # trailers, up to an empty line
-                line, data, at = _line(sock, data, at)
-            return b"".join(parts), data[at:]
-        if len(data) - at >= size + 2:
-            chunk, at = data[at:at + size + 2], at + size + 2
-        else:
-            chunk, data = _exactly(sock, data[at:], size + 2)
-            at = 0
-        if chunk[size:] != b"\r\n":
-            raise ConnectionBroken("a chunk does not end with CRLF")
-        parts.append(chunk[:size])

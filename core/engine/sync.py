@@ -62,7 +62,7 @@ from core.engine.transport import Sender, sender_for, transport_error
 
 MAX_POOL_CONNECTIONS: Final = 32  # as core.client: enough for the thread pools that fan reads out
 # A loop's twin (``LeanClient.twin``) keeps more: tasks are cheaper than threads, and an app awaits
-# many calls at once (aiohttp's own default).
+# many calls at once.
 TWIN_MAX_CONNECTIONS: Final = 100
 # botocore's method names (``put_item``) of the data-plane operations, for callers that use them.
 METHODS: Final = {xform_name(operation): operation for operation in INPUT_MEMBERS}

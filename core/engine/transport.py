@@ -102,9 +102,8 @@ def sender_for(url: str, *, connect_timeout: float, read_timeout: float, max_con
     given; else ``core.engine.wire`` for a direct connection, urllib3 when a proxy applies."""
     if pool is not None:
         return URLLib3Sender(pool)
-    parts = parse_url(url)
-    if (parts.scheme not in ("http", "https") or not parts.host
-            or get_environ_proxies(url).get(urlsplit(url).scheme)):
+    direct = direct_origin(url)
+    if direct is None or get_environ_proxies(url).get(urlsplit(url).scheme):
         return URLLib3Sender(urllib3.PoolManager(
             num_pools=4,
             maxsize=max_connections,
@@ -112,11 +111,21 @@ def sender_for(url: str, *, connect_timeout: float, read_timeout: float, max_con
             retries=False,
             ca_certs=cafile,
         ))
-    host = parts.host.strip("[]").rstrip(".")  # as urllib3 dials it
-    origin = wire.Origin(parts.scheme, host, parts.port or (443 if parts.scheme == "https" else 80))
-    return WireSender(origin, parts.request_uri, wire.Pool(
+    origin, target = direct
+    return WireSender(origin, target, wire.Pool(
         connect_timeout=connect_timeout, read_timeout=read_timeout, max_idle=max_connections,
         cafile=cafile))
+
+
+def direct_origin(url: str) -> tuple[wire.Origin, str] | None:
+    """Where a direct connection to ``url`` goes (the host urllib3 reads in it, as urllib3 dials it)
+    and the request target; ``None`` for a URL that is not ``http``/``https`` with a host."""
+    parts = parse_url(url)
+    if parts.scheme not in ("http", "https") or not parts.host:
+        return None
+    host = parts.host.strip("[]").rstrip(".")
+    origin = wire.Origin(parts.scheme, host, parts.port or (443 if parts.scheme == "https" else 80))
+    return origin, parts.request_uri
 
 
 # urllib3's exception -> botocore's (``botocore.httpsession.URLLib3Session.send``), first match wins;
