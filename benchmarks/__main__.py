@@ -55,7 +55,7 @@ from benchmarks.scenarios import (
 )
 from benchmarks.timing import CPU, WALL, Samples, Variant, interleaved
 from core.config import Settings
-from core.engine.sync import MAX_POOL_CONNECTIONS
+from core.engine.sync import TWIN_MAX_CONNECTIONS
 
 LATENCY = 0.005
 BATCH = 1000  # items of one batch write
@@ -363,10 +363,8 @@ def _notes(rounds: int, size: Size, bare_start: float) -> list[str]:
         "for Rust); its CPU on its runtime's threads is in the process's CPU time",
         f"concurrency: {CONCURRENT_CALLS:,} gets on one event loop, at most {IN_FLIGHT} in flight "
         "(a semaphore), every answer after the delay; ideal = calls / in flight x delay. The layer's async "
-        f"client keeps at most {MAX_POOL_CONNECTIONS} connections a loop "
-        f"(`core.engine.sync.MAX_POOL_CONNECTIONS`, no setting), so its calls past {MAX_POOL_CONNECTIONS} "
-        "wait for one: "
-        f"{CONCURRENT_CALLS / MAX_POOL_CONNECTIONS * LATENCY * 1e3:.0f} ms at best",
+        f"client keeps up to {TWIN_MAX_CONNECTIONS} connections a loop (`core.engine.sync."
+        "TWIN_MAX_CONNECTIONS`); the client CPU of the calls, not the delay, bounds this row",
         f"cold import: CPU of fresh `python -c` processes ({max(rounds, IMPORT_ROUNDS)} rounds), minus "
         f"the bare interpreter start ({bare_start * 1e3:.0f} ms CPU, median); the bare PynamoDB column is "
         "`import pynamodb.models`; `repositories.orders` is what an app that places orders pays, "
