@@ -23,8 +23,8 @@ from botocore.awsrequest import AWSPreparedRequest, HeadersDict
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from core.engine import observe
-from core.engine.requests import Request, error_code, parse
-from core.engine.retries import CallState, Outcome
+from core.engine.requests import Request, error_code, finish, parse
+from core.engine.retries import CallState, Outcome, RetryPolicy
 from core.error_codes import NOTHING_SENT
 
 READS_CAPACITY: Final = frozenset({"TOTAL"})
@@ -137,3 +137,27 @@ def sent_by_hook(hooks: Sequence[Hook], operation: str, request: Request) -> Out
             return Outcome(status=status, headers=answered, body=raw,
                            parsed=parse(operation, status, answered, raw))
     return None
+
+
+def hooked(before: Sequence[Hook], after: Sequence[Hook], operation: str, body: bytes,
+           url: str) -> Outcome | None:
+    """The outcome a ``before_call`` hook gave instead of the call being sent (``after_call`` hooks
+    run on it), or ``None`` when no hook answered."""
+    answered = answered_by_hook(before, operation, body, url) if before else None
+    if answered is None:
+        return None
+    after_call(after, operation, answered)
+    return Outcome(status=answered["ResponseMetadata"]["HTTPStatusCode"], parsed=answered)
+
+
+def settled(operation: str, outcome: Outcome, state: CallState, retry: RetryPolicy,
+            after: Sequence[Hook]) -> dict[str, Any]:
+    """The result of a call whose last attempt ended with ``outcome``: the transport error when it
+    got no answer, else the answer (``ClientError`` for an error) after the ``after_call`` hooks,
+    a success refilling the retry quota."""
+    if outcome.parsed is None:
+        raise unanswered(outcome, state)
+    if outcome.status is not None and 200 <= outcome.status < 300:
+        retry.succeeded(state)
+    after_call(after, operation, outcome.parsed)
+    return finish(operation, dict(outcome.parsed), retries=state.attempts - 1, retry_metadata=state.metadata)

@@ -208,13 +208,10 @@ class LeanClient:
         failure: BaseException | None = None
         try:
             body = serialize(operation, params)
-            if self.before_call:
-                answered = calls.answered_by_hook(self.before_call, operation, body, self.endpoint.url)
-                if answered is not None:
-                    outcome = Outcome(status=answered["ResponseMetadata"]["HTTPStatusCode"], parsed=answered)
-                    calls.after_call(self.after_call, operation, answered)
-                    result = finish(operation, answered, retries=0)
-                    return result
+            outcome = calls.hooked(self.before_call, self.after_call, operation, body, self.endpoint.url)
+            if outcome is not None:
+                result = finish(operation, dict(outcome.parsed or {}), retries=0)
+                return result
             while True:
                 state.attempts += 1
                 outcome = self._attempt(operation, body)
@@ -223,13 +220,7 @@ class LeanClient:
                 if not decision.retry:
                     break
                 self._sleep(decision.delay)
-            if outcome.parsed is None:
-                raise calls.unanswered(outcome, state)
-            if outcome.status is not None and 200 <= outcome.status < 300:
-                self.retry.succeeded(state)
-            calls.after_call(self.after_call, operation, outcome.parsed)
-            result = finish(operation, dict(outcome.parsed), retries=state.attempts - 1,
-                            retry_metadata=state.metadata)
+            result = calls.settled(operation, outcome, state, self.retry, self.after_call)
             return result
         except BaseException as exc:
             failure = exc
