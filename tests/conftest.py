@@ -26,7 +26,7 @@ from core.localdb import LocalDynamoDB
 from migrations import runner
 from models import ENTITIES, TableModel
 from repositories import cache
-from tests.helpers import moto_answers_lean_clients, on
+from tests.helpers import LoseAnswers, moto_answers_lean_clients, off, on
 
 
 def _quiet(_: str) -> None:
@@ -213,3 +213,18 @@ def spans() -> Iterator[Any]:
     yield exporter
     telemetry.use_tracer_provider(None)
     provider.shutdown()
+
+
+@pytest.fixture
+def lose(local_table: Settings) -> Iterator[Callable[..., LoseAnswers]]:
+    """``lose("PutItem", times=1)``: the next answers to those operations are lost after being applied."""
+    injector = LoseAnswers()
+    client = TableModel._get_connection().connection.client
+    on(client, "before-send.dynamodb", injector, first=True)
+
+    def arm(*operations: str, times: int = 1, skip: int = 0) -> LoseAnswers:
+        injector.operations, injector.times, injector.lost, injector.skip = set(operations), times, 0, skip
+        return injector
+
+    yield arm
+    off(client, "before-send.dynamodb", injector)

@@ -19,6 +19,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from botocore.exceptions import ReadTimeoutError
+from botocore.httpsession import URLLib3Session
+
 from core.client import new_client
 from core.config import Settings
 from core.engine.sync import LeanClient
@@ -317,3 +320,26 @@ def race(*calls: Callable[[], T]) -> list[T | BaseException]:
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         return list(pool.map(run, calls))
+
+
+class LoseAnswers:
+    """Apply requests of the chosen operations for real, then drop their answers (``times`` of them,
+    after letting ``skip`` through)."""
+
+    def __init__(self) -> None:
+        self.lost = 0
+        self.times = 0
+        self.skip = 0
+        self.operations: set[str] = set()
+        self._http = URLLib3Session()
+
+    def __call__(self, request: Any, **_: Any) -> None:
+        operation = request.headers.get("X-Amz-Target", b"")
+        name = (operation.decode() if isinstance(operation, bytes) else operation).rpartition(".")[2]
+        if name in self.operations and self.skip > 0:
+            self.skip -= 1
+            return
+        if name in self.operations and self.lost < self.times:
+            self.lost += 1
+            self._http.send(request)  # DynamoDB applies it...
+            raise ReadTimeoutError(endpoint_url=request.url)  # ...and the answer never arrives

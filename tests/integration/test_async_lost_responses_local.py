@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,26 +29,10 @@ from models import Account, Order, Product, TableModel, Transfer
 from repositories.asyncio import accounts, batch, metrics, orders, outcome_of, products, users
 from tests.async_helpers import Relay, arun, stored
 from tests.conftest import ClientHooks
-from tests.helpers import RawTable, claims, existing_user, models_client, off, on, random_email
-from tests.integration.test_lost_responses_local import LoseAnswers
+from tests.helpers import LoseAnswers, RawTable, claims, existing_user, models_client, off, on, random_email
 
 AT = datetime(2025, 6, 1, 12, tzinfo=UTC)
 ENDPOINT = "AWS_ENDPOINT_URL_DYNAMODB"
-
-
-@pytest.fixture
-def lose(local_table: Settings) -> Iterator[Callable[..., LoseAnswers]]:
-    """``lose("PutItem", times=1)``: the next answers to those operations are lost after being applied."""
-    injector = LoseAnswers()
-    client = models_client(TableModel)
-    on(client, "before-send.dynamodb", injector, first=True)
-
-    def arm(*operations: str, times: int = 1, skip: int = 0) -> LoseAnswers:
-        injector.operations, injector.times, injector.lost, injector.skip = set(operations), times, 0, skip
-        return injector
-
-    yield arm
-    off(client, "before-send.dynamodb", injector)
 
 
 # --- lost answers ---------------------------------------------------------------------------------------

@@ -8,65 +8,25 @@ exist exactly once; when every answer is lost, ``WriteOutcomeUnknown`` names wha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from botocore.exceptions import ReadTimeoutError
-from botocore.httpsession import URLLib3Session
 
 from core.config import Settings
 from core.errors import WriteOutcomeUnknown
-from models import Order, Product, TableModel
+from models import Order, Product
 from repositories.accounts import open_account
 from repositories.batch import batch_write
 from repositories.metrics import get_hourly_aggregates, record_metric
 from repositories.orders import get_order, place_order, set_order_status
 from repositories.products import put_product
 from repositories.users import create_user, get_user, update_user
-from tests.helpers import off, on, random_email, raw_scan
+from tests.helpers import LoseAnswers, random_email, raw_scan
 
 AT = datetime(2025, 6, 1, 12, tzinfo=UTC)
-
-
-class LoseAnswers:
-    """Apply requests of the chosen operations for real, then drop their answers (``times`` of them,
-    after letting ``skip`` through)."""
-
-    def __init__(self) -> None:
-        self.lost = 0
-        self.times = 0
-        self.skip = 0
-        self.operations: set[str] = set()
-        self._http = URLLib3Session()
-
-    def __call__(self, request: Any, **_: Any) -> None:
-        operation = request.headers.get("X-Amz-Target", b"")
-        name = (operation.decode() if isinstance(operation, bytes) else operation).rpartition(".")[2]
-        if name in self.operations and self.skip > 0:
-            self.skip -= 1
-            return
-        if name in self.operations and self.lost < self.times:
-            self.lost += 1
-            self._http.send(request)  # DynamoDB applies it...
-            raise ReadTimeoutError(endpoint_url=request.url)  # ...and the answer never arrives
-
-
-@pytest.fixture
-def lose(local_table: Settings) -> Iterator[Callable[..., LoseAnswers]]:
-    """``lose("PutItem", times=1)``: the next answers to those operations are lost after being applied."""
-    injector = LoseAnswers()
-    client = TableModel._get_connection().connection.client
-    on(client, "before-send.dynamodb", injector, first=True)
-
-    def arm(*operations: str, times: int = 1, skip: int = 0) -> LoseAnswers:
-        injector.operations, injector.times, injector.lost, injector.skip = set(operations), times, 0, skip
-        return injector
-
-    yield arm
-    off(client, "before-send.dynamodb", injector)
 
 
 def _items(settings: Settings, entity_type: str) -> list[dict[str, Any]]:
