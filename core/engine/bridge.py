@@ -67,15 +67,6 @@ def _greenlet() -> Any:
     return greenlet
 
 
-class _Cancelled:
-    """The state of one ``run``: the cancellation it received, if any."""
-
-    __slots__ = ("error",)
-
-    def __init__(self) -> None:
-        self.error: asyncio.CancelledError | None = None
-
-
 def _discard(awaitable: object) -> None:
     """Close a coroutine that will not be awaited (no "never awaited" warning)."""
     close = getattr(awaitable, "close", None)
@@ -128,7 +119,7 @@ async def run(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
     from greenlet import getcurrent
 
     driver = getcurrent()
-    state = _Cancelled()
+    cancelled: asyncio.CancelledError | None = None  # once cancelled, no further call is made
 
     child = greenlet(functools.partial(fn, *args, **kwargs), driver)
     child.datalayer_bridged = True
@@ -138,14 +129,14 @@ async def run(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             step: Any = child.switch()
             while not child.dead:
-                if state.error is not None:  # cancelled: no further call is made
+                if cancelled is not None:
                     _discard(step)
-                    step = child.throw(state.error)
+                    step = child.throw(cancelled)
                     continue
                 try:
                     value = await step
                 except asyncio.CancelledError as exc:
-                    state.error = exc
+                    cancelled = exc
                     sent = getattr(exc, REQUEST_SENT, None)
                     step = child.throw(exc if sent is False else CallCancelled(error=exc))
                 except BaseException as exc:  # the call's own error, raised where it was made
@@ -153,12 +144,12 @@ async def run(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
                 else:
                     step = child.switch(value)
         except BaseException as raised:
-            if state.error is not None and raised is not state.error:
-                setattr(state.error, OUTCOME, raised)
-                raise state.error from raised
+            if cancelled is not None and raised is not cancelled:
+                setattr(cancelled, OUTCOME, raised)
+                raise cancelled from raised
             raise
-        if state.error is not None:
-            raise state.error
+        if cancelled is not None:
+            raise cancelled
         result: R = step
         return result
     finally:
