@@ -132,3 +132,39 @@ def test_every_call_of_an_awaited_function_is_awaited_on_the_loop_batches_includ
     found = asyncio.run(main())
     assert sorted(p.product_id for p in found) == sorted(f"p{n}" for n in range(30))
     assert awaited.count("BatchWriteItem") == 2 and "BatchGetItem" in awaited
+
+
+def test_awaited_get_metrics_fans_out_as_concurrent_calls_on_the_loops_thread(
+    local_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from core.engine.aio import AsyncLeanClient
+    from repositories.asyncio import metrics
+
+    threads: set[int] = set()
+    in_flight = [0, 0]  # now, most at once
+    call = AsyncLeanClient.call
+
+    async def spy(self: AsyncLeanClient, operation: str, params: Any) -> dict[str, Any]:
+        threads.add(threading.get_ident())
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight)
+        try:
+            return await call(self, operation, params)
+        finally:
+            in_flight[0] -= 1
+
+    monkeypatch.setattr(AsyncLeanClient, "call", spy)
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+
+    async def main() -> list[Any]:
+        try:
+            return await metrics.get_metrics("device-1", start, start + timedelta(days=3))
+        finally:
+            await aio.aclose()
+
+    assert asyncio.run(main()) == []
+    assert threads == {threading.get_ident()}  # tasks of the loop, no worker thread
+    assert in_flight[1] > 1  # the day partitions were queried at once
