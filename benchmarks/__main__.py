@@ -150,8 +150,9 @@ def _live(scenario: Scenario, fx: Fixture, rounds: int, block: int) -> Row:
                "layer / bare PynamoDB", samples.ratio(LAYER, PYNAMODB))
 
 
-def prepare(rounds: int, size: Size) -> Prepared:
-    """Start DynamoDB Local, seed it, record every scenario once, time the live section; stop it."""
+def prepare(rounds: int, size: Size, live: bool = True) -> Prepared:
+    """Start DynamoDB Local, seed it, record every scenario once, time the live section (unless not
+    ``live``); stop it."""
     from core.localdb import LocalDynamoDB
     from migrations import runner
 
@@ -173,6 +174,8 @@ def prepare(rounds: int, size: Size) -> Prepared:
             batch=scenarios.batch_write(fx, recorder, BATCH, size.batches, size.singles), live=[],
         )
         _point_layer_at(server.endpoint)
+        if not live:
+            return prepared
         _say("live on DynamoDB Local")
         prepared.live = [_live(put, fx, rounds, size.block(12)), _live(get, fx, rounds, size.block(12)),
                          _live(page, fx, rounds, size.block(4))]
@@ -298,37 +301,45 @@ def batch_rows(canned: Canned, p: Prepared, rounds: int, size: Size) -> list[Row
 
 
 def profiles(canned: Canned, p: Prepared, calls: int, top: int = 25) -> Profiles:
-    """cProfile of the layer's get and put on the canned server: the ``top`` lines by cumulative
-    time, over ``calls`` calls each. (Not of the async API: cProfile counts every resumption of a
+    """cProfile of the layer's get, put, transfer and batch write on the canned server: the ``top``
+    lines by cumulative and by own time, over ``calls`` calls each (a batch of ``BATCH`` items
+    counts as ``BATCH / 10`` calls). (Not of the async API: cProfile counts every resumption of a
     coroutine as a call of its own, and its cumulative times add up past the whole.)"""
     found = []
-    for scenario in (p.get, p.put):
+    for scenario, weight in ((p.get, 1), (p.put, 1), (p.transfer, 1), (p.batch, BATCH // 10)):
         variant = next(v for v in scenario.variants(canned.fixture) if v.name == LAYER)
         canned.server.use(scenario.name)
+        count = max(1, calls // weight)
 
         def run(count: int, variant: Variant = variant) -> None:
             for i in range(count):
                 variant.op(i)
 
-        run(max(1, calls // 10))  # warm
-        profile = cProfile.Profile()
+        run(max(1, count // 10))  # warm
+        profile = cProfile.Profile(time.process_time)  # CPU: not the wait for the server
         profile.enable()
-        run(calls)
+        run(count)
         profile.disable()
         _, missed = canned.server.counts()
         if missed:
             raise AssertionError(f"profile of {scenario.name}: unanswered requests {missed[:3]}")
-        text = io.StringIO()
-        pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(top)
-        found.append((f"layer: {scenario.name}, {calls:,} calls", text.getvalue().strip()))
+        for order in ("cumulative", "tottime"):
+            text = io.StringIO()
+            pstats.Stats(profile, stream=text).sort_stats(order).print_stats(top)
+            found.append((f"layer: {scenario.name}, {count:,} calls, sorted by {order}",
+                          text.getvalue().strip()))
     return found
 
 
-def canned_rows(p: Prepared, rounds: int, size: Size, profile: int) -> tuple[list[Row], Profiles]:
-    """Every scenario on the canned server; and the profiles asked for (``profile`` calls each)."""
+def canned_rows(p: Prepared, rounds: int, size: Size, profile: int,
+                only_profile: bool = False) -> tuple[list[Row], Profiles]:
+    """Every scenario on the canned server (none when ``only_profile``); and the profiles asked for
+    (``profile`` calls each)."""
     canned = Canned(p)
     try:
         _say(f"canned server at {canned.server.endpoint}")
+        if only_profile:
+            return [], profiles(canned, p, profile)
         rows = single_rows(canned, p, rounds, size)
         rows += read_rows(canned, p, rounds, size)
         rows += wall_rows(canned, p, rounds)
@@ -389,16 +400,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, nargs="?", const=2000, default=0, metavar="CALLS",
                         help="after the table, cProfile the layer's get and put on the canned server, "
                              "CALLS calls each (default 2,000): the top 25 lines by cumulative time")
+    parser.add_argument("--profile-only", action="store_true",
+                        help="only the profiles (of --profile calls, default 2,000), no table")
     args = parser.parse_args(argv)
+    if args.profile_only and not args.profile:
+        args.profile = 2000
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     if args.profile < 0:
         parser.error("--profile takes a number of calls")
     _environment()
     size = Size(args.quick)
-    prepared = prepare(args.rounds, size)
+    prepared = prepare(args.rounds, size, live=not args.profile_only)
     _say("timing on the canned server")
-    rows, profiled = canned_rows(prepared, args.rounds, size, args.profile)
+    rows, profiled = canned_rows(prepared, args.rounds, size, args.profile, args.profile_only)
+    if args.profile_only:
+        for title, text in profiled:
+            print(f"\ncProfile of the {title} (canned server):\n\n```\n{text}\n```")
+        return 0
     imports, bare_start = import_rows(args.rounds)
     rows += imports + prepared.live
     print(f"CPU rows: client CPU (time.process_time of the benchmark process) against a canned DynamoDB: a "
@@ -413,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- {note}")
     print(f"\n{summary(rows)} ({time.perf_counter() - _STARTED:.0f} s)")
     for title, text in profiled:
-        print(f"\ncProfile of the {title} (canned server, sorted by cumulative time):\n\n```\n{text}\n```")
+        print(f"\ncProfile of the {title} (canned server):\n\n```\n{text}\n```")
     return 0
 
 

@@ -135,13 +135,14 @@ class BotocoreTransport:
 
 def lean_client(settings: Settings) -> LeanClient:
     """A ``LeanClient`` for ``settings``: botocore's shared session's credentials, INDEXES capacity asked
-    on every data call, observations to ``core.telemetry.record``. (The engine is imported here, at the
+    on every data call, observations to ``core.telemetry.record`` (none built for a call that succeeded
+    while nothing would receive it: ``core.telemetry.observing``). (The engine is imported here, at the
     first client, not when the layer is imported.)"""
     from core.engine.sync import LeanClient
 
     try:
         return LeanClient(settings, session=_shared_session(), return_consumed_capacity="INDEXES",
-                          on_observation=telemetry.record)
+                          on_observation=telemetry.record, observing=telemetry.observing)
     except NoRegionError as exc:
         raise ConfigurationError(NO_REGION) from exc
 

@@ -525,6 +525,11 @@ def _level(observation: Observation) -> int:
     return logging.DEBUG if expected(observation) else logging.WARNING
 
 
+def debugging() -> bool:
+    """True when the ``"dynamodb"`` logger would log a call that went as expected (DEBUG)."""
+    return _LOGGER.isEnabledFor(logging.DEBUG)
+
+
 def log_call(observation: Observation) -> None:
     """Log ``observation`` as one ``dynamodb.call`` event, if the ``"dynamodb"`` logger is enabled for it."""
     level = _level(observation)

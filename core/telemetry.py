@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from contextlib import nullcontext
 from typing import Any, Final
 
@@ -88,6 +89,15 @@ def listening() -> bool:
     from core import logs
 
     return bool(observe.observers) or logs.metered() or _tracer() is not None
+
+
+def observing() -> bool:
+    """True when a call that succeeds would be seen: logged (the ``"dynamodb"`` logger enabled for
+    DEBUG), metered, traced or observed. False, the engine builds no ``Observation`` for it."""
+    logs = sys.modules.get("core.logs")  # imported by record's first call (and by core.client)
+    if logs is None:
+        return True
+    return bool(observe.observers) or logs.debugging() or logs.metered() or _tracer() is not None
 
 
 # --- OpenTelemetry (optional) -----------------------------------------------------------------

@@ -154,6 +154,7 @@ class AsyncLeanClient:
         sleep: Callable[[float], Coroutine[Any, Any, Any]] = asyncio.sleep,
         retry: RetryPolicy | None = None,
         on_observation: Callable[[observe.Observation], None] = observe.notify,
+        observing: Callable[[], bool] | None = None,
     ) -> None:
         settings = settings or get_settings()
         session = session or botocore.session.Session()
@@ -177,6 +178,7 @@ class AsyncLeanClient:
         self._clock = clock
         self._sleep = sleep
         self._on_observation = on_observation
+        self._observing = observing
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: AsyncPool | None = None
         self._closed = False
@@ -248,10 +250,11 @@ class AsyncLeanClient:
             failure = exc
             raise
         finally:
-            self._on_observation(calls.observation(
-                operation, params, start=start, started_at=started_at, state=state, outcome=outcome,
-                result=result, failure=failure, reasons=reasons,
-            ))
+            if calls.wanted(self._observing, failure):
+                self._on_observation(calls.observation(
+                    operation, params, start=start, started_at=started_at, state=state, outcome=outcome,
+                    result=result, failure=failure, reasons=reasons,
+                ))
 
     async def _attempt(self, http: AsyncPool, operation: str, body: bytes,
                        attempt: _Attempt) -> Outcome:

@@ -6,7 +6,8 @@ they send bytes and wait; these functions are the rest of a call's bookkeeping, 
 - ``widened``: ``INDEXES`` capacity asked where a call would ask for ``TOTAL`` (or nothing);
 - ``unanswered``: the transport exception a call raises when its last attempt got no answer, marked
   ``core.error_codes.NOTHING_SENT`` when no attempt of the call reached the endpoint;
-- ``observation``: the call's one ``Observation`` (a cancelled call's outcome is ``"cancelled"``);
+- ``wanted``, ``observation``: whether a call is observed, and its one ``Observation`` (a cancelled
+  call's outcome is ``"cancelled"``);
 - ``answered_by_hook``, ``sent_by_hook``, ``after_call``: the test hooks both clients offer
   (``before_call``, ``before_send``, ``after_call``; see ``core.engine.sync``), run the same way.
 """
@@ -45,6 +46,12 @@ def unanswered(outcome: Outcome, state: CallState) -> BaseException:
     if not state.sent and isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
         setattr(error, NOTHING_SENT, True)
     return error
+
+
+def wanted(observing: Callable[[], bool] | None, failure: BaseException | None) -> bool:
+    """Whether a call that ended with ``failure`` (``None``: it succeeded) gets an ``Observation``:
+    always, unless it succeeded while ``observing()`` says nobody would receive one."""
+    return failure is not None or observing is None or observing()
 
 
 def observation(operation: str, params: Mapping[str, Any], *, start: float, started_at: int,

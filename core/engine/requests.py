@@ -50,7 +50,7 @@ from core.engine.shapes import (
     Plan,
     Struct,
 )
-from core.engine.signing import Signature, host_header, sign
+from core.engine.signing import Signature, host_header, sign_json_post
 
 TARGET_PREFIX: Final = "DynamoDB_20120810"
 CONTENT_TYPE: Final = "application/x-amz-json-1.0"
@@ -140,19 +140,17 @@ def _encode(plan: Plan, value: Any) -> Any:
 def signed(operation: str, body: bytes, *, endpoint: Endpoint, credentials: ReadOnlyCredentials,
            amz_date: str) -> tuple[Request, Signature]:
     """The request carrying ``body``, signed at ``amz_date`` (``YYYYMMDDTHHMMSSZ``), and its signature."""
-    headers = {
-        "Content-Type": CONTENT_TYPE,
-        "X-Amz-Target": f"{TARGET_PREFIX}.{operation}",
-        "Host": endpoint.host,
-        "X-Amz-Date": amz_date,
-    }
     if credentials.access_key is None or credentials.secret_key is None:
         raise NoCredentialsError()
+    target = f"{TARGET_PREFIX}.{operation}"
+    headers = {"Content-Type": CONTENT_TYPE, "X-Amz-Target": target, "Host": endpoint.host,
+               "X-Amz-Date": amz_date}
     if credentials.token:
         headers["X-Amz-Security-Token"] = credentials.token
-    signature = sign("POST", endpoint.url, headers, body, access_key=credentials.access_key,
-                     secret_key=credentials.secret_key, amz_date=amz_date, region=endpoint.region,
-                     service=SERVICE)
+    signature = sign_json_post(endpoint.url, host=endpoint.host, content_type=CONTENT_TYPE, target=target,
+                               body=body, access_key=credentials.access_key,
+                               secret_key=credentials.secret_key, token=credentials.token,
+                               amz_date=amz_date, region=endpoint.region, service=SERVICE)
     headers["Authorization"] = signature.authorization
     headers["User-Agent"] = USER_AGENT  # never signed
     return Request("POST", endpoint.url, headers, body), signature

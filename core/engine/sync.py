@@ -95,8 +95,9 @@ class LeanClient:
     for ``INDEXES`` instead, as the logging hooks of ``core.logs`` do for botocore's client; an
     explicit ``NONE`` is kept. ``pool``: a ``urllib3.PoolManager`` to send through instead of the
     engine's own connections. ``clock``, ``sleep`` and ``retry`` are injectable for tests;
-    ``on_observation`` receives each call's ``Observation``. ``put_item(**params)`` and the other
-    data-plane operations are there under botocore's method names.
+    ``on_observation`` receives each call's ``Observation``; with ``observing``, a call that succeeded
+    while ``observing()`` is false builds none (a failed call always does). ``put_item(**params)``
+    and the other data-plane operations are there under botocore's method names.
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class LeanClient:
         sleep: Callable[[float], None] = time.sleep,
         retry: RetryPolicy | None = None,
         on_observation: Callable[[observe.Observation], None] = observe.notify,
+        observing: Callable[[], bool] | None = None,
     ) -> None:
         settings = settings or get_settings()
         session = session or botocore.session.Session()
@@ -134,6 +136,7 @@ class LeanClient:
                                region_name=self.endpoint.region, config=config)
         self._request_signer = None  # PynamoDB: no botocore signer whose credentials could be missing
         self._on_observation = on_observation
+        self._observing = observing
         self.before_call: list[Hook] = []
         self.before_send: list[Hook] = []
         self.after_call: list[Hook] = []
@@ -176,7 +179,8 @@ class LeanClient:
             twin = AsyncLeanClient(self._settings, session=self._session,
                                    max_connections=TWIN_MAX_CONNECTIONS,
                                    return_consumed_capacity=self._capacity, clock=self._clock,
-                                   retry=self.retry, on_observation=self._on_observation)
+                                   retry=self.retry, on_observation=self._on_observation,
+                                   observing=self._observing)
             twin.before_call, twin.before_send = self.before_call, self.before_send
             twin.after_call = self.after_call
             self._twins[loop] = twin
@@ -226,10 +230,11 @@ class LeanClient:
             failure = exc
             raise
         finally:
-            self._on_observation(calls.observation(
-                operation, params, start=start, started_at=started_at, state=state, outcome=outcome,
-                result=result, failure=failure, reasons=reasons,
-            ))
+            if calls.wanted(self._observing, failure):
+                self._on_observation(calls.observation(
+                    operation, params, start=start, started_at=started_at, state=state, outcome=outcome,
+                    result=result, failure=failure, reasons=reasons,
+                ))
 
     def _attempt(self, operation: str, body: bytes) -> Outcome:
         """Sign and send one attempt; its answer parsed, or the transport exception."""

@@ -92,6 +92,31 @@ def test_any_body_and_headers_sign_as_botocore_signs_them(body: bytes, headers: 
     assert ours.authorization.endswith(f"Signature={auth.signature(ours.string_to_sign, request)}")
 
 
+values = st.text(st.characters(min_codepoint=32, max_codepoint=126) | st.sampled_from(" \t"), min_size=1,
+                 max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=300), content_type=values, target=values, host=values,
+       token=st.none() | st.just("") | values, when=times, endpoint_url=endpoints, region=regions)
+def test_the_json_post_signer_signs_as_the_general_one(body: bytes, content_type: str, target: str, host: str,
+                                                       token: str | None, when: dt.datetime,
+                                                       endpoint_url: str | None, region: str) -> None:
+    """The engine's one request shape, signed from a template kept per endpoint, operation and token,
+    is signed exactly as ``sign`` (proven equal to botocore's above) signs its headers."""
+    url = requests.endpoint_for(endpoint_url, region).url
+    amz_date = when.strftime(signing.TIMESTAMP_FORMAT)
+    headers = {"Content-Type": content_type, "X-Amz-Target": target, "Host": host, "X-Amz-Date": amz_date}
+    if token:
+        headers["X-Amz-Security-Token"] = token
+    general = signing.sign("POST", url, headers, body, access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+                           amz_date=amz_date, region=region)
+    templated = signing.sign_json_post(url, host=host, content_type=content_type, target=target, body=body,
+                                       access_key=ACCESS_KEY, secret_key=SECRET_KEY, token=token,
+                                       amz_date=amz_date, region=region)
+    assert templated == general
+
+
 def test_the_signing_key_is_derived_once_a_day_per_secret() -> None:
     signing.signing_key.cache_clear()
     for _ in range(3):

@@ -18,7 +18,9 @@ from structlog.testing import capture_logs
 
 from core import telemetry
 from core.config import Settings, get_settings
+from core.engine import calls
 from core.engine.sync import LeanClient
+from core.errors import NotFound
 from core.logs import configure_logging
 from models import Order, User
 from repositories.orders import get_user_orders, place_order
@@ -165,3 +167,39 @@ def test_the_access_pattern_and_throttling_reasons_reach_the_event(
     assert (call["operation"], call["outcome"], call["attempts"], call["retries"]) == ("Query", "ok", 2, 1)
     assert call["throttling_reasons"] == THROTTLING["throttlingReasons"]
     assert call["consumed_capacity"] is not None and call["items_returned"] == 1
+
+
+def test_a_call_nobody_would_see_builds_no_observation_and_a_failed_one_is_still_observed(
+    moto_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATALAYER_TRANSPORT", "lean")
+    monkeypatch.setenv("LOG_LEVEL", "INFO")
+    configure_logging(force=True)
+    monkeypatch.setattr(telemetry, "_tracer", lambda: None)  # no tracer provider in this test
+    built: list[str] = []
+    build = calls.observation
+
+    def counted(operation: str, *args: Any, **kwargs: Any) -> telemetry.Observation:
+        built.append(operation)
+        return build(operation, *args, **kwargs)
+
+    monkeypatch.setattr(calls, "observation", counted)
+    user_id = existing_user(moto_table)
+    assert isinstance(models_client(Order), LeanClient) and not telemetry.observing()
+    place_order(user_id, "12.50")
+    assert built == []  # nothing would log, meter, trace or observe it: not built
+    with pytest.raises(NotFound):
+        place_order(user_id + "-missing", "12.50")
+    assert built == ["TransactWriteItems"]  # a failed call is always observed
+    seen: list[telemetry.Observation] = []
+    telemetry.add_observer(seen.append)
+    try:
+        place_order(user_id, "1.00")
+    finally:
+        telemetry.remove_observer(seen.append)
+    assert built == ["TransactWriteItems"] * 2 and [o.outcome for o in seen] == ["ok"]
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    configure_logging(force=True)
+    with capture_logs() as events:
+        place_order(user_id, "2.00")
+    assert [e["operation"] for e in events if e["event"] == "dynamodb.call"] == ["TransactWriteItems"]
