@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+import os
+import threading
+import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from pynamodb.attributes import UnicodeAttribute
 
@@ -45,9 +48,52 @@ _ULID_RANDOM_BYTES = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+_CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS: Final = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)  # 10 bits -> two digits
+_SHIFTS: Final = tuple(range(120, -1, -10))  # a 128-bit ULID as 13 pairs of base32 digits (130 bits)
+_MAX_MILLISECONDS: Final = (1 << 48) - 1
+_MAX_RANDOMNESS: Final = (1 << 80) - 1
+
+
+class _Ids:
+    """ULIDs as python-ulid's ``ULID.from_datetime`` and ``ULID()`` make them: the same millisecond
+    (``int(at.timestamp() * 1000)``, or ``time.time_ns() // 10**6``), 80 random bits, and within one
+    millisecond the last id's randomness plus one (ids made later sort after), with its errors."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = (-1, 0)  # (milliseconds, randomness) of the last id made
+
+    def make(self, milliseconds: int) -> str:
+        if milliseconds > _MAX_MILLISECONDS:
+            raise ValueError("Value exceeds maximum possible timestamp")
+        if milliseconds < 0:
+            raise OverflowError("a ULID cannot hold a time before 1970")
+        with self._lock:
+            last_ms, last_random = self._last
+            if milliseconds == last_ms:
+                if last_random == _MAX_RANDOMNESS:
+                    raise ValueError("Randomness within same millisecond exhausted")
+                randomness = last_random + 1
+            else:
+                randomness = int.from_bytes(os.urandom(10))
+            self._last = (milliseconds, randomness)
+        return ulid_text((milliseconds << 80) | randomness)
+
+
+def ulid_text(value: int) -> str:
+    """The canonical 26 characters of a 128-bit ULID (Crockford's base32, as python-ulid spells it)."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+_IDS: Final = _Ids()
+
+
 def new_order_id(at: datetime | None = None) -> str:
     """A time-sortable id (ULID): ids made later sort after ids made earlier."""
-    return str(_ulid().from_datetime(at) if at is not None else _ulid()())
+    if at is None:
+        return _IDS.make(time.time_ns() // 1_000_000)
+    return _IDS.make(int(at.timestamp() * 1000))
 
 
 def order_id_bounds(start: datetime | None, end: datetime | None) -> tuple[str, str]:

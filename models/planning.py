@@ -19,6 +19,7 @@ by them (``models.sending``). Update actions are read for what they do (``models
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,7 +171,7 @@ class Plan:
                 mine: Condition = (model.write_token.does_not_exist() | (model.write_token != token)) & (
                     model.prior_write_token.does_not_exist() | (model.prior_write_token != token))
                 condition = mine if condition is None else condition & mine
-            version = entity._handle_version_attribute(actions=actions) if self.versioned else None
+            version = versioned(entity, actions=actions) if self.versioned else None
             if add_version_condition and version is not None:
                 condition = version if condition is None else condition & version
             low = entity._get_connection().get_operation_kwargs(
@@ -195,17 +196,65 @@ def put_kwargs(entity: TableModel, condition: Condition | None, *, add_version_c
     item over DynamoDB's 400 KB limit: every put is built here, so every put is measured."""
     if condition is not None and not isinstance(condition, Condition):
         raise InvalidInput("'condition' must be an instance of Condition")
+    model = type(entity)
     item = serialized(entity)
-    version_condition = entity._handle_version_attribute(attributes=item)
+    version_condition = versioned(entity, attributes=item)
     if version is not None:
-        item[type(entity).version.attr_name] = {"N": str(version)}
-    if add_version_condition and version_condition is not None:
-        condition = version_condition if condition is None else condition & version_condition
-    check_item_size(item, type(entity).__name__)
-    low: dict[str, Any] = {"TableName": type(entity).Meta.table_name, "Item": item}
+        item[model.version.attr_name] = {"N": str(version)}
+    if add_version_condition:
+        if condition is absent(model) and version_condition is absent(model, "version"):
+            condition = new_item(model)  # the usual put of a new entity: one condition a model
+        else:
+            condition = version_condition if condition is None else condition & version_condition
+    check_item_size(item, model.__name__)
+    low: dict[str, Any] = {"TableName": model.Meta.table_name, "Item": item}
     if condition is not None:
         low.update(condition_kwargs(condition))
     return low
+
+
+def versioned(entity: TableModel, *, attributes: dict[str, Any] | None = None,
+              actions: list[Action] | None = None) -> Condition:
+    """The version condition of a write of ``entity`` (the version read, or none stored), with the
+    next version set in ``attributes`` (a put's item) or by ``actions`` (an update's), as PynamoDB's
+    ``Model._handle_version_attribute`` does."""
+    model = type(entity)
+    value = entity.attribute_values.get("version")
+    if value is None:
+        if attributes is not None:
+            attributes[model.version.attr_name] = {"N": "1"}
+        if actions is not None:
+            actions.append(model.version.set(1))
+        return absent(model, "version")
+    value = int(value)
+    if attributes is not None:
+        attributes[model.version.attr_name] = {"N": str(value + 1)}
+    if actions is not None:
+        actions.append(model.version.add(1))
+    condition: Condition = model.version == value
+    return condition
+
+
+@functools.cache
+def absent(model: type[TableModel], name: str = "pk") -> Condition:
+    """``attribute_not_exists`` of ``model``'s attribute ``name``: one object a model and attribute."""
+    condition: Condition = getattr(model, name).does_not_exist()
+    return condition
+
+
+@functools.cache
+def new_item(model: type[TableModel]) -> Condition:
+    """No item at the key and no version: a new entity's put (serialized once, see ``condition_kwargs``)."""
+    condition: Condition = absent(model) & absent(model, "version")
+    kwargs = _serialize_condition(condition)
+    assert "ExpressionAttributeValues" not in kwargs
+    _SERIALIZED[id(condition)] = (condition, kwargs)
+    return condition
+
+
+# Conditions without values serialized once (``new_item``): id -> (the condition, its kwargs). They
+# live as long as the cache that made them, so an id here is never reused by another object.
+_SERIALIZED: dict[int, tuple[Condition, dict[str, Any]]] = {}
 
 
 def serialized(entity: TableModel) -> dict[str, Any]:
@@ -226,6 +275,14 @@ def serialized(entity: TableModel) -> dict[str, Any]:
 def condition_kwargs(condition: Condition) -> dict[str, Any]:
     """``condition`` as a request's ``ConditionExpression`` and placeholders (as PynamoDB's
     ``get_operation_kwargs`` serializes it)."""
+    known = _SERIALIZED.get(id(condition))
+    if known is not None and known[0] is condition:
+        kwargs = known[1]  # no values: a copy of its names is a copy of it all
+        return {**kwargs, "ExpressionAttributeNames": dict(kwargs["ExpressionAttributeNames"])}
+    return _serialize_condition(condition)
+
+
+def _serialize_condition(condition: Condition) -> dict[str, Any]:
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     kwargs: dict[str, Any] = {
@@ -245,7 +302,7 @@ def plan_put(entity: TableModel, condition: Condition | None = None) -> Plan:
     plan = Plan(entity, "put", condition=condition)
     check_expiry(entity)
     if plan.new:  # a new entity never replaces what is stored at its key
-        plan.require(type(entity).pk.does_not_exist())
+        plan.require(absent(type(entity)))
     apply_rules(plan)
     return plan
 

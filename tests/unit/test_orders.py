@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pynamodb.exceptions import PynamoDBException
 from ulid import ULID
 
@@ -25,6 +27,7 @@ from core.errors import (
     WriteOutcomeUnknown,
 )
 from models import Order, OrderStatus, new_order_id
+from models.order import order_identity, ulid_text
 from repositories.orders import (
     get_order,
     get_user_orders,
@@ -579,3 +582,29 @@ def test_every_order_function_maps_an_unexpected_error_into_the_tree_with_its_ca
             assert type(raised.value) is expected
             assert isinstance(raised.value.__cause__, (PynamoDBException, ClientError))
     assert raw_scan(moto_table) == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.integers(min_value=0, max_value=(1 << 128) - 1))
+def test_an_order_id_is_spelled_as_python_ulid_spells_the_same_bits(value: int) -> None:
+    assert ulid_text(value) == str(ULID.from_bytes(value.to_bytes(16)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(at=st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 31),
+                       timezones=st.just(UTC)))
+def test_an_order_id_holds_the_millisecond_python_ulid_gives_its_time(at: datetime) -> None:
+    made = [new_order_id(at) for _ in range(3)]
+    expected = ULID.from_datetime(at).milliseconds
+    assert {ULID.from_str(order_id).milliseconds for order_id in made} == {expected}
+    assert made == sorted(made) and len(set(made)) == 3  # within one millisecond: the randomness plus one
+
+
+def test_an_order_id_made_now_sorts_after_every_id_made_before() -> None:
+    made = [new_order_id() for _ in range(2000)]
+    assert made == sorted(made) and len(set(made)) == len(made)
+
+
+def test_a_time_a_ulid_cannot_hold_is_refused_as_python_ulid_refuses_it() -> None:
+    with pytest.raises(InvalidInput):
+        order_identity(None, datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC))

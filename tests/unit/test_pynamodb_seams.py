@@ -13,10 +13,9 @@ changes one of these fails here, by name, before it can change what the layer do
    class's ``_discriminator``: the stored ``EntityType`` to class (``models.reading``,
    ``repositories.streams``, ``repositories.batch``);
 5. ``Model._get_hash_range_key_serialized_values()``: an entity's key (``models.planning``, ``sending``);
-6. ``Model._handle_version_attribute(attributes=|actions=)``: the version condition (``models.planning``);
-7. ``Model._get_schema()`` and ``Model._ttl_attribute()``: the declared table (``migrations.declared``);
-8. ``Model.__init__(..., _user_instantiated=...)``: entity construction (``models.table``);
-9. ``pynamodb.expressions.operand._Increment``, ``_Decrement``, ``_IfNotExists``, ``_ListAppend``
+6. ``Model._get_schema()`` and ``Model._ttl_attribute()``: the declared table (``migrations.declared``);
+7. ``Model.__init__(..., _user_instantiated=...)``: entity construction (``models.table``);
+8. ``pynamodb.expressions.operand._Increment``, ``_Decrement``, ``_IfNotExists``, ``_ListAppend``
    and their ``values``: update actions checked against the rules (``models.actions``).
 """
 
@@ -90,20 +89,6 @@ def test_an_entity_gives_its_serialized_key() -> None:
     user = User(user_id="u1", email="ada@example.com", name="Ada")
     user.fill_keys()
     assert user._get_hash_range_key_serialized_values() == (user.pk, user.sk)
-
-
-def test_the_version_condition_comes_from_handle_version_attribute() -> None:
-    assert _parameters(TableModel._handle_version_attribute) == ["self", "attributes", "actions"]
-    user = User(user_id="u1", email="ada@example.com", name="Ada")
-    user.fill_keys()
-    fresh: dict[str, Any] = {}
-    condition = user._handle_version_attribute(attributes=fresh)
-    assert condition is not None and "attribute_not_exists" in repr(condition)
-    assert fresh["Version"] == {"N": "1"}  # the version the put will store
-    user.version = 3
-    actions: list[Any] = []
-    condition = user._handle_version_attribute(actions=actions)
-    assert condition is not None and "3" in repr(condition) and len(actions) == 1
 
 
 def test_the_schema_and_the_ttl_attribute_describe_the_declared_table() -> None:
