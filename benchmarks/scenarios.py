@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import botocore.session
 from boto3.dynamodb.conditions import Key
 
 from benchmarks import baselines
@@ -37,6 +38,10 @@ from benchmarks.canned import Recorder, Recording
 from benchmarks.pydynox_baseline import PydynoxModels
 from benchmarks.timing import Variant
 from core.config import Settings
+from core.engine import http1
+from core.engine.requests import endpoint_for, signed
+from core.engine.signing import TIMESTAMP_FORMAT
+from core.engine.transport import direct_origin
 from models import Product
 from repositories import accounts, batch, metrics, orders, products, users
 from repositories.asyncio import accounts as aaccounts
@@ -47,6 +52,7 @@ from repositories.asyncio import orders as aorders
 LAYER, LAYER_ASYNC = "layer", "layer async"
 PYNAMODB, BOTOCORE, BOTO3 = "bare PynamoDB", "botocore", "boto3 Table"
 PYDYNOX, PYDYNOX_ASYNC = "pydynox", "pydynox async"
+FLOOR, FLOOR_CALLBACKS = "floor: awaited", "floor: callbacks"
 JSON = "json.loads"
 ONE_BY_ONE = "one put per item"
 
@@ -64,6 +70,11 @@ class Loop:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closers: list[Callable[[], None]] = []
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Have ``closer()`` run on the loop when it is closed (connections of the loop's own)."""
+        self._closers.append(closer)
 
     def run(self, awaitable: Awaitable[Any]) -> Any:
         """Run ``awaitable`` to its end on the loop."""
@@ -77,6 +88,10 @@ class Loop:
             from repositories.asyncio import aclose
 
             self._loop.run_until_complete(aclose())
+            closers, self._closers = self._closers, []
+            for closer in closers:
+                closer()
+            self._loop.run_until_complete(asyncio.sleep(0))  # the transports' closing callbacks
             self._loop.close()
             self._loop = None
 
@@ -288,16 +303,158 @@ def get_order(fx: Fixture, recorder: Recorder) -> Scenario:
     return record(Scenario("get order", make, floor="GetItem"), fx, recorder, found)
 
 
+# --- the floor of the concurrency row: the least a Python asyncio client does per request ------
+
+
+def presigned(operation: str, body: bytes, settings: Settings) -> tuple[str, int, bytes]:
+    """Host, port and the whole request (``core.engine.http1.encode``) carrying ``body`` (the one the
+    layer sent, from the recording), signed ONCE as the layer's async client signs it
+    (``core.engine.requests.signed``, the same credentials and endpoint), to be sent as is every time."""
+    session = botocore.session.Session()
+    endpoint = endpoint_for(settings.endpoint_url, settings.region or session.get_config_variable("region"))
+    direct = direct_origin(endpoint.url)
+    if direct is None:
+        raise ValueError(f"not an http(s) endpoint: {endpoint.url!r}")
+    origin, target = direct
+    found = session.get_credentials()
+    if found is None:
+        raise RuntimeError("no AWS credentials to sign the floor's request with")
+    credentials = found.get_frozen_credentials()
+    amz_date = datetime.now(UTC).strftime(TIMESTAMP_FORMAT)
+    request, _ = signed(operation, body, endpoint=endpoint, credentials=credentials, amz_date=amz_date)
+    return origin.host, origin.port, http1.encode(request.method, target, request.headers, request.body)
+
+
+class _FloorConnection(asyncio.Protocol):
+    """One keep-alive connection of the floor: each answer fed to ``http1.Parser`` as its bytes come,
+    its status checked; its body is not decoded (no JSON, no item)."""
+
+    def __init__(self, floor: Floor) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = http1.Parser()
+        self.waiter: asyncio.Future[None] | None = None
+        self._floor = floor
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self.parser.feed(data):
+            return
+        response, keep = self.parser.answer()
+        self.parser = http1.Parser()
+        if response.status == 200 and keep:
+            self._floor.answered(self)
+        else:
+            self._floor.failed(f"answer {response.status} {response.body[:200]!r} (keep-alive: {keep})")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.transport = None
+            self._floor.failed(f"connection lost ({exc!r})")
+
+
+class Floor:
+    """The least a Python asyncio client can do for one request: ``limit`` keep-alive connections to
+    ``host:port`` (opened at the first run on the loop and kept), each request the same ``payload``
+    written as is, the answer parsed by ``http1.Parser``. No serialising, no signing, no decoding.
+
+    ``get()`` is one awaited request (an idle connection, one write, one future the answer resolves):
+    what an ``await`` per call costs at the least. ``run(calls)`` sends ``calls`` requests with no
+    task or future per request: each answer's callback writes the next request on its connection."""
+
+    def __init__(self, host: str, port: int, payload: bytes, limit: int) -> None:
+        self.host, self.port, self.payload, self.limit = host, port, payload, limit
+        self._connections: list[_FloorConnection] = []
+        self._idle: list[_FloorConnection] = []
+        self._left = 0  # requests ``run`` has still to write
+        self._pending = 0  # answers ``run`` still waits for
+        self._finished: asyncio.Future[None] | None = None
+        self._opening: asyncio.Future[None] | None = None
+
+    async def _open(self) -> None:
+        """Open the connections (once: the first calls of a run all wait for the same opening)."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._connect())
+        await self._opening
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(self.limit):
+            _, connection = await loop.create_connection(lambda: _FloorConnection(self), self.host, self.port)
+            self._connections.append(connection)
+        self._idle = list(self._connections)
+
+    def failed(self, why: str) -> None:
+        """A connection got an error answer or was lost: the runs and calls waiting fail with it."""
+        for waiter in [self._finished, *(c.waiter for c in self._connections)]:
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(AssertionError(f"floor: {why}"))
+
+    def answered(self, connection: _FloorConnection) -> None:
+        """The answer on ``connection`` is whole (a 200)."""
+        waiter = connection.waiter
+        if waiter is not None:  # get(): the awaiting call resumes; the connection is idle again
+            connection.waiter = None
+            self._idle.append(connection)
+            waiter.set_result(None)
+            return
+        self._pending -= 1  # run(): the next request on this connection, if any
+        if self._left:
+            self._left -= 1
+            assert connection.transport is not None
+            connection.transport.write(self.payload)
+        elif not self._pending and self._finished is not None:
+            self._finished.set_result(None)
+
+    async def get(self) -> None:
+        """One request, awaited (callers keep at most ``limit`` in flight: an idle connection is there)."""
+        if not self._idle:
+            await self._open()
+        connection = self._idle.pop()
+        waiter = connection.waiter = asyncio.get_running_loop().create_future()
+        assert connection.transport is not None
+        connection.transport.write(self.payload)
+        await waiter
+
+    async def run(self, calls: int) -> None:
+        """``calls`` requests, ``limit`` in flight, driven by the connections' callbacks alone."""
+        await self._open()
+        self._finished = asyncio.get_running_loop().create_future()
+        first = min(self.limit, calls)
+        self._left, self._pending = calls - first, calls
+        for connection in self._connections[:first]:
+            assert connection.transport is not None
+            connection.transport.write(self.payload)
+        await self._finished
+        self._finished = None
+
+    def close(self) -> None:
+        """Close the connections."""
+        connections, self._connections, self._idle, self._opening = self._connections, [], [], None
+        for connection in connections:
+            transport, connection.transport = connection.transport, None
+            if transport is not None:
+                transport.close()
+
+
 def concurrent_gets(get: Scenario, delay: float) -> Scenario:
     """``CONCURRENT_CALLS`` gets of the order, ``IN_FLIGHT`` at a time on one event loop, each answered
-    after ``delay``: the layer's async API and pydynox's (wall time; the get's recording)."""
+    after ``delay``: the layer's async API and pydynox's (wall time; the get's recording); and the floor
+    (``Floor``): the request the layer sent, pre-signed once, on ``IN_FLIGHT`` connections."""
+    [body] = get.recording.requests["GetItem"]
 
     def make(fx: Fixture) -> list[Variant]:
+        floor = Floor(*presigned("GetItem", body, fx.clients.settings), limit=IN_FLIGHT)
+        LOOP.on_close(floor.close)
         return [
             in_flight(LAYER_ASYNC, lambda: aorders.get_order(fx.user_id, fx.order_id),
                       calls=CONCURRENT_CALLS, limit=IN_FLIGHT),
             in_flight(PYDYNOX_ASYNC, lambda: pyd.aget_order(fx.pyd, fx.user_id, fx.order_id),
                       calls=CONCURRENT_CALLS, limit=IN_FLIGHT),
+            in_flight(FLOOR, floor.get, calls=CONCURRENT_CALLS, limit=IN_FLIGHT),
+            Variant(FLOOR_CALLBACKS, lambda _: LOOP.run(floor.run(CONCURRENT_CALLS)), block=1),
         ]
 
     return Scenario(f"{CONCURRENT_CALLS:,} gets, {IN_FLIGHT} in flight", make, get.recording, block=1,

@@ -16,7 +16,7 @@ import gc
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Clock = Callable[[], float]
@@ -60,6 +60,9 @@ class Samples:
     figure per round."""
 
     per_op: dict[str, list[float]]
+    # CPU seconds (``time.process_time``) per operation of the same blocks, whatever the clock timed:
+    # what a wall-time block cost the process.
+    cpu: dict[str, list[float]] = field(default_factory=dict)
 
     def median(self, name: str) -> float:
         """The median seconds per operation of ``name``."""
@@ -76,18 +79,21 @@ class Samples:
         return Spread.of([value / reference for value in self.per_op[name]])
 
 
-def _block(variant: Variant, count: int, clock: Clock, after: Callable[[Variant], None] | None) -> float:
+def _block(variant: Variant, count: int, clock: Clock,
+           after: Callable[[Variant], None] | None) -> tuple[float, float]:
+    """Seconds per operation (per item) of one block on ``clock``, and on the CPU clock."""
     gc.collect()
-    start = clock()
+    cpu, start = CPU(), clock()
     if variant.many is not None:
         variant.many(count)
     else:
         for i in range(count):
             variant.op(i)
-    elapsed = clock() - start
+    elapsed, cpu = clock() - start, CPU() - cpu
     if after is not None:
         after(variant)
-    return elapsed / (count * variant.items)
+    operations = count * variant.items
+    return elapsed / operations, cpu / operations
 
 
 def interleaved(
@@ -104,6 +110,7 @@ def interleaved(
     after each block, outside the timing (the canned server's checks).
     """
     per_op: dict[str, list[float]] = {v.name: [] for v in variants}
+    cpu: dict[str, list[float]] = {v.name: [] for v in variants}
     gc.collect()
     gc.freeze()
     for variant in warmup or variants:  # imports, connections, caches
@@ -111,5 +118,7 @@ def interleaved(
     for r in range(rounds):
         shift = r % len(variants)
         for variant in [*variants[shift:], *variants[:shift]]:
-            per_op[variant.name].append(_block(variant, variant.block or block, clock, after))
-    return Samples(per_op)
+            timed, spent = _block(variant, variant.block or block, clock, after)
+            per_op[variant.name].append(timed)
+            cpu[variant.name].append(spent)
+    return Samples(per_op, cpu)
