@@ -19,7 +19,6 @@ a lost answer, the stored item shows it, and the entity counts as written.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pynamodb.expressions.update import Action
 
 from core.errors import DataLayerError, InvalidInput
+from core.ids import uuid4_hex
 from models.actions import check_action_numbers
 from models.item_size import check_item_size
 from models.planning import Plan, apply_rules, check_expiry, serialized
@@ -153,7 +153,7 @@ def plan_batch_put(entity: TableModel) -> BatchPut:
     before = entity.created_at, entity.updated_at
     try:
         # The token stays with the entity until its write is acknowledged (see the module docstring).
-        token = entity.__dict__.setdefault(_PENDING, uuid.uuid4().hex)
+        token = entity.__dict__.setdefault(_PENDING, uuid4_hex())
         plan = planned_as_put(entity, "batch_write", token=token)
         plan.main_step()
     except DataLayerError:

@@ -47,11 +47,15 @@ class KeyTemplate:
     max_bytes: int = MAX_PARTITION_KEY_BYTES
     fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)  # around the fields
 
     def __post_init__(self) -> None:
         names: list[str] = []
+        literals: list[str] = []
         regex = ""
+        pending = ""  # the literal text since the last field
         for literal, name, spec, conversion in string.Formatter().parse(self.pattern):
+            pending += literal
             regex += re.escape(literal)
             if name is None:
                 continue
@@ -60,22 +64,28 @@ class KeyTemplate:
             if name in names:
                 raise ValueError(f"field {name!r} appears twice in key template {self.pattern!r}")
             names.append(name)
+            literals.append(pending)
+            pending = ""
             regex += f"(?P<{name}>[^{DELIMITER}]+)"
+        literals.append(pending)
         object.__setattr__(self, "fields", tuple(names))
         object.__setattr__(self, "_regex", re.compile(regex + r"\Z"))
+        object.__setattr__(self, "_literals", tuple(literals))
 
     def compose(self, **values: Any) -> str:
         """Build the key from its parts; raise ``InvalidKey`` on a bad part."""
-        parts: dict[str, str] = {}
-        for name in self.fields:
+        literals = self._literals
+        pieces = [literals[0]]
+        for at, name in enumerate(self.fields, 1):
             value = values.get(name)
             if value is None:
                 raise InvalidKey(f"key part {name!r} is missing")
             if type(value) is str and value and DELIMITER not in value:  # a plain string: as is
-                parts[name] = value
+                pieces.append(value)
             else:
-                parts[name] = self.compose_part(name, value)
-        key = self.pattern.format(**parts)
+                pieces.append(self.compose_part(name, value))
+            pieces.append(literals[at])
+        key = "".join(pieces)  # the pattern's literals and the parts, as str.format would place them
         # UTF-8 takes at most 4 bytes a character: only a long key needs encoding to be measured.
         if len(key) * 4 > self.max_bytes and len(key.encode("utf-8")) > self.max_bytes:
             raise InvalidKey(f"key {self.pattern!r} would exceed DynamoDB's {self.max_bytes}-byte limit")

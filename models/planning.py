@@ -20,7 +20,6 @@ by them (``models.sending``). Update actions are read for what they do (``models
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from pynamodb.expressions.operand import Path
 from pynamodb.expressions.update import Action
 
 from core.errors import AlreadyExists, ConflictError, DataLayerError, InvalidInput
+from core.ids import uuid4_hex
 from models.actions import check_action
 from models.item_size import check_item_size
 from models.partial import Partial
@@ -80,7 +80,7 @@ class Plan:
     unknown: set[str] = field(default_factory=set)  # update: attributes whose new value DynamoDB computes
     # DynamoDB's ClientRequestToken when the plan is sent as a transaction: a plan sent again (after
     # a lost answer, or a contended attempt) is the very same request under the same token.
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    token: str = field(default_factory=uuid4_hex)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))  # one timestamp for the write
     # A put sent without a version condition (``models.blind_puts``): the Version it stores, above
     # the one stored at its key. None: the entity's own version + 1.
@@ -93,7 +93,7 @@ class Plan:
     @property
     def new(self) -> bool:
         """A put of an entity never stored (no version yet)."""
-        return self.kind == "put" and self.entity.version is None
+        return self.kind == "put" and self.entity.attribute_values.get("version") is None
 
     def stored(self, name: str) -> Any:
         """What the table held for ``name`` when the entity was last read or written (else its value)."""

@@ -41,6 +41,7 @@ from core.errors import (
     TransferOutcomeUnknown,
     WriteOutcomeUnknown,
 )
+from core.ids import uuid4_text
 from core.retry import RetryPolicy
 from models import idempotency, planning, sending
 from models.account import Account
@@ -141,7 +142,7 @@ def transfer_funds(
     value = to_money(amount, "amount", positive=True)
     policy = retry_policy(retry, CONTENTION_RETRY)
     key = None if idempotency_key is None else _require_idempotency_key(idempotency_key)
-    transfer_id = transfer_id_for_key(key, source) if key is not None else str(uuid.uuid4())
+    transfer_id = transfer_id_for_key(key, source) if key is not None else uuid4_text()
     transfer = Transfer(
         transfer_id=transfer_id, from_account=source, to_account=target, amount=value, idempotency_key=key
     )

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -66,14 +66,27 @@ ACCESS_PATTERN: ContextVar[str | None] = ContextVar("datalayer_access_pattern", 
 CALLER: ContextVar[str | None] = ContextVar("datalayer_caller", default=None)
 
 
-@contextmanager
-def attributed(name: str) -> Iterator[None]:
+class _Attributed:
+    """``attributed``'s block (a class, not a generator: it wraps every write and query)."""
+
+    __slots__ = ("_name", "_token")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._token: Token[str | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = ACCESS_PATTERN.set(self._name)
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            ACCESS_PATTERN.reset(self._token)
+            self._token = None
+
+
+def attributed(name: str) -> AbstractContextManager[None]:
     """Attribute the calls made in this block (this thread or task) to ``name``."""
-    token = ACCESS_PATTERN.set(name)
-    try:
-        yield
-    finally:
-        ACCESS_PATTERN.reset(token)
+    return _Attributed(name)
 
 
 @contextmanager
@@ -163,8 +176,8 @@ def items(operation: str, parsed: Mapping[str, Any]) -> tuple[int | None, int | 
 
 def throttling_reasons(parsed: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """DynamoDB's throttling reasons in one parsed error answer (see ``Observation``)."""
-    if not parsed:
-        return []
+    if not parsed or ("Error" not in parsed and "CancellationReasons" not in parsed):
+        return []  # a success (the usual answer): nothing to look for
     found: list[dict[str, Any]] = []
     for key in ("ThrottlingReasons", "throttlingReasons"):
         for reason in parsed.get(key) or ():

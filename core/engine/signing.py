@@ -119,9 +119,8 @@ def sign_json_post(url: str, *, host: str, content_type: str, target: str, body:
     scope = f"{date}/{region}/{service}/aws4_request"
     string_to_sign = (f"{ALGORITHM}\n{amz_date}\n{scope}\n"
                       f"{hashlib.sha256(canonical_request.encode('utf-8')).hexdigest()}")
-    signature = hmac.new(
-        signing_key(secret_key, date, region, service), string_to_sign.encode("utf-8"), hashlib.sha256
-    ).hexdigest()
+    signature = hmac.digest(signing_key(secret_key, date, region, service), string_to_sign.encode("utf-8"),
+                            "sha256").hex()
     authorization = (
         f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
     )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pynamodb.attributes import UnicodeAttribute
 
@@ -152,3 +152,19 @@ def test_a_naive_datetime_in_a_key_is_refused_and_a_template_cannot_be_changed()
         template.compose(timestamp=datetime(2026, 1, 1))
     with pytest.raises(dataclasses.FrozenInstanceError):
         template.pattern = "OTHER#{timestamp}"  # type: ignore[misc]
+
+
+_literal = st.text(st.sampled_from("AB#_{}-"), max_size=4).map(
+    lambda text: text.replace("{", "{{").replace("}", "}}"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(literals=st.lists(_literal, min_size=1, max_size=4),
+       values=st.lists(st.text(st.characters(blacklist_characters="#", blacklist_categories=["Cs"]),
+                               min_size=1, max_size=6), min_size=3, max_size=3))
+def test_a_key_is_composed_as_str_format_fills_its_pattern(literals: list[str], values: list[str]) -> None:
+    names = [f"f{n}" for n in range(len(literals) - 1)]
+    pattern = literals[0] + "".join(f"{{{name}}}{literal}"
+                                    for name, literal in zip(names, literals[1:], strict=True))
+    parts = dict(zip(names, values[:len(names)], strict=True))
+    assert KeyTemplate(pattern).compose(**parts) == pattern.format(**parts)
