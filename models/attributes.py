@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import enum
 import re
+from datetime import datetime
 from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from pynamodb.attributes import Attribute, UnicodeAttribute
 from pynamodb.constants import NUMBER
-from pynamodb_attributes import UnicodeEnumAttribute
+from pynamodb_attributes import UnicodeDatetimeAttribute, UnicodeEnumAttribute
 
 from core.emails import MAX_EMAIL_INPUT_LENGTH, MAX_EMAIL_LENGTH, canonical_email
 from core.errors import InvalidInput
@@ -376,4 +377,25 @@ class EnumAttribute(UnicodeEnumAttribute[_E]):
         else:
             raise InvalidInput(f"{what} must be a {self.enum_type.__name__}, got {type(value).__name__}")
         text: str = member.value
+        return text
+
+
+class TimestampAttribute(UnicodeDatetimeAttribute):
+    """A UTC timestamp stored as ISO-8601 text (``UnicodeDatetimeAttribute(force_utc=True)``). A write
+    stamps one time on several attributes and items (``CreatedAt``, ``UpdatedAt``, a transfer's
+    accounts): the text of the last time serialized by any of them is kept, and the same
+    ``datetime`` object is not formatted again."""
+
+    _last: tuple[datetime | None, str] = (None, "")  # shared: one write's time, on every attribute
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(force_utc=True, **kwargs)
+
+    def serialize(self, value: datetime) -> str:
+        """``value`` in UTC, as ``datetime.isoformat`` writes it."""
+        last, text = TimestampAttribute._last
+        if value is last:
+            return text
+        text = super().serialize(value)
+        TimestampAttribute._last = (value, text)
         return text

@@ -29,13 +29,13 @@ from pynamodb.connection.table import TableConnection
 from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE, STREAM_NEW_AND_OLD_IMAGE
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
-from pynamodb_attributes import UnicodeDatetimeAttribute
 
 from core.client import model_client
 from core.config import Settings, get_settings
 from core.engine import bridge
 from core.errors import InvalidInput
 from models import planning, sending
+from models.attributes import TimestampAttribute
 from models.collections import Collection
 from models.indexes import GlobalIndex
 from models.keys import MAX_PARTITION_KEY_BYTES, EntityKeys, KeyTemplate
@@ -93,8 +93,8 @@ class TableModel(EntityReading, EntityWriting):
     sk = UnicodeAttribute(range_key=True, attr_name=SK)
     # data shared by every entity
     entity_type = DiscriminatorAttribute(attr_name="EntityType")
-    created_at = UnicodeDatetimeAttribute(attr_name="CreatedAt", force_utc=True, null=True)
-    updated_at = UnicodeDatetimeAttribute(attr_name="UpdatedAt", force_utc=True, null=True)
+    created_at = TimestampAttribute(attr_name="CreatedAt", null=True)
+    updated_at = TimestampAttribute(attr_name="UpdatedAt", null=True)
     # optimistic locking, and the tokens of the last write and the one before it (a write re-sent
     # after a lost answer recognises its own effect by them, also after one other write)
     version = VersionAttribute(attr_name="Version")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from pynamodb.attributes import UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
+from pynamodb_attributes import UnicodeDatetimeAttribute
 
 from core.errors import InvalidInput, InvalidKey
 from models.attributes import (
@@ -30,6 +32,7 @@ from models.attributes import (
     EnumAttribute,
     MoneyAttribute,
     TextAttribute,
+    TimestampAttribute,
     check_text,
     money_at_scale,
     normalize_email,
@@ -398,3 +401,13 @@ def test_to_money_of_a_decimal_answers_as_its_general_path(
             return f"refused: {exc}"
 
     assert outcome(value) == outcome(_Amount(value))
+
+
+@settings(max_examples=200, deadline=None)
+@given(moments=st.lists(st.datetimes(timezones=st.none() | st.timezones()), min_size=1, max_size=5))
+def test_a_timestamp_is_written_as_pynamodbs_utc_datetime_writes_it(moments: list[datetime]) -> None:
+    """The text of the last time is kept: the same object again, or another, is written as PynamoDB
+    writes it (UTC, ISO-8601)."""
+    ours, theirs = TimestampAttribute(attr_name="T"), UnicodeDatetimeAttribute(attr_name="T", force_utc=True)
+    for moment in [*moments, *moments[::-1], moments[0]]:
+        assert ours.serialize(moment) == theirs.serialize(moment)
