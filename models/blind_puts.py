@@ -31,7 +31,8 @@ from core.errors import DataLayerError, InvalidInput
 from core.ids import uuid4_hex
 from models.actions import check_action_numbers
 from models.item_size import check_item_size
-from models.planning import Plan, apply_rules, check_expiry, serialized
+from models.planning import Plan, apply_rules, check_expiry, serialized, version_of
+from models.reading import VERSION
 from models.sending import record_written
 
 if TYPE_CHECKING:
@@ -120,16 +121,17 @@ class BatchPut:
         what its entity never read; else None."""
         entity, plan = self.entity, self.plan
         old_version = _stored_version(stored)
-        own = entity.version or 0
+        version = version_of(entity)
+        own = version or 0
         if stored is not None and stored.get("WriteToken") == {"S": plan.token} and old_version == own + 1:
             return LANDED
         outcome = None
-        if entity.version is None and stored is not None:
+        if version is None and stored is not None:
             outcome = TAKEN
-        elif entity.version is not None and (stored is None or entity.version != old_version):
+        elif version is not None and (stored is None or version != old_version):
             outcome = STALE
         plan.next_version = max(_at_least(old_version), own) + 1
-        changed = self.item.get(type(entity).version.attr_name) != {"N": str(plan.next_version)}
+        changed = self.item.get(VERSION) != {"N": str(plan.next_version)}
         if stored is not None and self.created_at is None and "CreatedAt" in stored:
             entity.created_at = type(entity).created_at.deserialize(stored["CreatedAt"]["S"])
             changed = True
@@ -150,7 +152,8 @@ class BatchPut:
 def plan_batch_put(entity: TableModel) -> BatchPut:
     """The put of ``entity`` in a ``BatchWriteItem``, built and checked before anything is sent
     (rules, keys, values, size); the entity's timestamps are as before when it raises."""
-    before = entity.created_at, entity.updated_at
+    values = entity.attribute_values  # the timestamps are plain attributes: read without their descriptor
+    before = values.get("created_at"), values.get("updated_at")
     try:
         # The token stays with the entity until its write is acknowledged (see the module docstring).
         token = entity.__dict__.setdefault(_PENDING, uuid4_hex())

@@ -35,6 +35,7 @@ from core.ids import uuid4_hex
 from models.actions import check_action
 from models.item_size import check_item_size
 from models.partial import Partial
+from models.reading import VERSION
 
 if TYPE_CHECKING:
     from models.table import TableModel
@@ -93,7 +94,7 @@ class Plan:
     @property
     def new(self) -> bool:
         """A put of an entity never stored (no version yet)."""
-        return self.kind == "put" and self.entity.attribute_values.get("version") is None
+        return self.kind == "put" and version_of(self.entity) is None
 
     def stored(self, name: str) -> Any:
         """What the table held for ``name`` when the entity was last read or written (else its value)."""
@@ -151,8 +152,9 @@ class Plan:
             # A replacing put carries the token of the version it replaces (the one read, not that
             # of an earlier attempt of this entity that never landed): see ``models.sending``.
             read = entity.__dict__.get("_token_read")
-            if read is None or read[0] != entity.version:
-                read = entity.__dict__["_token_read"] = (entity.version, entity.write_token)
+            stored_version = version_of(entity)
+            if read is None or read[0] != stored_version:
+                read = entity.__dict__["_token_read"] = (stored_version, entity.write_token)
             entity.prior_write_token = None if self.new else read[1]
             entity.write_token = token
             low = put_kwargs(entity, condition, add_version_condition=add_version_condition,
@@ -200,7 +202,7 @@ def put_kwargs(entity: TableModel, condition: Condition | None, *, add_version_c
     item = serialized(entity)
     version_condition = versioned(entity, attributes=item)
     if version is not None:
-        item[model.version.attr_name] = {"N": str(version)}
+        item[VERSION] = {"N": str(version)}
     if add_version_condition:
         if condition is absent(model) and version_condition is absent(model, "version"):
             condition = new_item(model)  # the usual put of a new entity: one condition a model
@@ -219,20 +221,26 @@ def versioned(entity: TableModel, *, attributes: dict[str, Any] | None = None,
     next version set in ``attributes`` (a put's item) or by ``actions`` (an update's), as PynamoDB's
     ``Model._handle_version_attribute`` does."""
     model = type(entity)
-    value = entity.attribute_values.get("version")
+    value = version_of(entity)
     if value is None:
         if attributes is not None:
-            attributes[model.version.attr_name] = {"N": "1"}
+            attributes[VERSION] = {"N": "1"}
         if actions is not None:
             actions.append(model.version.set(1))
         return absent(model, "version")
-    value = int(value)
     if attributes is not None:
-        attributes[model.version.attr_name] = {"N": str(value + 1)}
+        attributes[VERSION] = {"N": str(value + 1)}
     if actions is not None:
         actions.append(model.version.add(1))
     condition: Condition = model.version == value
     return condition
+
+
+def version_of(entity: TableModel) -> int | None:
+    """``entity.version`` (``None``: never stored) without PynamoDB's descriptor, which the write
+    path would otherwise go through several times a write (it casts a float to int: so does this)."""
+    value = entity.attribute_values.get("version")
+    return int(value) if isinstance(value, float) else value
 
 
 @functools.cache

@@ -23,6 +23,7 @@ _E = TypeVar("_E", bound="EntityReading")
 
 PK = "PK"
 SK = "SK"
+VERSION = "Version"  # every entity's version (``TableModel.version``)
 
 
 def _fast_deserializer(attribute: Attribute[Any]) -> Callable[[Any], Any] | None:

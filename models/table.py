@@ -40,7 +40,7 @@ from models.collections import Collection
 from models.indexes import GlobalIndex
 from models.keys import MAX_PARTITION_KEY_BYTES, EntityKeys, KeyTemplate
 from models.queries import Query
-from models.reading import PK, SK, EntityReading, start_values
+from models.reading import PK, SK, VERSION, EntityReading, start_values
 from models.writing import EntityWriting, utcnow
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class TableModel(EntityReading, EntityWriting):
     updated_at = TimestampAttribute(attr_name="UpdatedAt", null=True)
     # optimistic locking, and the tokens of the last write and the one before it (a write re-sent
     # after a lost answer recognises its own effect by them, also after one other write)
-    version = VersionAttribute(attr_name="Version")
+    version = VersionAttribute(attr_name=VERSION)
     write_token = UnicodeAttribute(attr_name="WriteToken", null=True)
     prior_write_token = UnicodeAttribute(attr_name="PriorWriteToken", null=True)
     # TTL

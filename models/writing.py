@@ -29,8 +29,13 @@ def utcnow() -> datetime:
 class _Writer(NamedTuple):
     """How a model serializes an entity for a write (computed once per model)."""
 
-    # name, attr_name, type, serialize, null allowed, container (serialized the way PynamoDB does)
-    fields: tuple[tuple[str, str, str, Callable[[Any], Any], bool, bool], ...]
+    # name, attr_name, type, serialize, null allowed, container: 0 a plain value, 1 a map or list, or
+    # _OWN_GETTER: an attribute whose getter does more than read the stored value (both serialized
+    # the way PynamoDB does)
+    fields: tuple[tuple[str, str, str, Callable[[Any], Any], bool, int], ...]
+
+
+_OWN_GETTER = 2
 
 
 
@@ -108,8 +113,10 @@ class EntityWriting(Model):
         values = self.attribute_values
         item: dict[str, dict[str, Any]] = {}
         for name, attr_name, attr_type, serialize, nullable, container in writer.fields:
-            if container:
+            if container == _OWN_GETTER or (container and values.get(name) is not None):
                 value = self._serialize_container(name, null_check)
+            elif container:
+                value = None  # a map or list attribute not set (its getter reads the stored value)
             else:
                 value = values.get(name)
                 if value is not None:
@@ -144,9 +151,11 @@ class EntityWriting(Model):
         fields = []
         for name, attribute in cls.get_attributes().items():
             getter = type(attribute).__get__
-            # VersionAttribute's getter casts a float to int, which its serialize does too.
-            container = (isinstance(attribute, (ListAttribute, MapAttribute))
-                         or getter not in (Attribute.__get__, VersionAttribute.__get__))
+            # VersionAttribute's getter casts a float to int, which its serialize does too; a map's
+            # getter is the plain one for an entity (``MapAttribute.__get__`` only types it).
+            own_getter = getter not in (Attribute.__get__, VersionAttribute.__get__, MapAttribute.__get__)
+            nested = isinstance(attribute, (ListAttribute, MapAttribute))
+            container = _OWN_GETTER if own_getter else int(nested)
             fields.append((name, attribute.attr_name, attribute.attr_type, attribute.serialize,
                            bool(attribute.null), container))
         writer = _Writer(tuple(fields))
