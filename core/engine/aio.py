@@ -97,6 +97,11 @@ class _Credentials:
         self._check_at = 0.0
         self._lock: asyncio.Lock | None = None
 
+    def ready(self) -> ReadOnlyCredentials | None:
+        """The credentials to sign the next attempt with, when no check is due (no await needed)."""
+        frozen = self._frozen
+        return frozen if frozen is not None and time.monotonic() < self._check_at else None
+
     async def get(self) -> ReadOnlyCredentials:
         """The credentials to sign the next attempt with."""
         frozen = self._frozen
@@ -259,7 +264,7 @@ class AsyncLeanClient:
     async def _attempt(self, http: AsyncPool, operation: str, body: bytes,
                        attempt: _Attempt) -> Outcome:
         """Sign and send one attempt; its answer parsed, or the transport exception."""
-        credentials = await self._credentials.get()
+        credentials = self._credentials.ready() or await self._credentials.get()
         amz_date = time.strftime(TIMESTAMP_FORMAT, time.gmtime(self._clock()))
         request, _ = signed(operation, body, endpoint=self.endpoint, credentials=credentials,
                             amz_date=amz_date)

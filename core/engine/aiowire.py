@@ -24,6 +24,7 @@ directly to the endpoint.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import socket
 import ssl
@@ -51,7 +52,13 @@ class Sent(Protocol):
 
 
 class _Connection(asyncio.Protocol):
-    """One connection: feeds the bytes received to the parser of the answer awaited, if any."""
+    """One connection: feeds the bytes received to the parser of the answer awaited, if any.
+
+    The read timeout is one timer per connection, not one per request: each request moves the
+    deadline (``_deadline``, loop time), and the timer, when it fires, fails the answer awaited if
+    its deadline has passed, or waits again until that deadline (none: the timer stops). A
+    keep-alive connection thus schedules a timer about once per read timeout, not at every call.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -59,6 +66,9 @@ class _Connection(asyncio.Protocol):
         self.dropped = False  # closed, or bytes received that no request asked for
         self._parser: Parser | None = None
         self._waiter: asyncio.Future[tuple[Response, bool]] | None = None
+        self._deadline = 0.0  # when the answer awaited is late (loop time)
+        self._read_timeout = 0.0  # the timeout that set it, for the error's message
+        self._timer: asyncio.TimerHandle | None = None  # fires at or before _deadline
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport; Nagle off (asyncio's default for TCP, made sure of here)."""
@@ -97,6 +107,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """The connection is gone: an awaited answer fails."""
         self.dropped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._parser is not None:
             if isinstance(exc, ssl.SSLError):
                 self._fail(TLSFailed(str(exc)))
@@ -105,31 +118,47 @@ class _Connection(asyncio.Protocol):
             else:
                 self._fail(ConnectionBroken(f"Connection aborted: {exc!r}"))
 
-    async def exchange(self, payload: bytes, attempt: Sent, read_timeout: float) -> tuple[Response, bool]:
-        """Write ``payload`` and await its answer; and whether the connection can serve another."""
+    def send(self, payload: bytes, attempt: Sent,
+             read_timeout: float) -> asyncio.Future[tuple[Response, bool]]:
+        """Write ``payload``; the future of its answer, and whether the connection can serve another.
+        The caller awaits it, then calls ``finished()``."""
         transport = self.transport
         if self.dropped or transport is None or transport.is_closing():
             raise ConnectionBroken("Remote end closed connection without response")  # nothing written
-        waiter: asyncio.Future[tuple[Response, bool]] = self._loop.create_future()
+        loop = self._loop
+        waiter: asyncio.Future[tuple[Response, bool]] = loop.create_future()
         self._waiter = waiter
         self._parser = Parser()
         attempt.sent = True
-        timer = self._loop.call_later(read_timeout, self._timed_out, read_timeout)
-        try:
-            transport.write(payload)
-            return await waiter
-        finally:
-            timer.cancel()
-            self._parser = self._waiter = None
+        deadline = self._deadline = loop.time() + read_timeout
+        self._read_timeout = read_timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._check_deadline)
+        transport.write(payload)
+        return waiter
+
+    def finished(self) -> None:
+        """The answer awaited was read, or abandoned: the connection awaits none."""
+        self._parser = self._waiter = None
 
     def close(self) -> None:
         """Close at once (an abandoned answer's connection is never reused)."""
-        self.dropped = True
-        if self.transport is not None:
-            self.transport.abort()
+        self._drop()
 
-    def _timed_out(self, seconds: float) -> None:
-        self._fail(ReadTimedOut(f"Read timed out. (read timeout={seconds})"))
+    def _check_deadline(self) -> None:
+        """The timer: fail the answer awaited if it is late, else wait until its deadline."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # idle: the next request starts the timer again
+        if self._loop.time() >= self._deadline:
+            seconds = self._read_timeout
+            self._fail(ReadTimedOut(f"Read timed out. (read timeout={seconds})"))
+        else:
+            self._timer = self._loop.call_at(self._deadline, self._check_deadline)
 
     def _resolve(self, answer: tuple[Response, bool]) -> None:
         waiter = self._waiter
@@ -146,6 +175,9 @@ class _Connection(asyncio.Protocol):
 
     def _drop(self) -> None:
         self.dropped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport is not None:
             self.transport.abort()
 
@@ -166,25 +198,36 @@ class AsyncPool:
         self.max_connections = max_connections
         self.opened = 0  # connections made so far
         self._tls = tls if origin.scheme == "https" else None
-        self._slots = asyncio.Semaphore(max_connections)
+        # The slots, as an asyncio.Semaphore(max_connections) without its coroutines per call: a
+        # freed slot passes straight to the first waiter, so there are waiters only when all are busy.
+        self._busy = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._idle: list[_Connection] = []
         self._closed = False
 
     async def exchange(self, payload: bytes, attempt: Sent) -> Response:
         """Send ``payload`` (one request, ``core.engine.http1.encode``); its answer, or a
         ``core.engine.http1.WireError``. ``attempt.sent`` is set just before the request is written."""
-        async with self._slots:
+        if self._busy < self.max_connections:
+            self._busy += 1
+        else:
+            await self._slot()
+        try:
             connection = self._take() or await self._connect()
             try:
-                response, reusable = await connection.exchange(payload, attempt, self.read_timeout)
+                response, reusable = await connection.send(payload, attempt, self.read_timeout)
             except BaseException:
                 connection.close()
                 raise
+            finally:
+                connection.finished()
             if reusable and not self._closed:
                 self._idle.append(connection)
             else:
                 connection.close()
             return response
+        finally:
+            self._release()
 
     async def close(self) -> None:
         """Close the idle connections; those in use are closed when their answer is read."""
@@ -194,6 +237,30 @@ class AsyncPool:
             connection.close()
         if idle:
             await asyncio.sleep(0)  # let the transports finish closing
+
+    async def _slot(self) -> None:
+        """Wait for a slot, first come first served (``_release`` hands it over)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # handed a slot as it was cancelled: the next waiter gets it
+            else:
+                with contextlib.suppress(ValueError):  # already skipped by _release
+                    self._waiters.remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        """Free a slot: to the first waiter still waiting, if any."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot is its now: still busy
+                return
+        self._busy -= 1
 
     def _take(self) -> _Connection | None:
         idle = self._idle

@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 from botocore.exceptions import HTTPClientError
 
-if TYPE_CHECKING:  # asyncio is imported by the code that awaits; the synchronous layer never loads it
-    import asyncio
+if TYPE_CHECKING:
     from types import FrameType
 
 P = ParamSpec("P")
@@ -50,8 +50,24 @@ T = TypeVar("T")
 
 OUTCOME: Final = "datalayer_outcome"  # the attribute of a CancelledError that holds what the code raised
 REQUEST_SENT: Final = "datalayer_request_sent"  # as core.engine.aio sets it on a cancelled call
+IDLE_WORKERS: Final = 64  # greenlets kept for reuse, per thread (starting a new one costs ~10 µs)
 
 _running = 0  # greenlets started by run() and not yet ended (0: the synchronous layer pays one test)
+# greenlet's and asyncio's names, bound by the first run() (the synchronous layer never loads them).
+_getcurrent: Callable[[], Any] | None = None
+_greenlet: Any = None
+_greenlet_exit: type[BaseException] = BaseException
+_cancelled_error: type[BaseException] = BaseException
+
+
+class _Idle(threading.local):
+    """Each thread's idle workers: a greenlet belongs to the thread that made it."""
+
+    def __init__(self) -> None:
+        self.workers: list[Any] = []
+
+
+_idle = _Idle()
 
 
 class CallCancelled(HTTPClientError):
@@ -61,10 +77,43 @@ class CallCancelled(HTTPClientError):
     fmt = "the calling task was cancelled after the request was sent; its answer will not be read"
 
 
-def _greenlet() -> Any:
-    from greenlet import greenlet
+class _Finished:
+    """What a worker hands back when its code has ended: the result, or what the code raised."""
 
-    return greenlet
+    __slots__ = ("error", "value")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+def _load() -> Callable[[], Any]:
+    """Bind greenlet's and asyncio's names (at the first run()); ``getcurrent``."""
+    global _getcurrent, _greenlet, _greenlet_exit, _cancelled_error
+    import asyncio
+
+    from greenlet import GreenletExit, getcurrent, greenlet
+
+    _greenlet, _greenlet_exit, _cancelled_error = greenlet, GreenletExit, asyncio.CancelledError
+    _getcurrent = getcurrent
+    return getcurrent
+
+
+def _work(job: Callable[[], Any]) -> None:
+    """A worker greenlet's body: run each job handed to it, hand back a ``_Finished``, wait for the
+    next one. (A dying worker's ``GreenletExit`` ends it, as it ends any greenlet.)"""
+    assert _getcurrent is not None
+    current = _getcurrent()
+    while True:
+        done = _Finished()
+        try:
+            done.value = job()
+        except _greenlet_exit:
+            raise
+        except BaseException as exc:  # raised in run(), where the code was awaited
+            done.error = exc
+        del job  # no reference to the finished code while idle (run() empties ``done``)
+        job = current.parent.switch(done)
 
 
 def _discard(awaitable: object) -> None:
@@ -76,11 +125,9 @@ def _discard(awaitable: object) -> None:
 
 def active() -> bool:
     """Whether the current code runs inside ``run`` (its calls must be awaited, not sent)."""
-    if not _running:
+    if not _running or _getcurrent is None:
         return False
-    from greenlet import getcurrent
-
-    return getattr(getcurrent(), "datalayer_bridged", False) is True
+    return getattr(_getcurrent(), "datalayer_bridged", False) is True
 
 
 def awaiting_frame() -> FrameType | None:
@@ -88,19 +135,16 @@ def awaiting_frame() -> FrameType | None:
     coroutine), for finding a call's caller; ``None`` outside ``run``."""
     if not active():
         return None
-    from greenlet import getcurrent
-
-    parent = getcurrent().parent
+    assert _getcurrent is not None
+    parent = _getcurrent().parent
     return parent.gr_frame if parent is not None else None
 
 
 def wait(awaitable: Awaitable[T]) -> T:
     """Inside ``run``: pause this code until the loop has awaited ``awaitable``; its result (or its
     exception, raised here). Outside ``run``: ``RuntimeError``."""
-    from greenlet import getcurrent
-
-    current = getcurrent()
-    if getattr(current, "datalayer_bridged", False) is not True:
+    current = _getcurrent() if _getcurrent is not None else None
+    if current is None or getattr(current, "datalayer_bridged", False) is not True:
         _discard(awaitable)
         raise RuntimeError("bridge.wait() is only for code run by core.engine.bridge.run()")
     parent = current.parent
@@ -111,31 +155,26 @@ def wait(awaitable: Awaitable[T]) -> T:
 
 async def run(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
     """Run ``fn(*args, **kwargs)`` on this loop, its calls awaited; its result, or what it raised.
-    See the module docstring for cancellation."""
+    See the module docstring for cancellation.
+
+    The code runs in a worker greenlet, taken from this thread's idle ones (or made), whose parent
+    is the greenlet awaiting here; it goes back to them once its code has ended."""
     global _running
-    import asyncio
-
-    greenlet = _greenlet()
-    from greenlet import getcurrent
-
-    driver = getcurrent()
-    cancelled: asyncio.CancelledError | None = None  # once cancelled, no further call is made
-
-    child = greenlet(functools.partial(fn, *args, **kwargs), driver)
-    child.datalayer_bridged = True
-    child.gr_context = driver.gr_context  # the task's context: what the code sets, the task sees
+    driver = (_getcurrent or _load())()
+    cancelled: BaseException | None = None  # asyncio.CancelledError; once cancelled, no further call
+    child = _worker(driver)
     _running += 1
     try:
         try:
-            step: Any = child.switch()
-            while not child.dead:
+            step: Any = child.switch(functools.partial(fn, *args, **kwargs))
+            while type(step) is not _Finished and not child.dead:
                 if cancelled is not None:
                     _discard(step)
                     step = child.throw(cancelled)
                     continue
                 try:
                     value = await step
-                except asyncio.CancelledError as exc:
+                except _cancelled_error as exc:
                     cancelled = exc
                     sent = getattr(exc, REQUEST_SENT, None)
                     step = child.throw(exc if sent is False else CallCancelled(error=exc))
@@ -143,6 +182,8 @@ async def run(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
                     step = child.throw(exc)
                 else:
                     step = child.switch(value)
+            if type(step) is _Finished:
+                step = _released(child, step)
         except BaseException as raised:
             if cancelled is not None and raised is not cancelled:
                 setattr(cancelled, OUTCOME, raised)
@@ -154,6 +195,33 @@ async def run(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         return result
     finally:
         _running -= 1
+
+
+def _worker(driver: Any) -> Any:
+    """An idle worker of this thread (or a new one), to run code for ``driver`` in its context."""
+    idle = _idle.workers
+    if idle:
+        child = idle.pop()
+        child.parent = driver
+    else:
+        child = _greenlet(_work, driver)
+        child.datalayer_bridged = True
+    child.gr_context = driver.gr_context  # the task's context: what the code sets, the task sees
+    return child
+
+
+def _released(child: Any, finished: _Finished) -> Any:
+    """Keep the worker whose code has ended for the next run; the code's result, or raise what it
+    raised."""
+    child.gr_context = None
+    idle = _idle.workers
+    if len(idle) < IDLE_WORKERS:
+        idle.append(child)
+    error, value = finished.error, finished.value
+    finished.error = finished.value = None
+    if error is not None:
+        raise error
+    return value
 
 
 def outcome_of(cancelled: BaseException) -> BaseException | None:

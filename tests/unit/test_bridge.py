@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import inspect
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -145,6 +147,42 @@ def test_awaitable_is_a_coroutine_function_wrapping_the_code() -> None:
     assert inspect.iscoroutinefunction(wrapped)
     assert (wrapped.__wrapped__, wrapped.__name__, wrapped.__doc__) == (add, "add", "Add.")  # type: ignore[attr-defined]
     assert arun(lambda: wrapped(2, b=3)) == 5
+
+
+def test_runs_one_after_another_keep_their_own_context_and_nothing_of_the_previous_code() -> None:
+    class Result:
+        pass
+
+    kept: list[weakref.ref[Result]] = []
+
+    def first() -> Result:
+        VAR.set("first")
+        result = Result()
+        kept.append(weakref.ref(result))
+        return bridge.wait(answer(result))
+
+    def failing() -> None:
+        raise LookupError(bridge.wait(answer("failed")))
+
+    def second() -> tuple[str, bool]:
+        return VAR.get(), bridge.active()
+
+    async def in_task(fn: Callable[[], T]) -> T:
+        return await asyncio.create_task(bridge.run(fn))
+
+    async def main() -> tuple[str, bool]:
+        result = await in_task(first)
+        assert isinstance(result, Result)
+        del result
+        await asyncio.sleep(0)  # the loop's handle that resumed this task held it too
+        gc.collect()
+        assert kept[0]() is None  # the code's result is gone once its caller dropped it
+        with pytest.raises(LookupError, match="failed"):
+            await in_task(failing)
+        return await in_task(second)
+
+    assert arun(main) == ("unset", True)  # a task of its own: not the first code's context
+    assert not bridge.active()
 
 
 # --- waits outside run ------------------------------------------------------------------------------

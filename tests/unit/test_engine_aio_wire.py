@@ -228,6 +228,29 @@ def test_an_answer_that_never_comes_is_a_read_timeout(serve: Callable[..., Serve
     assert not nothing_sent(raised.value)
 
 
+def test_the_read_timeout_bounds_each_answer_on_a_kept_alive_connection(serve: Callable[..., Server]) -> None:
+    def answer_first_only(peer: Peer, server: Server) -> None:
+        server.requests.append(request := peer.request() or b"")
+        peer.send(echo(request))
+        server.requests.append(peer.request() or b"")
+        server.stop.wait(10)
+
+    server = serve(answer_first_only)
+
+    async def late_second(c: AsyncLeanClient) -> tuple[BaseException, float, int]:
+        await get(c, "first")
+        await asyncio.sleep(0.2)  # the second request's deadline is later than the first's
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ReadTimeoutError) as raised:
+            await get(c, "second")
+        return raised.value, loop.time() - started, opened(c)
+
+    error, waited, connections = run(client_for(server.endpoint, read_timeout=0.3), late_second)
+    assert not nothing_sent(error)
+    assert 0.3 <= waited < 2 and connections == 1 and len(server.requests) == 2
+
+
 def test_a_refused_connection_is_endpoint_connection_error_with_nothing_sent() -> None:
     probe = socket.create_server(("127.0.0.1", 0))
     endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
@@ -286,6 +309,34 @@ def test_cancelled_waiting_for_a_slot_is_not_sent_and_after_the_write_is_sent_an
     assert after["Item"] == {"PK": {"S": "after"}}
     assert connections == 2 and server.accepted == 2
     assert [document(request)["Key"]["PK"]["S"] for request in server.requests] == ["held", "after"]
+
+
+def test_a_slot_handed_to_a_waiter_cancelled_before_it_ran_passes_to_the_next(
+        serve: Callable[..., Server]) -> None:
+    server = serve(keep_alive)
+    client = client_for(server.endpoint, max_connections=1)
+    waiting: list[asyncio.Task[dict[str, Any]]] = []
+
+    def cancel_the_first_waiter(parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("Item") == {"PK": {"S": "held"}}:  # the slot was just handed to "first"
+            waiting[0].cancel()
+
+    client.after_call.append(cancel_the_first_waiter)
+
+    async def work(c: AsyncLeanClient) -> tuple[list[Any], BaseException, dict[str, Any]]:
+        held = asyncio.create_task(get(c, "held"))  # takes the only slot
+        waiting.extend(asyncio.create_task(get(c, key)) for key in ("first", "second"))
+        async with asyncio.timeout(10):  # a lost slot would leave "second" waiting for ever
+            results = await asyncio.gather(held, *waiting, return_exceptions=True)
+        with pytest.raises(asyncio.CancelledError) as cancelled:
+            await waiting[0]
+        return results, cancelled.value, await get(c, "after")  # the slot was not lost
+
+    (held, _, second), first, after = run(client, work)
+    assert request_sent(first) is False
+    assert held["Item"] == {"PK": {"S": "held"}} and second["Item"] == {"PK": {"S": "second"}}
+    assert after["Item"] == {"PK": {"S": "after"}}
+    assert [document(request)["Key"]["PK"]["S"] for request in server.requests] == ["held", "second", "after"]
 
 
 def test_cancelled_while_connecting_is_not_sent(monkeypatch: pytest.MonkeyPatch) -> None:
