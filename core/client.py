@@ -104,7 +104,7 @@ class BotocoreTransport:
         if bridge.active():
             import asyncio
 
-            with observe.caller_pinned(caller):
+            with observe.caller_pinned(caller()):  # found now: the call is observed on another thread
                 return bridge.wait(asyncio.to_thread(self._send, operation_name, api_params))
         return self._send(operation_name, api_params)
 

@@ -365,17 +365,19 @@ def _caller() -> str | None:
     """``module.function`` of the nearest frame that is neither the data layer's plumbing nor a library's
     (for a call awaited by ``core.engine.bridge``, the one found on its code's stack, if any)."""
     pinned = CALLER.get()
-    if pinned is not None:
+    if isinstance(pinned, str):
         return pinned
-    frame: FrameType | None = sys._getframe(1)
-    outer = True  # inside core.engine.bridge.run, the awaiting code's stack continues the search
+    # A pinned frame: the awaited code's paused stack, then this one's (the awaiting coroutines).
+    # Else this stack, then (inside core.engine.bridge.run) the awaiting code's.
+    frame: FrameType | None = pinned if pinned is not None else sys._getframe(1)
+    outer = True
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         if not isinstance(module, str) or not _is_plumbing(frame.f_code.co_filename, module):
             return f"{module}.{frame.f_code.co_qualname}"
         frame = frame.f_back
         if frame is None and outer:
-            frame, outer = bridge.awaiting_frame(), False
+            frame, outer = sys._getframe(1) if pinned is not None else bridge.awaiting_frame(), False
     return None
 
 

@@ -13,10 +13,11 @@ exporter broke.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, Final
 
 _LOG = logging.getLogger(__name__)
@@ -61,9 +62,10 @@ class Observation:
 Observer = Callable[[Observation], None]
 observers: list[Observer] = []
 ACCESS_PATTERN: ContextVar[str | None] = ContextVar("datalayer_access_pattern", default=None)
-# The calling function of a call awaited by core.engine.bridge: found on the code's own stack when
-# the call is handed to the loop, since the loop's stack (where the call is observed) does not hold it.
-CALLER: ContextVar[str | None] = ContextVar("datalayer_caller", default=None)
+# The calling function of a call awaited by core.engine.bridge, since the loop's stack (where the call
+# is observed) does not hold it: its name, or the frame the call was made from (its code's stack,
+# paused while the call is awaited), where it is looked for only if the call is observed.
+CALLER: ContextVar[str | FrameType | None] = ContextVar("datalayer_caller", default=None)
 
 
 class _Attributed:
@@ -89,14 +91,29 @@ def attributed(name: str) -> AbstractContextManager[None]:
     return _Attributed(name)
 
 
-@contextmanager
-def caller_pinned(find: Callable[[], str | None]) -> Iterator[None]:
-    """While a call is handed to the loop, keep its calling function (``find()`` on this stack)."""
-    token = CALLER.set(find())
-    try:
-        yield
-    finally:
-        CALLER.reset(token)
+class _Pinned:
+    """``caller_pinned``'s block (a class: it wraps every awaited call)."""
+
+    __slots__ = ("_pinned", "_token")
+
+    def __init__(self, pinned: str | FrameType | None) -> None:
+        self._pinned = pinned
+        self._token: Token[str | FrameType | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = CALLER.set(self._pinned)
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            CALLER.reset(self._token)
+            self._token = None
+
+
+def caller_pinned(pinned: str | FrameType | None) -> AbstractContextManager[None]:
+    """While a call is handed to the loop, keep its calling function: its name, or the frame the
+    call is made from (``core.logs`` looks on from there only when the call is observed; the frame
+    must stay on a paused stack until the block ends)."""
+    return _Pinned(pinned)
 
 
 def notify(observation: Observation) -> None:

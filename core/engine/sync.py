@@ -38,6 +38,7 @@ Of a client it uses exactly these names (``pynamodb/connection/base.py``):
 
 from __future__ import annotations
 
+import sys
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -141,6 +142,7 @@ class LeanClient:
         self.before_send: list[Hook] = []
         self.after_call: list[Hook] = []
         self._twins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._last_twin: tuple[weakref.ref[Any], weakref.ref[Any]] | None = None
 
     def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
         """``client.put_item(**params)``: botocore's method names for the data-plane operations."""
@@ -159,10 +161,8 @@ class LeanClient:
     def _make_api_call(self, operation_name: str, api_params: dict[str, Any]) -> dict[str, Any]:
         """PynamoDB's name for ``call``; inside ``core.engine.bridge.run``, the call is awaited on
         this loop's ``twin()`` instead."""
-        if bridge.active():
-            from core.logs import caller
-
-            with observe.caller_pinned(caller):
+        if bridge.active():  # the caller is looked for on this stack (paused meanwhile) if observed
+            with observe.caller_pinned(sys._getframe(1)):
                 return bridge.wait(self.twin().call(operation_name, api_params))
         return self.call(operation_name, api_params)
 
@@ -172,6 +172,11 @@ class LeanClient:
         import asyncio
 
         loop = asyncio.get_running_loop()
+        last = self._last_twin  # the loop of the last call and its twin (both weakly held)
+        if last is not None and last[0]() is loop:
+            known = last[1]()
+            if known is not None:
+                return known
         twin = self._twins.get(loop)
         if twin is None:
             from core.engine.aio import AsyncLeanClient
@@ -184,6 +189,7 @@ class LeanClient:
             twin.before_call, twin.before_send = self.before_call, self.before_send
             twin.after_call = self.after_call
             self._twins[loop] = twin
+        self._last_twin = (weakref.ref(loop), weakref.ref(twin))
         return twin
 
     async def aclose(self) -> None:
@@ -191,6 +197,7 @@ class LeanClient:
         import asyncio
 
         twin = self._twins.pop(asyncio.get_running_loop(), None)
+        self._last_twin = None
         if twin is not None:
             await twin.close()
 

@@ -284,6 +284,28 @@ def test_a_closed_client_refuses_calls(server: Hanging, recorder: Recorder) -> N
     run(client_for(server.endpoint, recorder), closed_then_called)
 
 
+def test_a_sync_clients_twin_is_its_loops_and_a_new_one_after_aclose(server: Hanging) -> None:
+    """The twin of the loop's last call is reused; after ``aclose`` (its pool closed) the next call on
+    the same loop gets a new twin, and another loop gets its own."""
+    sync = LeanClient(settings_for(server.endpoint))
+    twins: list[Any] = []
+
+    async def calls() -> None:
+        first = sync.twin()
+        assert sync.twin() is first
+        await first.call("GetItem", GET)
+        await sync.aclose()
+        second = sync.twin()
+        assert second is not first
+        await second.call("GetItem", GET)  # a closed twin would refuse it
+        twins.extend((first, second))
+        await sync.aclose()
+
+    asyncio.run(calls())
+    asyncio.run(calls())
+    assert len({id(twin) for twin in twins}) == 4
+
+
 def test_botocore_method_names_are_awaitable(server: Hanging, recorder: Recorder) -> None:
     server.script = [ok({"Item": {"PK": {"S": "a"}}})]
     result = run(client_for(server.endpoint, recorder), lambda c: c.get_item(**GET))
