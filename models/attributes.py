@@ -361,6 +361,16 @@ class EnumAttribute(UnicodeEnumAttribute[_E]):
     a member of another enum (even a ``StrEnum`` member with the same text) or a non-string.
     """
 
+    def __init__(self, enum_type: type[_E], **kwargs: Any) -> None:
+        super().__init__(enum_type, **kwargs)
+        self._members: dict[str, _E] = {member.value: member for member in enum_type}
+
+    def deserialize(self, value: str) -> _E | None:
+        """The member whose value is stored (looked up in a dict: every item read has one); an
+        unknown value as ``UnicodeEnumAttribute`` treats it."""
+        member = self._members.get(value) if type(value) is str else None
+        return member if member is not None else super().deserialize(value)
+
     def serialize(self, value: Any) -> str:
         """The member's string value; ``InvalidInput`` for anything else."""
         what = self.attr_name or "value"

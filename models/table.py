@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pynamodb.attributes import (
+    Attribute,
     DiscriminatorAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -107,6 +108,7 @@ class TableModel(EntityReading, EntityWriting):
     rules: ClassVar[tuple[Rule, ...]] = ()
     _connection_settings: ClassVar[Settings | None] = None
     _watched: ClassVar[tuple[tuple[Rule, ...], frozenset[str]] | None] = None
+    _watched_reads_of: ClassVar[tuple[tuple[Rule, ...], tuple[tuple[str, bool], ...]] | None] = None
     _managed: ClassVar[frozenset[str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -225,7 +227,23 @@ class TableModel(EntityReading, EntityWriting):
 
     def remember_stored_values(self) -> None:
         """Record the watched attributes' values as stored (after a read or a write)."""
-        self._stored_values = {name: getattr(self, name) for name in self.watched_attributes()}
+        values = self.attribute_values
+        self._stored_values = {name: values.get(name) if plain else getattr(self, name)
+                               for name, plain in type(self)._watched_reads()}
+
+    @classmethod
+    def _watched_reads(cls) -> tuple[tuple[str, bool], ...]:
+        """(watched attribute, read from the stored values: a plain attribute, whose getter does
+        nothing more) for ``remember_stored_values``, worked out once for the declared rules."""
+        known = cls.__dict__.get("_watched_reads_of")
+        if known is not None and known[0] is cls.rules:
+            reads: tuple[tuple[str, bool], ...] = known[1]
+            return reads
+        attributes = cls.get_attributes()
+        reads = tuple((name, name in attributes and type(attributes[name]).__get__ is Attribute.__get__)
+                      for name in sorted(cls.watched_attributes()))
+        cls._watched_reads_of = (cls.rules, reads)
+        return reads
 
     def forget_stored_values(self) -> None:
         """The entity is no longer stored (after a delete)."""

@@ -411,3 +411,13 @@ def test_a_timestamp_is_written_as_pynamodbs_utc_datetime_writes_it(moments: lis
     ours, theirs = TimestampAttribute(attr_name="T"), UnicodeDatetimeAttribute(attr_name="T", force_utc=True)
     for moment in [*moments, *moments[::-1], moments[0]]:
         assert ours.serialize(moment) == theirs.serialize(moment)
+
+
+def test_a_stored_enum_value_reads_as_the_member_the_enum_gives_and_an_unknown_one_is_refused() -> None:
+    attribute = EnumAttribute(Colour, attr_name="Colour")
+    for member in Colour:
+        assert attribute.deserialize(member.value) is Colour(member.value)
+    with pytest.raises(ValueError):
+        attribute.deserialize("MAUVE")
+    lenient = EnumAttribute(Colour, attr_name="Colour", unknown_value=None)
+    assert lenient.deserialize("MAUVE") is None
