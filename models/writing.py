@@ -79,12 +79,15 @@ class EntityWriting(Model):
         values = self.key_values()
         stored = self.attribute_values  # keys are plain attributes (checked when the class is made)
         derived = self.__dict__.get("_derived_keys")  # the parts and keys of the last complete fill
-        if derived is not None and derived[0] == values and all(
-                stored.get(key_name) == key for key_name, key in derived[1].items()):
-            return  # nothing they are made of changed, and nobody replaced them
+        if derived is not None and derived[0] == values:
+            for key_name, key in derived[1].items():
+                if stored.get(key_name) != key:
+                    break  # replaced: derived again
+            else:
+                return  # nothing they are made of changed, and nobody replaced them
         complete = True
         for key_name, template in self._key_templates.items():
-            if any(values.get(f) is None for f in template.fields):
+            if None in map(values.get, template.fields):  # a part not set
                 if key_name not in ("pk", "sk"):
                     stored[key_name] = None
                     continue
