@@ -333,7 +333,7 @@ def profiles(canned: Canned, p: Prepared, calls: int, top: int = 25) -> Profiles
                 variant.op(i)
 
         run(max(1, count // 10))  # warm
-        profile = cProfile.Profile(time.process_time)  # CPU: not the wait for the server
+        profile = cProfile.Profile()  # wall time: a socket's recv includes the wait for the server
         profile.enable()
         run(count)
         profile.disable()
@@ -393,10 +393,9 @@ def _notes(rounds: int, size: Size, bare_start: float) -> list[str]:
         "(a semaphore), every answer after the delay; ideal = calls / in flight x delay. The layer's async "
         f"client keeps up to {TWIN_MAX_CONNECTIONS} connections a loop (`core.engine.sync."
         "TWIN_MAX_CONNECTIONS`). The layer's calls are bound by their client CPU (its µs CPU/call "
-        "row against the 78 µs a call the ideal leaves); the floors show what the bench itself allows: "
-        "a client doing almost nothing (34-53 µs CPU a call) still takes about 1.6-1.8x the ideal, the "
-        "canned server's delays and its handling of each burst of requests included, so the 1.3x goal "
-        "cannot be shown on this bench by any client",
+        "row against the 78 µs a call the ideal leaves, one thread's CPU alone); the floors' rows show "
+        "what the bench itself allows a client that does almost nothing (the canned server's delays and "
+        "its handling of each burst of requests included)",
         f"concurrency floors: the least a Python asyncio client does for the same requests: {IN_FLIGHT} "
         "keep-alive connections (a bare `asyncio.Protocol`), every request the same bytes: the GetItem body "
         "the layer sent (from the recording) with the layer's headers, signed ONCE for all (`core.engine."
