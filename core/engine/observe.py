@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 _LOG = logging.getLogger(__name__)
 _LOG.addHandler(logging.NullHandler())
@@ -60,6 +60,7 @@ class Observation:
 
 
 Observer = Callable[[Observation], None]
+T = TypeVar("T")
 observers: list[Observer] = []
 ACCESS_PATTERN: ContextVar[str | None] = ContextVar("datalayer_access_pattern", default=None)
 # The calling function of a call awaited by core.engine.bridge, since the loop's stack (where the call
@@ -68,52 +69,35 @@ ACCESS_PATTERN: ContextVar[str | None] = ContextVar("datalayer_access_pattern", 
 CALLER: ContextVar[str | FrameType | None] = ContextVar("datalayer_caller", default=None)
 
 
-class _Attributed:
-    """``attributed``'s block (a class, not a generator: it wraps every write and query)."""
+class _Bound(Generic[T]):
+    """A block in which a context variable holds a value (a class, not a generator: it wraps every
+    write, query and awaited call)."""
 
-    __slots__ = ("_name", "_token")
+    __slots__ = ("_token", "_value", "_variable")
 
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._token: Token[str | None] | None = None
+    def __init__(self, variable: ContextVar[T], value: T) -> None:
+        self._variable, self._value = variable, value
+        self._token: Token[T] | None = None
 
     def __enter__(self) -> None:
-        self._token = ACCESS_PATTERN.set(self._name)
+        self._token = self._variable.set(self._value)
 
     def __exit__(self, *_: object) -> None:
         if self._token is not None:
-            ACCESS_PATTERN.reset(self._token)
+            self._variable.reset(self._token)
             self._token = None
 
 
 def attributed(name: str) -> AbstractContextManager[None]:
     """Attribute the calls made in this block (this thread or task) to ``name``."""
-    return _Attributed(name)
-
-
-class _Pinned:
-    """``caller_pinned``'s block (a class: it wraps every awaited call)."""
-
-    __slots__ = ("_pinned", "_token")
-
-    def __init__(self, pinned: str | FrameType | None) -> None:
-        self._pinned = pinned
-        self._token: Token[str | FrameType | None] | None = None
-
-    def __enter__(self) -> None:
-        self._token = CALLER.set(self._pinned)
-
-    def __exit__(self, *_: object) -> None:
-        if self._token is not None:
-            CALLER.reset(self._token)
-            self._token = None
+    return _Bound(ACCESS_PATTERN, name)
 
 
 def caller_pinned(pinned: str | FrameType | None) -> AbstractContextManager[None]:
     """While a call is handed to the loop, keep its calling function: its name, or the frame the
     call is made from (``core.logs`` looks on from there only when the call is observed; the frame
     must stay on a paused stack until the block ends)."""
-    return _Pinned(pinned)
+    return _Bound(CALLER, pinned)
 
 
 def notify(observation: Observation) -> None:
