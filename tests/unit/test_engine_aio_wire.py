@@ -8,14 +8,12 @@ the call counts as sent, how many connections were opened; and, for a cancelled 
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
 import struct
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +26,6 @@ from botocore.exceptions import (
     SSLError,
 )
 from botocore.session import Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from core import engine
 from core.config import Settings
@@ -39,30 +33,16 @@ from core.engine import http1
 from core.engine.aio import AsyncLeanClient, request_sent
 from core.engine.retries import RetryPolicy, RetryQuota
 from core.error_codes import nothing_sent
-from tests.unit.test_engine_wire import Peer, Script, Server, answer, crc32, document, echo, keep_alive
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., Server]]:
-    """``serve(script, tls=None)``: a started ``Server``, closed after the test."""
-    servers: list[Server] = []
-
-    def start(script: Script, *, tls: ssl.SSLContext | None = None) -> Server:
-        servers.append(Server(script, tls=tls))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-@pytest.fixture
-def observations() -> Iterator[list[engine.Observation]]:
-    """Every call's observation."""
-    seen: list[engine.Observation] = []
-    engine.observers.append(seen.append)
-    yield seen
-    engine.observers.remove(seen.append)
+from tests.unit.test_engine_wire import (
+    Peer,
+    Server,
+    answer,
+    answer_once_then_close,
+    chunked,
+    document,
+    echo,
+    keep_alive,
+)
 
 
 async def _no_sleep(_: float) -> None:
@@ -134,13 +114,6 @@ def test_many_concurrent_tasks_each_get_their_own_answer(serve: Callable[..., Se
 
 def test_an_idle_connection_the_server_closed_is_replaced_before_sending(
         serve: Callable[..., Server], observations: list[engine.Observation]) -> None:
-    def answer_once_then_close(peer: Peer, server: Server) -> None:
-        request = peer.request()
-        if request is not None:
-            peer.send(echo(request))
-        peer.sock.close()
-        server.closed_idle.set()
-
     server = serve(answer_once_then_close)
 
     async def twice(c: AsyncLeanClient) -> int:
@@ -169,16 +142,6 @@ def test_a_connection_close_answer_is_read_and_the_connection_not_reused(
 
 
 def test_a_chunked_answer_is_read_whole_and_the_connection_kept(serve: Callable[..., Server]) -> None:
-    def chunked(peer: Peer, server: Server) -> None:
-        while (request := peer.request()) is not None:
-            body = json.dumps({"Item": document(request)["Key"]}).encode()
-            peer.send(f"HTTP/1.1 200 OK\r\nx-amzn-RequestId: REQ\r\nx-amz-crc32: {crc32(body)}\r\n"
-                      "Transfer-Encoding: chunked\r\n\r\n".encode())
-            for start in range(0, len(body), 7):  # chunks of 7 bytes, one write each
-                piece = body[start:start + 7]
-                peer.send(b"%x;ext=1\r\n%b\r\n" % (len(piece), piece))
-            peer.send(b"0\r\nx-trailer: t\r\n\r\n")
-
     server = serve(chunked)
     results = run(client_for(server.endpoint), lambda c: gets(c, "a", "b", "c"))
     assert [result["Item"]["PK"]["S"] for result in results] == ["a", "b", "c"]
@@ -362,31 +325,10 @@ def test_cancelled_while_connecting_is_not_sent(monkeypatch: pytest.MonkeyPatch)
 # --- TLS -----------------------------------------------------------------------------------------------
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
-
-
 @pytest.fixture
-def tls_server(serve: Callable[..., Server], tmp_path: Path) -> tuple[Server, Path]:
+def tls_server(serve: Callable[..., Server], certificate: tuple[Path, Path]) -> tuple[Server, Path]:
     """A keep-alive server over TLS with a self-signed certificate; and that certificate."""
-    cert_file, key_file = _certificate(tmp_path)
+    cert_file, key_file = certificate
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
     return serve(keep_alive, tls=context), cert_file

@@ -9,8 +9,6 @@ of the same kind becomes, and whether the call counts as sent (``core.error_code
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
@@ -33,10 +31,6 @@ from botocore.exceptions import (
     SSLError,
 )
 from botocore.session import Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from core import engine
 from core.config import Settings
@@ -164,27 +158,26 @@ def keep_alive(peer: Peer, server: Server) -> None:
         peer.send(echo(request))
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[..., Server]]:
-    """``serve(script, tls=None)``: a started ``Server``, closed after the test."""
-    servers: list[Server] = []
-
-    def start(script: Script, *, tls: ssl.SSLContext | None = None) -> Server:
-        servers.append(Server(script, tls=tls))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
+def answer_once_then_close(peer: Peer, server: Server) -> None:
+    """Answers the first request, then closes the connection (an idle connection the server ended)."""
+    request = peer.request()
+    if request is not None:
+        peer.send(echo(request))
+    peer.sock.close()
+    server.closed_idle.set()
 
 
-@pytest.fixture
-def observations() -> Iterator[list[engine.Observation]]:
-    """Every call's observation."""
-    seen: list[engine.Observation] = []
-    engine.observers.append(seen.append)
-    yield seen
-    engine.observers.remove(seen.append)
+def chunked(peer: Peer, server: Server) -> None:
+    """Answers every request with a chunked body: chunks of 7 bytes with an extension, one write
+    each, and a trailer."""
+    while (request := peer.request()) is not None:
+        body = json.dumps({"Item": document(request)["Key"]}).encode()
+        peer.send(f"HTTP/1.1 200 OK\r\nx-amzn-RequestId: REQ\r\nx-amz-crc32: {crc32(body)}\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n".encode())
+        for start in range(0, len(body), 7):
+            piece = body[start:start + 7]
+            peer.send(b"%x;ext=1\r\n%b\r\n" % (len(piece), piece))
+        peer.send(b"0\r\nx-trailer: t\r\n\r\n")
 
 
 clients: list[LeanClient] = []
@@ -302,13 +295,6 @@ def test_close_closes_the_idle_connections(serve: Callable[..., Server]) -> None
 
 def test_an_idle_connection_the_server_closed_is_replaced_before_sending(
         serve: Callable[..., Server], observations: list[engine.Observation]) -> None:
-    def answer_once_then_close(peer: Peer, server: Server) -> None:
-        request = peer.request()
-        if request is not None:
-            peer.send(echo(request))
-        peer.sock.close()
-        server.closed_idle.set()
-
     server = serve(answer_once_then_close)
     client = client_for(server.endpoint)  # one attempt: a failure would be raised, not retried
     get(client)
@@ -424,16 +410,6 @@ def test_an_answer_cut_short_is_connection_closed_and_the_connection_dropped(
 
 
 def test_a_chunked_answer_is_read_whole_and_the_connection_kept(serve: Callable[..., Server]) -> None:
-    def chunked(peer: Peer, server: Server) -> None:
-        while (request := peer.request()) is not None:
-            body = json.dumps({"Item": document(request)["Key"]}).encode()
-            peer.send(f"HTTP/1.1 200 OK\r\nx-amzn-RequestId: REQ\r\nx-amz-crc32: {crc32(body)}\r\n"
-                      "Transfer-Encoding: chunked\r\n\r\n".encode())
-            for start in range(0, len(body), 7):  # chunks of 7 bytes, one write each
-                piece = body[start:start + 7]
-                peer.send(b"%x;ext=1\r\n%b\r\n" % (len(piece), piece))
-            peer.send(b"0\r\nx-trailer: t\r\n\r\n")
-
     server = serve(chunked)
     client = client_for(server.endpoint)
     for key in ("a", "b", "c"):
@@ -496,29 +472,6 @@ def test_framing_details() -> None:
 
 
 # --- TLS -----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    folder = tmp_path_factory.mktemp("tls")
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
 
 
 def tls_server(serve: Callable[..., Server], certificate: tuple[Path, Path]) -> Server:
