@@ -54,8 +54,9 @@ class Sent(Protocol):
 class _Connection(asyncio.Protocol):
     """One connection: feeds the bytes received to the parser of the answer awaited, if any.
 
-    The read timeout is one timer per connection, not one per request: each request moves the
-    deadline (``_deadline``, loop time), and the timer, when it fires, fails the answer awaited if
+    The read timeout bounds each read, as a socket timeout does for the sync client: one timer per
+    connection, not one per request; each request and each bytes received move the deadline
+    (``_deadline``, loop time), and the timer, when it fires, fails the answer awaited if
     its deadline has passed, or waits again until that deadline (none: the timer stops). A
     keep-alive connection thus schedules a timer about once per read timeout, not at every call.
     """
@@ -85,6 +86,7 @@ class _Connection(asyncio.Protocol):
         if parser is None:  # nothing asked: the connection cannot be trusted with a request
             self._drop()
             return
+        self._deadline = self._loop.time() + self._read_timeout  # each read waits at most the timeout
         try:
             whole = parser.feed(data)
         except WireError as exc:

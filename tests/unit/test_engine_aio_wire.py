@@ -13,6 +13,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,29 @@ def test_the_read_timeout_bounds_each_answer_on_a_kept_alive_connection(serve: C
     error, waited, connections = run(client_for(server.endpoint, read_timeout=0.3), late_second)
     assert not nothing_sent(error)
     assert 0.3 <= waited < 2 and connections == 1 and len(server.requests) == 2
+
+
+def test_the_read_timeout_bounds_each_read_not_the_whole_answer(serve: Callable[..., Server]) -> None:
+    """An answer that arrives in pieces, each within the read timeout, is read whole though it takes
+    longer than the timeout (as the sync client's socket timeout bounds each recv)."""
+    def trickled(peer: Peer, server: Server) -> None:
+        while (request := peer.request()) is not None:
+            whole = echo(request)
+            for start in range(0, len(whole), len(whole) // 4 + 1):
+                peer.send(whole[start:start + len(whole) // 4 + 1])
+                time.sleep(0.15)
+
+    server = serve(trickled)
+    loop_time: list[float] = []
+
+    async def slow_get(c: AsyncLeanClient) -> dict[str, Any]:
+        started = asyncio.get_running_loop().time()
+        result = await get(c, "slow")
+        loop_time.append(asyncio.get_running_loop().time() - started)
+        return result
+
+    result = run(client_for(server.endpoint, read_timeout=0.3), slow_get)
+    assert result["Item"]["PK"]["S"] == "slow" and loop_time[0] > 0.3
 
 
 def test_a_refused_connection_is_endpoint_connection_error_with_nothing_sent() -> None:
