@@ -97,7 +97,7 @@ def observing() -> bool:
     logs = sys.modules.get("core.logs")  # imported by record's first call (and by core.client)
     if logs is None:
         return True
-    return bool(observe.observers) or logs.debugging() or logs.metered() or _tracer() is not None
+    return bool(logs.debugging()) or listening()
 
 
 # --- OpenTelemetry (optional) -----------------------------------------------------------------

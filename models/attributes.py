@@ -399,6 +399,8 @@ class TimestampAttribute(UnicodeDatetimeAttribute):
     _last: tuple[datetime | None, str] = (None, "")  # shared: one write's time, on every attribute
 
     def __init__(self, **kwargs: Any) -> None:
+        if {"fmt", "force_tz", "force_utc"} & kwargs.keys():  # the text kept is for this one format
+            raise TypeError("TimestampAttribute writes UTC ISO-8601 only: no fmt, force_tz or force_utc")
         super().__init__(force_utc=True, **kwargs)
 
     def serialize(self, value: datetime) -> str:

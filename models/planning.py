@@ -203,13 +203,14 @@ def put_kwargs(entity: TableModel, condition: Condition | None, *, add_version_c
     version_condition = versioned(entity, attributes=item)
     if version is not None:
         item[VERSION] = {"N": str(version)}
-    if add_version_condition:
-        if condition is absent(model) and version_condition is absent(model, "version"):
-            condition = new_item(model)  # the usual put of a new entity: one condition a model
-        else:
-            condition = version_condition if condition is None else condition & version_condition
     check_item_size(item, model.__name__)
     low: dict[str, Any] = {"TableName": model.Meta.table_name, "Item": item}
+    if add_version_condition and condition is absent(model) and version_condition is absent(model, "version"):
+        kwargs = new_item_kwargs(model)  # the usual put of a new entity: serialized once a model
+        low.update(kwargs, ExpressionAttributeNames=dict(kwargs["ExpressionAttributeNames"]))
+        return low
+    if add_version_condition:
+        condition = version_condition if condition is None else condition & version_condition
     if condition is not None:
         low.update(condition_kwargs(condition))
     return low
@@ -251,18 +252,10 @@ def absent(model: type[TableModel], name: str = "pk") -> Condition:
 
 
 @functools.cache
-def new_item(model: type[TableModel]) -> Condition:
-    """No item at the key and no version: a new entity's put (serialized once, see ``condition_kwargs``)."""
-    condition: Condition = absent(model) & absent(model, "version")
-    kwargs = _serialize_condition(condition)
-    assert "ExpressionAttributeValues" not in kwargs
-    _SERIALIZED[id(condition)] = (condition, kwargs)
-    return condition
-
-
-# Conditions without values serialized once (``new_item``): id -> (the condition, its kwargs). They
-# live as long as the cache that made them, so an id here is never reused by another object.
-_SERIALIZED: dict[int, tuple[Condition, dict[str, Any]]] = {}
+def new_item_kwargs(model: type[TableModel]) -> dict[str, Any]:
+    """No item at the key and no version, serialized: a new entity's put condition (it holds no
+    values; a caller copies its names before handing them on)."""
+    return condition_kwargs(absent(model) & absent(model, "version"))
 
 
 def serialized(entity: TableModel) -> dict[str, Any]:
@@ -283,14 +276,6 @@ def serialized(entity: TableModel) -> dict[str, Any]:
 def condition_kwargs(condition: Condition) -> dict[str, Any]:
     """``condition`` as a request's ``ConditionExpression`` and placeholders (as PynamoDB's
     ``get_operation_kwargs`` serializes it)."""
-    known = _SERIALIZED.get(id(condition))
-    if known is not None and known[0] is condition:
-        kwargs = known[1]  # no values: a copy of its names is a copy of it all
-        return {**kwargs, "ExpressionAttributeNames": dict(kwargs["ExpressionAttributeNames"])}
-    return _serialize_condition(condition)
-
-
-def _serialize_condition(condition: Condition) -> dict[str, Any]:
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     kwargs: dict[str, Any] = {

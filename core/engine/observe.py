@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import ContextDecorator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import FrameType
@@ -69,15 +69,16 @@ ACCESS_PATTERN: ContextVar[str | None] = ContextVar("datalayer_access_pattern", 
 CALLER: ContextVar[str | FrameType | None] = ContextVar("datalayer_caller", default=None)
 
 
-class _Bound(Generic[T]):
-    """A block in which a context variable holds a value (a class, not a generator: it wraps every
-    write, query and awaited call)."""
-
-    __slots__ = ("_token", "_value", "_variable")
+class _Bound(ContextDecorator, Generic[T]):
+    """A block (or a decorated function) in which a context variable holds a value (a class, not a
+    generator: it wraps every write, query and awaited call)."""
 
     def __init__(self, variable: ContextVar[T], value: T) -> None:
         self._variable, self._value = variable, value
         self._token: Token[T] | None = None
+
+    def _recreate_cm(self) -> _Bound[T]:
+        return _Bound(self._variable, self._value)  # each call of a decorated function: its own token
 
     def __enter__(self) -> None:
         self._token = self._variable.set(self._value)
@@ -88,12 +89,13 @@ class _Bound(Generic[T]):
             self._token = None
 
 
-def attributed(name: str) -> AbstractContextManager[None]:
-    """Attribute the calls made in this block (this thread or task) to ``name``."""
+def attributed(name: str) -> _Bound[str | None]:
+    """Attribute the calls made in this block (this thread or task), or in the decorated function,
+    to ``name``."""
     return _Bound(ACCESS_PATTERN, name)
 
 
-def caller_pinned(pinned: str | FrameType | None) -> AbstractContextManager[None]:
+def caller_pinned(pinned: str | FrameType | None) -> _Bound[str | FrameType | None]:
     """While a call is handed to the loop, keep its calling function: its name, or the frame the
     call is made from (``core.logs`` looks on from there only when the call is observed; the frame
     must stay on a paused stack until the block ends)."""

@@ -421,3 +421,10 @@ def test_a_stored_enum_value_reads_as_the_member_the_enum_gives_and_an_unknown_o
         attribute.deserialize("MAUVE")
     lenient = EnumAttribute(Colour, attr_name="Colour", unknown_value=None)
     assert lenient.deserialize("MAUVE") is None
+
+
+def test_a_timestamp_attribute_takes_no_other_format() -> None:
+    """Its kept text is shared by every TimestampAttribute: one format only."""
+    for option in ({"fmt": "%Y"}, {"force_tz": False}, {"force_utc": False}):
+        with pytest.raises(TypeError):
+            TimestampAttribute(attr_name="T", **option)

@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from core import telemetry
 from core.config import Settings, get_settings
 from core.engine import calls
+from core.engine.observe import ACCESS_PATTERN
 from core.engine.sync import LeanClient
 from core.errors import NotFound
 from core.logs import configure_logging
@@ -203,3 +204,16 @@ def test_a_call_nobody_would_see_builds_no_observation_and_a_failed_one_is_still
     with capture_logs() as events:
         place_order(user_id, "2.00")
     assert [e["operation"] for e in events if e["event"] == "dynamodb.call"] == ["TransactWriteItems"]
+
+
+def test_attributed_names_the_calls_of_a_block_and_of_a_decorated_function() -> None:
+    @telemetry.attributed("decorated")
+    def inside() -> str | None:
+        return ACCESS_PATTERN.get()
+
+    assert inside() == "decorated" and inside() == "decorated"  # each call enters afresh
+    with telemetry.attributed("block"):
+        assert ACCESS_PATTERN.get() == "block"
+        assert inside() == "decorated"
+        assert ACCESS_PATTERN.get() == "block"
+    assert ACCESS_PATTERN.get() is None
