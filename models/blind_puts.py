@@ -18,10 +18,11 @@ a lost answer, the stored item shows it, and the entity counts as written.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -48,18 +49,18 @@ STALE = "stale"  # the entity's version is not the stored one (or its item is go
 LANDED = "landed"  # an earlier attempt of this very put is stored
 
 
-def planned_as_put(entity: TableModel, what: str, *, token: str | None = None) -> Plan:
+def planned_as_put(entity: TableModel, what: str, *, token: str | None = None,
+                   now: datetime | None = None) -> Plan:
     """A put of ``entity`` with no condition, every rule it declares applied as on any put;
-    ``InvalidInput`` naming what to use when a rule needs a condition or a companion."""
+    ``InvalidInput`` naming what to use when a rule needs a condition or a companion. ``token``
+    and ``now``: the plan's write token and time (else new ones)."""
     model = type(entity)
     for rule in model.rules:
         if not rule.blind_put:
             raise InvalidInput(f"{what} cannot keep {model.__name__}'s {type(rule).__name__} rule; "
                                f"use {rule.instead}")
     check_expiry(entity)
-    plan = Plan(entity, "put", versioned=False)
-    if token is not None:
-        plan.token = token
+    plan = Plan(entity, "put", versioned=False, token=token or uuid4_hex(), now=now or datetime.now(UTC))
     apply_rules(plan)
     if plan.condition is not None or plan.companions:  # a rule that said it needs neither
         raise InvalidInput(f"{what} cannot keep {model.__name__}'s rules; use the entity's own save()")
@@ -104,9 +105,9 @@ class BatchPut:
         item: dict[str, Any] = self.plan.main_step().kwargs["Item"]
         return item
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[str, str]:
-        """The ``(PK, SK)`` this put writes."""
+        """The ``(PK, SK)`` this put writes (built again on the stored item, it keeps its key)."""
         return self.plan.main_step().key
 
     def restore(self) -> None:
@@ -149,15 +150,16 @@ class BatchPut:
         record_written(self.plan, None)
 
 
-def plan_batch_put(entity: TableModel) -> BatchPut:
+def plan_batch_put(entity: TableModel, now: datetime | None = None) -> BatchPut:
     """The put of ``entity`` in a ``BatchWriteItem``, built and checked before anything is sent
-    (rules, keys, values, size); the entity's timestamps are as before when it raises."""
+    (rules, keys, values, size); the entity's timestamps are as before when it raises. ``now``:
+    the time of the whole batch (one ``UpdatedAt`` for every entity a call writes)."""
     values = entity.attribute_values  # the timestamps are plain attributes: read without their descriptor
     before = values.get("created_at"), values.get("updated_at")
     try:
         # The token stays with the entity until its write is acknowledged (see the module docstring).
         token = entity.__dict__.setdefault(_PENDING, uuid4_hex())
-        plan = planned_as_put(entity, "batch_write", token=token)
+        plan = planned_as_put(entity, "batch_write", token=token, now=now)
         plan.main_step()
     except DataLayerError:
         entity.created_at, entity.updated_at = before

@@ -153,10 +153,11 @@ class Plan:
             # of an earlier attempt of this entity that never landed): see ``models.sending``.
             read = entity.__dict__.get("_token_read")
             stored_version = version_of(entity)
+            values = entity.attribute_values  # the tokens are plain attributes
             if read is None or read[0] != stored_version:
-                read = entity.__dict__["_token_read"] = (stored_version, entity.write_token)
-            entity.prior_write_token = None if self.new else read[1]
-            entity.write_token = token
+                read = entity.__dict__["_token_read"] = (stored_version, values.get("write_token"))
+            values["prior_write_token"] = None if stored_version is None else read[1]
+            values["write_token"] = token
             low = put_kwargs(entity, condition, add_version_condition=add_version_condition,
                              version=self.next_version)
         else:
@@ -303,7 +304,8 @@ def plan_put(entity: TableModel, condition: Condition | None = None) -> Plan:
 def check_expiry(entity: TableModel) -> None:
     """``InvalidInput`` for a TTL on an entity that declares no expiry (an ``Expires`` rule): a put,
     an upsert and ``batch_write`` would otherwise have DynamoDB delete it."""
-    if entity.expires_at is not None and not any(rule.sets_expiry for rule in type(entity).rules):
+    expires = entity.attribute_values.get("expires_at")  # a plain attribute once set
+    if expires is not None and not any(rule.sets_expiry for rule in type(entity).rules):
         raise InvalidInput(f"{type(entity).__name__} declares no expiry (an Expires rule): "
                            "leave expires_at unset")
 

@@ -178,7 +178,7 @@ def record_written(plan: Plan, response: dict[str, Any] | None) -> None:
         if plan.next_version is None:
             entity.update_local_version_attribute()  # type: ignore[no-untyped-call]
         else:
-            entity.version = plan.next_version
+            entity.attribute_values["version"] = plan.next_version  # an int: as its descriptor stores it
     elif plan.kind == "update" and not _loaded(entity, response):
         # a transaction, or a write another one followed ("Superseded"): as this write left it
         for name, value in plan.changes.items():

@@ -60,6 +60,7 @@ Flags are checked before anything is sent: ``overwrite`` and ``consistent_read``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -281,10 +282,11 @@ def _prepare(batch: Sequence[TableModel]) -> list[BatchPut]:
     """Plan every entity's put (rules, keys, values, size: ``plan_batch_put``); no two with one key.
     On a refusal every entity's timestamps are as before."""
     puts: list[BatchPut] = []
+    now = datetime.now(UTC)  # one time for the whole batch
     try:
         seen: set[Key] = set()
         for entity in batch:
-            put = plan_batch_put(entity)
+            put = plan_batch_put(entity, now)
             puts.append(put)
             if put.key in seen:
                 raise InvalidInput("two entities in one batch have the same key")

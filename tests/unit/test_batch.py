@@ -160,6 +160,22 @@ def test_batch_write_sends_at_most_25_a_request_and_writes_every_entity(
     assert all(e.version == 1 for e in entities)
 
 
+def test_batch_write_stamps_one_time_on_every_entity_of_the_call(moto_table: Settings) -> None:
+    before = datetime.now(UTC)
+    entities = [product() for _ in range(30)]
+
+    batch_write(entities)
+
+    items = stored(moto_table)
+    times = {items[(e.pk, e.sk)]["UpdatedAt"]["S"] for e in entities}
+    assert len(times) == 1  # one write: one UpdatedAt, also across the two requests it took
+    (text,) = times
+    assert before <= datetime.fromisoformat(text) <= datetime.now(UTC)
+    when = datetime.fromisoformat(text)
+    assert {e.updated_at for e in entities} == {e.created_at for e in entities} == {when}
+    assert len({e.write_token for e in entities}) == 30  # each put still has its own token
+
+
 def test_batch_write_of_nothing_sends_nothing(moto_table: Settings, flaky: Any) -> None:
     proxy = flaky(lambda call, size: 0)
     batch_write([])
