@@ -39,10 +39,10 @@ from benchmarks.pydynox_baseline import PydynoxModels
 from benchmarks.timing import Variant
 from core.config import Settings
 from core.engine import http1
-from core.engine.requests import endpoint_for, signed
+from core.engine.requests import endpoint_for, parse, serialize, signed
 from core.engine.signing import TIMESTAMP_FORMAT
 from core.engine.transport import direct_origin
-from models import Product
+from models import Order, Product
 from repositories import accounts, batch, metrics, orders, products, users
 from repositories.asyncio import accounts as aaccounts
 from repositories.asyncio import batch as abatch
@@ -52,7 +52,7 @@ from repositories.asyncio import orders as aorders
 LAYER, LAYER_ASYNC = "layer", "layer async"
 PYNAMODB, BOTOCORE, BOTO3 = "bare PynamoDB", "botocore", "boto3 Table"
 PYDYNOX, PYDYNOX_ASYNC = "pydynox", "pydynox async"
-FLOOR, FLOOR_CALLBACKS = "floor: awaited", "floor: callbacks"
+FLOOR, FLOOR_CALLBACKS, FLOOR_WHOLE = "floor: awaited", "floor: callbacks", "floor: whole get"
 JSON = "json.loads"
 ONE_BY_ONE = "one put per item"
 
@@ -310,6 +310,14 @@ def presigned(operation: str, body: bytes, settings: Settings) -> tuple[str, int
     """Host, port and the whole request (``core.engine.http1.encode``) carrying ``body`` (the one the
     layer sent, from the recording), signed ONCE as the layer's async client signs it
     (``core.engine.requests.signed``, the same credentials and endpoint), to be sent as is every time."""
+    host, port, sign = signer(operation, settings)
+    return host, port, sign(body, datetime.now(UTC).strftime(TIMESTAMP_FORMAT))
+
+
+def signer(operation: str, settings: Settings) -> tuple[str, int, Callable[[bytes, str], bytes]]:
+    """Host, port and what makes the whole request (``core.engine.http1.encode``) of ``operation``
+    carrying a body, signed at a time (``YYYYMMDDTHHMMSSZ``) as the layer's async client signs it
+    (``core.engine.requests.signed``, the same credentials and endpoint)."""
     session = botocore.session.Session()
     endpoint = endpoint_for(settings.endpoint_url, settings.region or session.get_config_variable("region"))
     direct = direct_origin(endpoint.url)
@@ -320,9 +328,12 @@ def presigned(operation: str, body: bytes, settings: Settings) -> tuple[str, int
     if found is None:
         raise RuntimeError("no AWS credentials to sign the floor's request with")
     credentials = found.get_frozen_credentials()
-    amz_date = datetime.now(UTC).strftime(TIMESTAMP_FORMAT)
-    request, _ = signed(operation, body, endpoint=endpoint, credentials=credentials, amz_date=amz_date)
-    return origin.host, origin.port, http1.encode(request.method, target, request.headers, request.body)
+
+    def sign(body: bytes, amz_date: str) -> bytes:
+        request, _ = signed(operation, body, endpoint=endpoint, credentials=credentials, amz_date=amz_date)
+        return http1.encode(request.method, target, request.headers, request.body)
+
+    return origin.host, origin.port, sign
 
 
 class _FloorConnection(asyncio.Protocol):
@@ -345,7 +356,7 @@ class _FloorConnection(asyncio.Protocol):
         response, keep = self.parser.answer()
         self.parser = http1.Parser()
         if response.status == 200 and keep:
-            self._floor.answered(self)
+            self._floor.answered(self, response)
         else:
             self._floor.failed(f"answer {response.status} {response.body[:200]!r} (keep-alive: {keep})")
 
@@ -392,13 +403,13 @@ class Floor:
             if waiter is not None and not waiter.done():
                 waiter.set_exception(AssertionError(f"floor: {why}"))
 
-    def answered(self, connection: _FloorConnection) -> None:
+    def answered(self, connection: _FloorConnection, response: http1.Response) -> None:
         """The answer on ``connection`` is whole (a 200)."""
         waiter = connection.waiter
         if waiter is not None:  # get(): the awaiting call resumes; the connection is idle again
             connection.waiter = None
             self._idle.append(connection)
-            waiter.set_result(None)
+            waiter.set_result(response)
             return
         self._pending -= 1  # run(): the next request on this connection, if any
         if self._left:
@@ -410,13 +421,17 @@ class Floor:
 
     async def get(self) -> None:
         """One request, awaited (callers keep at most ``limit`` in flight: an idle connection is there)."""
+        await self.exchange(self.payload)
+
+    async def exchange(self, payload: bytes) -> http1.Response:
+        """``payload`` sent on an idle connection, its answer awaited."""
         if not self._idle:
             await self._open()
         connection = self._idle.pop()
         waiter = connection.waiter = asyncio.get_running_loop().create_future()
         assert connection.transport is not None
-        connection.transport.write(self.payload)
-        await waiter
+        connection.transport.write(payload)
+        return await waiter
 
     async def run(self, calls: int) -> None:
         """``calls`` requests, ``limit`` in flight, driven by the connections' callbacks alone."""
@@ -439,6 +454,24 @@ class Floor:
                 transport.close()
 
 
+class WholeGet:
+    """The least a get does that it cannot skip, awaited on ``Floor``'s connections: its body
+    serialized from the parameters (``core.engine.requests.serialize``), signed at the time of the
+    call, the answer decoded as botocore's parser would (``core.engine.requests.parse``) and its item
+    built into an ``Order`` (``from_raw_data``). No PynamoDB, no retry, no observation."""
+
+    def __init__(self, floor: Floor, params: dict[str, Any], sign: Callable[[bytes, str], bytes]) -> None:
+        self._floor, self._params, self._sign = floor, params, sign
+
+    async def get(self) -> Order:
+        """One get of the order."""
+        body = serialize("GetItem", self._params)
+        payload = self._sign(body, datetime.now(UTC).strftime(TIMESTAMP_FORMAT))
+        response = await self._floor.exchange(payload)
+        parsed = parse("GetItem", response.status, response.headers, response.body)
+        return Order.from_raw_data(parsed["Item"])
+
+
 def concurrent_gets(get: Scenario, delay: float) -> Scenario:
     """``CONCURRENT_CALLS`` gets of the order, ``IN_FLIGHT`` at a time on one event loop, each answered
     after ``delay``: the layer's async API and pydynox's (wall time; the get's recording); and the floor
@@ -448,6 +481,10 @@ def concurrent_gets(get: Scenario, delay: float) -> Scenario:
     def make(fx: Fixture) -> list[Variant]:
         floor = Floor(*presigned("GetItem", body, fx.clients.settings), limit=IN_FLIGHT)
         LOOP.on_close(floor.close)
+        host, port, sign = signer("GetItem", fx.clients.settings)
+        whole = Floor(host, port, b"", limit=IN_FLIGHT)
+        LOOP.on_close(whole.close)
+        whole_get = WholeGet(whole, json.loads(body), sign)
         return [
             in_flight(LAYER_ASYNC, lambda: aorders.get_order(fx.user_id, fx.order_id),
                       calls=CONCURRENT_CALLS, limit=IN_FLIGHT),
@@ -455,6 +492,7 @@ def concurrent_gets(get: Scenario, delay: float) -> Scenario:
                       calls=CONCURRENT_CALLS, limit=IN_FLIGHT),
             in_flight(FLOOR, floor.get, calls=CONCURRENT_CALLS, limit=IN_FLIGHT),
             Variant(FLOOR_CALLBACKS, lambda _: LOOP.run(floor.run(CONCURRENT_CALLS)), block=1),
+            in_flight(FLOOR_WHOLE, whole_get.get, calls=CONCURRENT_CALLS, limit=IN_FLIGHT),
         ]
 
     return Scenario(f"{CONCURRENT_CALLS:,} gets, {IN_FLIGHT} in flight", make, get.recording, block=1,
