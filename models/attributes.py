@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
 from functools import lru_cache
@@ -31,6 +32,7 @@ from core.emails import MAX_EMAIL_INPUT_LENGTH, MAX_EMAIL_LENGTH, canonical_emai
 from core.errors import InvalidInput
 
 _E = TypeVar("_E", bound=enum.Enum)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 # DynamoDB numbers: up to 38 significant digits; a non-zero magnitude from 1E-130 to
 # 9.9999999999999999999999999999999999999E+125.
@@ -390,6 +392,17 @@ class EnumAttribute(UnicodeEnumAttribute[_E]):
         return text
 
 
+def same_as(function: Callable[[Any], Any]) -> Callable[[_F], _F]:
+    """Mark a ``deserialize`` that only calls ``function`` (with the stored value): ``models.reading``
+    calls ``function`` itself for every item it reads."""
+
+    def mark(method: _F) -> _F:
+        setattr(method, "same_as", function)  # noqa: B010  # a function's attribute, read by getattr
+        return method
+
+    return mark
+
+
 class TimestampAttribute(UnicodeDatetimeAttribute):
     """A UTC timestamp stored as ISO-8601 text (``UnicodeDatetimeAttribute(force_utc=True)``). A write
     stamps one time on several attributes and items (``CreatedAt``, ``UpdatedAt``, a transfer's
@@ -402,6 +415,11 @@ class TimestampAttribute(UnicodeDatetimeAttribute):
         if {"fmt", "force_tz", "force_utc"} & kwargs.keys():  # the text kept is for this one format
             raise TypeError("TimestampAttribute writes UTC ISO-8601 only: no fmt, force_tz or force_utc")
         super().__init__(force_utc=True, **kwargs)
+
+    @same_as(datetime.fromisoformat)
+    def deserialize(self, value: str) -> datetime:
+        """The stored text as a ``datetime`` (``datetime.fromisoformat``, as the base class reads it)."""
+        return datetime.fromisoformat(value)
 
     def serialize(self, value: datetime) -> str:
         """``value`` in UTC, as ``datetime.isoformat`` writes it."""

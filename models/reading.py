@@ -28,13 +28,15 @@ VERSION = "Version"  # every entity's version (``TableModel.version``)
 
 def _fast_deserializer(attribute: Attribute[Any]) -> Callable[[Any], Any] | None:
     """``attribute.deserialize``, or what gives the same for less: nothing for an attribute that
-    keeps the stored value as is (strings), ``_read_version`` for a version."""
+    keeps the stored value as is (strings), ``_read_version`` for a version, the function a
+    ``deserialize`` marked with ``models.attributes.same_as`` only calls."""
     deserialize = type(attribute).deserialize
     if deserialize is Attribute.deserialize:
         return None
     if deserialize is VersionAttribute.deserialize:
         return _read_version
-    return attribute.deserialize
+    same: Callable[[Any], Any] | None = getattr(deserialize, "same_as", None)
+    return same if same is not None else attribute.deserialize
 
 
 def _read_version(value: Any) -> int:
@@ -88,6 +90,10 @@ class _Reader(NamedTuple):
     # name, attr_name, type, deserialize (None: the stored value as is)
     fields: tuple[tuple[str, str, str, Callable[[Any], Any] | None], ...]
     through_descriptor: tuple[str, ...]  # attributes set through their descriptor (maps)
+    discriminator: str | None  # the stored name of the model's discriminator (its type), if any
+    # discriminator text -> the class PynamoDB resolved it to (a value stays with its class once
+    # registered: PynamoDB refuses to give it to another)
+    classes: dict[str, type[Any]]
 
 
 
@@ -119,13 +125,23 @@ class EntityReading(Model):
         # descriptor per attribute: reading a page of entities is mostly this. The try costs a good
         # item nothing; what failed is worked out again only for a bad one (``_unreadable``).
         try:
-            stored_cls = cls._get_discriminator_class(attribute_values)
+            reader = cls.__dict__.get("_reader") or cls._build_reader()
+            stored_cls = None
+            if reader.discriminator is not None:
+                raw_type = attribute_values.get(reader.discriminator)
+                text = raw_type.get("S") if type(raw_type) is dict and len(raw_type) == 1 else None
+                stored_cls = reader.classes.get(text) if type(text) is str else None
+                if stored_cls is None:
+                    stored_cls = cls._get_discriminator_class(attribute_values)
+                    if stored_cls is not None and type(text) is str:
+                        reader.classes[text] = stored_cls
             if stored_cls and not issubclass(stored_cls, cls):
                 raise ValueError(
                     f"Cannot instantiate a {cls.__name__} from the returned class: {stored_cls.__name__}"
                 )
             model: type[_E] = stored_cls or cls
-            reader = model.__dict__.get("_reader") or model._build_reader()
+            if model is not cls:
+                reader = model.__dict__.get("_reader") or model._build_reader()
             values = start_values(reader.defaults, reader.computed_defaults)
             for name, attr_name, attr_type, deserialize in reader.fields:
                 raw = attribute_values.get(attr_name)
@@ -211,7 +227,9 @@ class EntityReading(Model):
         plain = (Attribute.__set__, DiscriminatorAttribute.__set__, VersionAttribute.__set__)
         through = tuple(name for name, attribute in cls.get_attributes().items()
                         if type(attribute).__set__ not in plain)
-        reader = _Reader(defaults, computed, fields, through)
+        discriminator = cls._get_discriminator_attribute()
+        reader = _Reader(defaults, computed, fields, through,
+                         discriminator.attr_name if discriminator is not None else None, {})
         cls._reader = reader
         return reader
 

@@ -177,3 +177,32 @@ def test_a_new_entity_refuses_what_pynamodb_refuses() -> None:
     with pytest.raises(ValueError, match="discriminator attribute must be set to the instance type"):
         User(user_id="u1", entity_type=Order)
     assert User("USER#u1", "PROFILE").pk == "USER#u1"  # keys given positionally: PynamoDB's own path
+
+
+def _resolved(read: Any, item: dict[str, Any]) -> type | str:
+    """The class ``read(item)`` builds, or that it failed."""
+    try:
+        return type(read(item))
+    except (UnreadableItem, ValueError, KeyError, TypeError):
+        return "failed"
+
+
+def test_the_stored_type_is_resolved_as_pynamodb_resolves_it_read_after_read() -> None:
+    user = {"PK": {"S": "USER#u1"}, "SK": {"S": "PROFILE"}, "EntityType": {"S": "USER"},
+            "UserId": {"S": "u1"}, "Email": {"S": "a@example.com"}, "Name": {"S": "Ada"},
+            "Version": {"N": "1"}}
+    order = {"PK": {"S": "USER#u1"}, "SK": {"S": "ORDER#o1"}, "EntityType": {"S": "ORDER"},
+             "UserId": {"S": "u1"}, "OrderId": {"S": "o1"}, "Amount": {"N": "5"}, "Status": {"S": "PENDING"},
+             "Version": {"N": "1"}}
+    odd = [{**user, "EntityType": t} for t in ({"S": "NOPE"}, {"N": "1"}, {"S": "USER", "N": "1"}, {"S": 7})]
+    for _ in range(2):  # the second round reads with what the first one kept of the types
+        assert type(TableModel.from_raw_data(user)) is User
+        assert type(TableModel.from_raw_data(order)) is Order
+        assert type(Order.from_raw_data(order)) is Order
+        with pytest.raises(UnreadableItem, match="cannot be read as Order"):
+            Order.from_raw_data(user)
+        with pytest.raises(UnreadableItem, match="cannot be read as User"):
+            User.from_raw_data(order)
+        for item in odd:
+            assert _resolved(TableModel.from_raw_data, item) == _resolved(_pynamodb_reads, item)
+    assert [_resolved(TableModel.from_raw_data, item) for item in odd] == ["failed", "failed", User, "failed"]
