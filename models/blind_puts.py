@@ -18,7 +18,6 @@ a lost answer, the stored item shows it, and the entity counts as written.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,6 +92,7 @@ class BatchPut:
     plan: Plan
     created_at: datetime | None
     updated_at: datetime | None
+    key: tuple[str, str]  # the (PK, SK) it writes (built again on the stored item, it keeps its key)
 
     @property
     def entity(self) -> TableModel:
@@ -105,10 +105,6 @@ class BatchPut:
         item: dict[str, Any] = self.plan.main_step().kwargs["Item"]
         return item
 
-    @functools.cached_property
-    def key(self) -> tuple[str, str]:
-        """The ``(PK, SK)`` this put writes (built again on the stored item, it keeps its key)."""
-        return self.plan.main_step().key
 
     def restore(self) -> None:
         """Give the entity back the timestamps it had before this put was planned (nothing sent)."""
@@ -160,11 +156,11 @@ def plan_batch_put(entity: TableModel, now: datetime | None = None) -> BatchPut:
         # The token stays with the entity until its write is acknowledged (see the module docstring).
         token = entity.__dict__.setdefault(_PENDING, uuid4_hex())
         plan = planned_as_put(entity, "batch_write", token=token, now=now)
-        plan.main_step()
+        key = plan.main_step().key
     except DataLayerError:
         entity.created_at, entity.updated_at = before
         raise
-    return BatchPut(plan, *before)
+    return BatchPut(plan, *before, key)
 
 
 def _stored_version(stored: Mapping[str, Any] | None) -> Decimal | None:
