@@ -29,10 +29,10 @@ def utcnow() -> datetime:
 class _Writer(NamedTuple):
     """How a model serializes an entity for a write (computed once per model)."""
 
-    # name, attr_name, type, serialize, null allowed, container: 0 a plain value, 1 a map or list, or
-    # _OWN_GETTER: an attribute whose getter does more than read the stored value (both serialized
-    # the way PynamoDB does)
-    fields: tuple[tuple[str, str, str, Callable[[Any], Any], bool, int], ...]
+    # name, attr_name, type, serialize (None: the value as is), null allowed, container: 0 a plain
+    # value, 1 a map or list, or _OWN_GETTER: an attribute whose getter does more than read the stored
+    # value (both serialized the way PynamoDB does)
+    fields: tuple[tuple[str, str, str, Callable[[Any], Any] | None, bool, int], ...]
 
 
 _OWN_GETTER = 2
@@ -122,7 +122,7 @@ class EntityWriting(Model):
                 value = None  # a map or list attribute not set (its getter reads the stored value)
             else:
                 value = values.get(name)
-                if value is not None:
+                if value is not None and serialize is not None:
                     value = serialize(value)
             if value is not None:
                 item[attr_name] = {attr_type: value}
@@ -159,8 +159,10 @@ class EntityWriting(Model):
             own_getter = getter not in (Attribute.__get__, VersionAttribute.__get__, MapAttribute.__get__)
             nested = isinstance(attribute, (ListAttribute, MapAttribute))
             container = _OWN_GETTER if own_getter else int(nested)
-            fields.append((name, attribute.attr_name, attribute.attr_type, attribute.serialize,
-                           bool(attribute.null), container))
+            # Attribute.serialize gives the value back as is (strings): not called
+            identity = type(attribute).serialize is Attribute.serialize
+            fields.append((name, attribute.attr_name, attribute.attr_type,
+                           None if identity else attribute.serialize, bool(attribute.null), container))
         writer = _Writer(tuple(fields))
         cls._writer = writer
         return writer
