@@ -8,7 +8,8 @@ number of times (``core.retry.RetryPolicy``); when the bound is reached
 
 What ``batch_write`` writes. Each entity's item is the put the write path plans for it
 (``models.blind_puts.plan_batch_put``): keys derived, value rules, the TTL of an ``Expires`` rule,
-the 400 KB limit, version and write token, as on every other path. ``BatchWriteItem`` carries no
+the 400 KB limit, version and write token, as on every other path; one call stamps one time on
+all its entities (``UpdatedAt``, and ``CreatedAt`` when new). ``BatchWriteItem`` carries no
 condition and no companion item, so an entity that declares a rule only a conditioned write can
 keep (``Rule.blind_put`` false: a unique value, an owner, a lifecycle, a derived item, a
 ``WrittenBy``) is refused with ``InvalidInput`` naming what to use instead, before anything is sent.
