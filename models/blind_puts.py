@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from models.table import TableModel
 
 # What a batch put reads of the item stored at its key (stored attribute names).
-STORED = ("PK", "SK", "Version", "CreatedAt", "WriteToken")
+STORED = ("PK", "SK", "Version", "CreatedAt", "UpdatedAt", "WriteToken")
 _PENDING = "_pending_write_token"  # the token of a batch put not yet acknowledged
 _MANAGED = {"pk", "sk", "version", "created_at", "updated_at", "write_token", "prior_write_token"}
 
@@ -137,12 +137,16 @@ class BatchPut:
         return outcome
 
     def written(self, stored: Mapping[str, Any] | None = None) -> None:
-        """The put is stored: the entity takes its version (``stored``: what an earlier attempt
-        of it stored, ``LANDED``) and gives up its pending token."""
+        """The put is stored: the entity takes its version and gives up its pending token.
+        ``stored``: what an earlier attempt of it stored (``LANDED``), whose timestamps the entity
+        takes (this attempt stamped its own, which were never written)."""
         entity = self.entity
         entity.__dict__.pop(_PENDING, None)
-        if stored is not None and "CreatedAt" in stored:
-            entity.created_at = type(entity).created_at.deserialize(stored["CreatedAt"]["S"])
+        if stored is not None:
+            model = type(entity)
+            for name, attribute in (("created_at", model.created_at), ("updated_at", model.updated_at)):
+                if attribute.attr_name in stored:
+                    setattr(entity, name, attribute.deserialize(stored[attribute.attr_name]["S"]))
         record_written(self.plan, None)
 
 

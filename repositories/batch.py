@@ -15,8 +15,8 @@ keep (``Rule.blind_put`` false: a unique value, an owner, a lifecycle, a derived
 ``WrittenBy``) is refused with ``InvalidInput`` naming what to use instead, before anything is sent.
 
 Versions. Before writing, ``batch_write`` reads the stored ``Version`` of every key
-(``BatchGetItem``, strongly consistent, keys and ``Version`` only) and never sets a stored version
-back (``BatchPut.base_on``):
+(``BatchGetItem``, strongly consistent: keys, ``Version``, timestamps and ``WriteToken`` only) and
+never sets a stored version back (``BatchPut.base_on``):
 
 - an entity never written (``version is None``) whose key holds nothing is written with
   ``Version`` 1, as ``save()`` would;
@@ -40,8 +40,8 @@ the repository functions), which check the version in the same request.
 Lost answers. Each entity's item carries a ``WriteToken`` that stays with the entity until its
 write is acknowledged. When no answer comes back, ``WriteOutcomeUnknown`` lists what was written,
 the keys whose outcome is unknown and what was not sent; calling ``batch_write`` again with the same
-entities recognises the items that did land (their stored token is the entity's) and writes the rest
-once, without ``overwrite=True``.
+entities recognises the items that did land (their stored token is the entity's; the entity takes
+their version and timestamps) and writes the rest once, without ``overwrite=True``.
 
 Every write through ``batch_write`` invalidates the read-through cache of the entities it caches
 (products). Every entity is checked before the first request (a ``TableModel`` entity of an

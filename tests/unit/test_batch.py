@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 import models.item_size as item_size_module
 from core.client import new_client
@@ -26,6 +27,7 @@ from core.errors import (
     InvalidInput,
     InvalidKey,
     RetriesExhausted,
+    WriteOutcomeUnknown,
 )
 from core.retry import RetryPolicy
 from models import Account, EmailClaim, Metric, MetricAggregate, Order, Product, Transfer, User
@@ -176,6 +178,49 @@ def test_batch_write_stamps_one_time_on_every_entity_of_the_call(moto_table: Set
     assert len({e.write_token for e in entities}) == 30  # each put still has its own token
 
 
+class LosesAnswers:
+    """The real client, except that the first ``lose`` BatchWriteItem requests are applied and their
+    answers lost (a read timeout, as when the connection drops after DynamoDB wrote)."""
+
+    def __init__(self, real: Any, lose: int) -> None:
+        self.real, self.lose = real, lose
+
+    def batch_write_item(self, **kwargs: Any) -> Item:
+        answer: Item = self.real.batch_write_item(**kwargs)
+        if self.lose:
+            self.lose -= 1
+            raise ReadTimeoutError(endpoint_url="http://127.0.0.1:9")
+        return answer
+
+    def batch_get_item(self, **kwargs: Any) -> Item:
+        answer: Item = self.real.batch_get_item(**kwargs)
+        return answer
+
+
+def test_a_batch_whose_answer_was_lost_is_acknowledged_by_the_same_call_again(
+    moto_table: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = LosesAnswers(batch._client(), lose=1)
+    monkeypatch.setattr(batch, "_client", lambda: proxy)
+    entities = [product() for _ in range(3)]
+    with pytest.raises(WriteOutcomeUnknown):
+        batch_write(entities)
+    landed = stored(moto_table)
+    assert len(landed) == 3 and all(e.version is None for e in entities)  # written, not acknowledged
+
+    batch_write(entities)  # the same entities: their items are recognised, not refused or written again
+
+    assert stored(moto_table) == landed
+    for entity in entities:
+        item = landed[(entity.pk, entity.sk)]
+        assert entity.version == 1 and item["Version"] == {"N": "1"}
+        assert entity.write_token == item["WriteToken"]["S"]
+        assert entity.created_at == datetime.fromisoformat(item["CreatedAt"]["S"])
+        assert entity.updated_at == datetime.fromisoformat(item["UpdatedAt"]["S"])  # not the rerun's time
+    batch_write(entities)  # and they are written on from there
+    assert {item["Version"]["N"] for item in stored(moto_table).values()} == {"2"}
+
+
 def test_batch_write_of_nothing_sends_nothing(moto_table: Settings, flaky: Any) -> None:
     proxy = flaky(lambda call, size: 0)
     batch_write([])
@@ -246,7 +291,7 @@ def test_batch_write_of_a_loaded_entity_stores_the_next_version(moto_table: Sett
     (read,) = proxy.version_reads  # the stored versions, strongly consistent, keys and Version only
     assert read["ConsistentRead"] is True
     projected = set(read["ExpressionAttributeNames"].values())
-    assert projected == {"PK", "SK", "Version", "CreatedAt", "WriteToken"}
+    assert projected == {"PK", "SK", "Version", "CreatedAt", "UpdatedAt", "WriteToken"}
 
 
 def test_batch_write_of_a_stale_entity_raises_conflict_error_and_writes_nothing(moto_table: Settings) -> None:
