@@ -86,7 +86,10 @@ class Plan:
     # A put sent without a version condition (``models.blind_puts``): the Version it stores, above
     # the one stored at its key. None: the entity's own version + 1.
     next_version: int | None = None
-    _main: Step | None = field(default=None, repr=False)
+    # The entity's own operation once built: its op, request and token (a step is made of them at
+    # each ``main_step``, naming this plan: the plan holds no step, so the two make no reference
+    # cycle, and a plan written and dropped is freed at once, not by the garbage collector).
+    _main: tuple[str, dict[str, Any], str | None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         refuse_partial(self.entity)
@@ -132,16 +135,18 @@ class Plan:
     def main_step(self, *, add_version_condition: bool = True) -> Step:
         """The entity's own operation, with its version handling and every rule condition (built
         once: sending the plan again sends the same request)."""
-        if self._main is None:
-            self._main = self._build_main(add_version_condition=add_version_condition)
-        return self._main
+        main = self._main
+        if main is None:
+            main = self._main = self._build_main(add_version_condition=add_version_condition)
+        kind, low, token = main
+        return OwnStep(kind, low, self.main_failure, token=token, plan=self)
 
     def rebuild(self) -> Step:
         """Build the entity's own operation again (a blind put given its ``next_version``)."""
         self._main = None
         return self.main_step()
 
-    def _build_main(self, *, add_version_condition: bool) -> Step:
+    def _build_main(self, *, add_version_condition: bool) -> tuple[str, dict[str, Any], str | None]:
         entity = self.entity
         condition = self.condition
         model = type(entity)
@@ -180,7 +185,7 @@ class Plan:
             low = entity._get_connection().get_operation_kwargs(
                 hash_key, range_key=range_key, key=KEY, actions=actions, condition=condition
             )
-        return OwnStep(self.kind, low, self.main_failure, token=token, plan=self)
+        return self.kind, low, token
 
 
 @dataclass
