@@ -102,7 +102,7 @@ class BatchPut:
     @property
     def item(self) -> dict[str, Any]:
         """The item this put stores (as ``PutItem`` would)."""
-        item: dict[str, Any] = self.plan.main_step().kwargs["Item"]
+        item: dict[str, Any] = self.plan.main_request()["Item"]
         return item
 
 
@@ -160,7 +160,8 @@ def plan_batch_put(entity: TableModel, now: datetime | None = None) -> BatchPut:
         # The token stays with the entity until its write is acknowledged (see the module docstring).
         token = entity.__dict__.setdefault(_PENDING, uuid4_hex())
         plan = planned_as_put(entity, "batch_write", token=token, now=now)
-        key = plan.main_step().key
+        item = plan.main_request()["Item"]
+        key = item["PK"]["S"], item["SK"]["S"]
     except DataLayerError:
         entity.created_at, entity.updated_at = before
         raise

@@ -141,6 +141,13 @@ class Plan:
         kind, low, token = main
         return OwnStep(kind, low, self.main_failure, token=token, plan=self)
 
+    def main_request(self) -> dict[str, Any]:
+        """The low-level request of the entity's own operation (``main_step``'s ``kwargs``)."""
+        main = self._main
+        if main is None:
+            main = self._main = self._build_main(add_version_condition=True)
+        return main[1]
+
     def rebuild(self) -> Step:
         """Build the entity's own operation again (a blind put given its ``next_version``)."""
         self._main = None
