@@ -12,13 +12,13 @@ exporter broke.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
-from contextlib import ContextDecorator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, ParamSpec, TypeVar
 
 _LOG = logging.getLogger(__name__)
 _LOG.addHandler(logging.NullHandler())
@@ -61,6 +61,8 @@ class Observation:
 
 Observer = Callable[[Observation], None]
 T = TypeVar("T")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 observers: list[Observer] = []
 ACCESS_PATTERN: ContextVar[str | None] = ContextVar("datalayer_access_pattern", default=None)
 # The calling function of a call awaited by core.engine.bridge, since the loop's stack (where the call
@@ -69,7 +71,7 @@ ACCESS_PATTERN: ContextVar[str | None] = ContextVar("datalayer_access_pattern", 
 CALLER: ContextVar[str | FrameType | None] = ContextVar("datalayer_caller", default=None)
 
 
-class _Bound(ContextDecorator, Generic[T]):
+class _Bound(Generic[T]):
     """A block (or a decorated function) in which a context variable holds a value (a class, not a
     generator: it wraps every write, query and awaited call)."""
 
@@ -77,8 +79,15 @@ class _Bound(ContextDecorator, Generic[T]):
         self._variable, self._value = variable, value
         self._token: Token[T] | None = None
 
-    def _recreate_cm(self) -> _Bound[T]:
-        return _Bound(self._variable, self._value)  # each call of a decorated function: its own token
+    def __call__(self, fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        """``fn`` run in such a block, each call its own."""
+
+        @functools.wraps(fn)
+        def bound(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            with _Bound(self._variable, self._value):
+                return fn(*args, **kwargs)
+
+        return bound
 
     def __enter__(self) -> None:
         self._token = self._variable.set(self._value)
