@@ -31,7 +31,7 @@ from core.errors import DataLayerError, InvalidInput
 from core.ids import uuid4_hex
 from models.actions import check_action_numbers
 from models.item_size import check_item_size
-from models.planning import Plan, apply_rules, check_expiry, serialized, version_of
+from models.planning import Plan, apply_rules, check_expiry, request_key, serialized, version_of
 from models.reading import VERSION
 from models.sending import record_written
 
@@ -105,7 +105,6 @@ class BatchPut:
         item: dict[str, Any] = self.plan.main_request()["Item"]
         return item
 
-
     def restore(self) -> None:
         """Give the entity back the timestamps it had before this put was planned (nothing sent)."""
         self.entity.created_at, self.entity.updated_at = self.created_at, self.updated_at
@@ -160,8 +159,7 @@ def plan_batch_put(entity: TableModel, now: datetime | None = None) -> BatchPut:
         # The token stays with the entity until its write is acknowledged (see the module docstring).
         token = entity.__dict__.setdefault(_PENDING, uuid4_hex())
         plan = planned_as_put(entity, "batch_write", token=token, now=now)
-        item = plan.main_request()["Item"]
-        key = item["PK"]["S"], item["SK"]["S"]
+        key = request_key(plan.main_request())
     except DataLayerError:
         entity.created_at, entity.updated_at = before
         raise

@@ -62,8 +62,13 @@ class Step:
     @property
     def key(self) -> tuple[str, str]:
         """The ``(PK, SK)`` this step writes or checks."""
-        key = self.kwargs.get(KEY) or self.kwargs.get(ITEM) or {}
-        return key["PK"]["S"], key["SK"]["S"]
+        return request_key(self.kwargs)
+
+
+def request_key(kwargs: dict[str, Any]) -> tuple[str, str]:
+    """The ``(PK, SK)`` a low-level request writes or checks (its ``Key``, or its ``Item``'s)."""
+    key = kwargs.get(KEY) or kwargs.get(ITEM) or {}
+    return key["PK"]["S"], key["SK"]["S"]
 
 
 @dataclass
@@ -135,18 +140,18 @@ class Plan:
     def main_step(self, *, add_version_condition: bool = True) -> Step:
         """The entity's own operation, with its version handling and every rule condition (built
         once: sending the plan again sends the same request)."""
-        main = self._main
-        if main is None:
-            main = self._main = self._build_main(add_version_condition=add_version_condition)
-        kind, low, token = main
+        kind, low, token = self._built(add_version_condition)
         return OwnStep(kind, low, self.main_failure, token=token, plan=self)
 
     def main_request(self) -> dict[str, Any]:
         """The low-level request of the entity's own operation (``main_step``'s ``kwargs``)."""
+        return self._built(True)[1]
+
+    def _built(self, add_version_condition: bool) -> tuple[str, dict[str, Any], str | None]:
         main = self._main
         if main is None:
-            main = self._main = self._build_main(add_version_condition=True)
-        return main[1]
+            main = self._main = self._build_main(add_version_condition=add_version_condition)
+        return main
 
     def rebuild(self) -> Step:
         """Build the entity's own operation again (a blind put given its ``next_version``)."""
