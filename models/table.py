@@ -107,8 +107,8 @@ class TableModel(EntityReading, EntityWriting):
     keys: ClassVar[EntityKeys | None] = None
     rules: ClassVar[tuple[Rule, ...]] = ()
     _connection_settings: ClassVar[Settings | None] = None
-    _watched: ClassVar[tuple[tuple[Rule, ...], frozenset[str]] | None] = None
-    _watched_reads_of: ClassVar[tuple[tuple[Rule, ...], tuple[tuple[str, bool], ...]] | None] = None
+    # for the declared rules: the watched attributes, and how each is read (``_watching``)
+    _watched: ClassVar[tuple[tuple[Rule, ...], frozenset[str], tuple[tuple[str, bool], ...]] | None] = None
     _managed: ClassVar[frozenset[str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -205,13 +205,24 @@ class TableModel(EntityReading, EntityWriting):
     def watched_attributes(cls) -> frozenset[str]:
         """Attributes whose stored value a rule or a derived key depends on (worked out once for
         the declared rules)."""
-        known: tuple[tuple[Rule, ...], frozenset[str]] | None = cls.__dict__.get("_watched")
+        return cls._watching()[1]
+
+    @classmethod
+    def _watching(cls) -> tuple[tuple[Rule, ...], frozenset[str], tuple[tuple[str, bool], ...]]:
+        """For the declared rules: the watched attributes, and (watched attribute, read from the
+        stored values: a plain attribute, whose getter does nothing more) for
+        ``remember_stored_values``; worked out once, again when ``rules`` is replaced."""
+        known: tuple[tuple[Rule, ...], frozenset[str], tuple[tuple[str, bool], ...]] | None = (
+            cls.__dict__.get("_watched"))
         if known is not None and known[0] is cls.rules:
-            return known[1]
+            return known
         fields = {f for t in cls._key_templates.values() for f in t.fields}
         watched = frozenset(fields.union(*(rule.watched() for rule in cls.rules)))
-        cls._watched = (cls.rules, watched)
-        return watched
+        attributes = cls.get_attributes()
+        reads = tuple((name, name in attributes and type(attributes[name]).__get__ is Attribute.__get__)
+                      for name in sorted(watched))
+        known = cls._watched = (cls.rules, watched, reads)
+        return known
 
     @staticmethod
     def now() -> datetime:
@@ -229,21 +240,7 @@ class TableModel(EntityReading, EntityWriting):
         """Record the watched attributes' values as stored (after a read or a write)."""
         values = self.attribute_values
         self._stored_values = {name: values.get(name) if plain else getattr(self, name)
-                               for name, plain in type(self)._watched_reads()}
-
-    @classmethod
-    def _watched_reads(cls) -> tuple[tuple[str, bool], ...]:
-        """(watched attribute, read from the stored values: a plain attribute, whose getter does
-        nothing more) for ``remember_stored_values``, worked out once for the declared rules."""
-        known = cls.__dict__.get("_watched_reads_of")
-        if known is not None and known[0] is cls.rules:
-            reads: tuple[tuple[str, bool], ...] = known[1]
-            return reads
-        attributes = cls.get_attributes()
-        reads = tuple((name, name in attributes and type(attributes[name]).__get__ is Attribute.__get__)
-                      for name in sorted(cls.watched_attributes()))
-        cls._watched_reads_of = (cls.rules, reads)
-        return reads
+                               for name, plain in type(self)._watching()[2]}
 
     def forget_stored_values(self) -> None:
         """The entity is no longer stored (after a delete)."""
