@@ -10,7 +10,9 @@ The body: botocore's JSON serializer walks the service model and then calls ``js
 copy it built, converting only binary values (``B``, ``BS``: base64) on the way. So ``json.dumps``
 of the parameters is botocore's body byte for byte (same keys, same order) unless a binary value is
 present; then the attribute values alone are walked (``core.engine.shapes.INPUT_VALUES``) and
-encoded as botocore encodes them (a ``str`` under ``B`` is base64 of its UTF-8, as there).
+encoded as botocore encodes them (a ``str`` under ``B`` is base64 of its UTF-8, as there). The
+encoder skips ``json.dumps``'s check for circular references (same bytes; the parameters are
+built by the layer, never circular).
 ``TransactWriteItems`` without ``ClientRequestToken`` gets a fresh UUID, as botocore adds one; the
 body is built once per call, so every attempt re-sends the same token.
 
@@ -57,6 +59,8 @@ CONTENT_TYPE: Final = "application/x-amz-json-1.0"
 SERVICE: Final = "dynamodb"
 USER_AGENT: Final = "dynamo-datalayer-engine/1"
 _AV_PLANS: Final[dict[str, Plan]] = dict(AV_MEMBERS)
+# ``json.dumps``'s output (the same separators and escaping), without its check for cycles.
+_dumps: Final = json.JSONEncoder(check_circular=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +112,11 @@ def serialize(operation: str, params: Mapping[str, Any]) -> bytes:
     if token is not None and token not in params:
         params = {**params, token: str(uuid.uuid4())}
     try:
-        body = json.dumps(params)
+        body = _dumps(params)
     except TypeError:  # bytes: binary attribute values
-        return json.dumps(_encode(INPUT_VALUES[operation], params)).encode("utf-8")
+        return _dumps(_encode(INPUT_VALUES[operation], params)).encode("utf-8")
     if '"B": ' in body or '"BS": ' in body:  # possibly a str under B: botocore encodes it too
-        return json.dumps(_encode(INPUT_VALUES[operation], params)).encode("utf-8")
+        return _dumps(_encode(INPUT_VALUES[operation], params)).encode("utf-8")
     return body.encode("utf-8")
 
 
