@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -74,6 +75,10 @@ class KeyTemplate:
 
     def compose(self, **values: Any) -> str:
         """Build the key from its parts; raise ``InvalidKey`` on a bad part."""
+        return self.compose_from(values)
+
+    def compose_from(self, values: Mapping[str, Any]) -> str:
+        """``compose`` of the parts in ``values`` (a mapping that may hold other names too)."""
         literals = self._literals
         pieces = [literals[0]]
         for at, name in enumerate(self.fields, 1):

@@ -9,7 +9,7 @@ rule checks them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple
 
@@ -26,13 +26,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# name, attr_name, type, serialize (None: the value as is), null allowed, container: 0 a plain value,
+# 1 a map or list, or _OWN_GETTER: an attribute whose getter does more than read the stored value
+# (both serialized the way PynamoDB does)
+_Field = tuple[str, str, str, Callable[[Any], Any] | None, bool, int]
+# (entity, its attribute values, null_check) -> its item
+_Write = Callable[[Any, dict[str, Any], bool], dict[str, dict[str, Any]]]
+
+
+# (entity, partial) -> None: fills the entity's keys in (``EntityWriting.fill_keys``)
+_Fill = Callable[[Any, bool], None]
+
+
 class _Writer(NamedTuple):
     """How a model serializes an entity for a write (computed once per model)."""
 
-    # name, attr_name, type, serialize (None: the value as is), null allowed, container: 0 a plain
-    # value, 1 a map or list, or _OWN_GETTER: an attribute whose getter does more than read the stored
-    # value (both serialized the way PynamoDB does)
-    fields: tuple[tuple[str, str, str, Callable[[Any], Any] | None, bool, int], ...]
+    fields: tuple[_Field, ...]
+    write: _Write  # the fields' serialization, compiled
 
 
 _OWN_GETTER = 2
@@ -44,15 +54,10 @@ class EntityWriting(Model):
 
     _key_templates: ClassVar[dict[str, KeyTemplate]] = {}
     _key_fields: ClassVar[tuple[tuple[str, bool], ...] | None] = None
+    _fill: ClassVar[_Fill | None] = None
     _writer: ClassVar[_Writer | None] = None
 
     # --- keys ---
-
-    def key_values(self) -> dict[str, Any]:
-        """The values the key templates read, taken from this entity."""
-        values = self.attribute_values
-        fields = type(self)._key_fields or type(self)._find_key_fields()
-        return {name: values.get(name) if stored else getattr(self, name) for name, stored in fields}
 
     @classmethod
     def _find_key_fields(cls) -> tuple[tuple[str, bool], ...]:
@@ -74,30 +79,18 @@ class EntityWriting(Model):
 
         An index key with a part unset is removed (the entity leaves that sparse index). With
         ``partial``, table keys whose parts are not all set yet are skipped; a part that is set
-        but invalid still raises ``InvalidKey``.
+        but invalid still raises ``InvalidKey``. Nothing is composed again when neither the parts
+        nor the keys changed since the last complete fill.
         """
-        values = self.key_values()
-        stored = self.attribute_values  # keys are plain attributes (checked when the class is made)
-        derived = self.__dict__.get("_derived_keys")  # the parts and keys of the last complete fill
-        if derived is not None and derived[0] == values:
-            for key_name, key in derived[1].items():
-                if stored.get(key_name) != key:
-                    break  # replaced: derived again
-            else:
-                return  # nothing they are made of changed, and nobody replaced them
-        complete = True
-        for key_name, template in self._key_templates.items():
-            if None in map(values.get, template.fields):  # a part not set
-                if key_name not in ("pk", "sk"):
-                    stored[key_name] = None
-                    continue
-                if partial:
-                    complete = False
-                    continue
-            stored[key_name] = template.compose(**values)
-        if complete:
-            self.__dict__["_derived_keys"] = (values, {key_name: stored.get(key_name)
-                                                       for key_name in self._key_templates})
+        fill = type(self).__dict__.get("_fill") or type(self)._build_fill()
+        fill(self, partial)
+
+    @classmethod
+    def _build_fill(cls) -> _Fill:
+        fields = cls._key_fields or cls._find_key_fields()
+        fill = _fill_function(cls.__name__, fields, cls._key_templates)
+        cls._fill = fill
+        return fill
 
     def stamp(self, now: datetime) -> None:
         """Use ``now`` as the time of the next serialization (one timestamp for a whole write)."""
@@ -113,22 +106,7 @@ class EntityWriting(Model):
             values["created_at"] = now
         values["updated_at"] = now
         writer = type(self).__dict__.get("_writer") or type(self)._build_writer()
-        values = self.attribute_values
-        item: dict[str, dict[str, Any]] = {}
-        for name, attr_name, attr_type, serialize, nullable, container in writer.fields:
-            if container == _OWN_GETTER or (container and values.get(name) is not None):
-                value = self._serialize_container(name, null_check)
-            elif container:
-                value = None  # a map or list attribute not set (its getter reads the stored value)
-            else:
-                value = values.get(name)
-                if value is not None and serialize is not None:
-                    value = serialize(value)
-            if value is not None:
-                item[attr_name] = {attr_type: value}
-            elif null_check and not nullable:
-                raise AttributeNullError(name)
-        return item
+        return writer.write(self, values, null_check)
 
     def _serialize_container(self, name: str, null_check: bool) -> Any:
         # PynamoDB's own steps for an attribute that is a map or list, or has a getter of its own.
@@ -163,7 +141,69 @@ class EntityWriting(Model):
             identity = type(attribute).serialize is Attribute.serialize
             fields.append((name, attribute.attr_name, attribute.attr_type,
                            None if identity else attribute.serialize, bool(attribute.null), container))
-        writer = _Writer(tuple(fields))
+        writer = _Writer(tuple(fields), _write_function(cls.__name__, fields))
         cls._writer = writer
         return writer
 
+
+def _write_function(model: str, fields: Sequence[_Field]) -> _Write:
+    """The serialization of ``fields`` as one function, compiled once per model: for each field in
+    order, the steps ``EntityWriting.serialize`` takes (PynamoDB's, for a map, a list or an
+    attribute with a getter of its own), unrolled, so no field's description is read at each write."""
+    scope: dict[str, Any] = {"AttributeNullError": AttributeNullError}
+    lines = ["def write(entity, values, null_check):", "    item = {}"]
+    for at, (name, attr_name, attr_type, serialize, nullable, container) in enumerate(fields):
+        if container == _OWN_GETTER:
+            lines.append(f"    value = entity._serialize_container({name!r}, null_check)")
+        elif container:
+            lines += [f"    value = values.get({name!r})",
+                      f"    if value is not None: value = entity._serialize_container({name!r}, null_check)"]
+        elif serialize is None:
+            lines.append(f"    value = values.get({name!r})")
+        else:
+            scope[f"serialize_{at}"] = serialize
+            lines += [f"    value = values.get({name!r})",
+                      f"    if value is not None: value = serialize_{at}(value)"]
+        lines += ["    if value is not None:", f"        item[{attr_name!r}] = {{{attr_type!r}: value}}"]
+        if not nullable:
+            lines += ["    elif null_check:", f"        raise AttributeNullError({name!r})"]
+    lines.append("    return item")
+    exec(compile("\n".join(lines), f"<{model} writer>", "exec"), scope)  # noqa: S102 - names are repr()s
+    write: _Write = scope["write"]
+    return write
+
+
+def _fill_function(model: str, fields: tuple[tuple[str, bool], ...],
+                   templates: dict[str, KeyTemplate]) -> _Fill:
+    """``fill_keys`` for one model's key ``fields`` and ``templates``, compiled once per model: the
+    parts read (a plain attribute from the stored values, anything else through its getter), the
+    keys of the last complete fill kept when neither they nor their parts changed, else each key
+    composed in the templates' order (an index key with a part unset set to None; a table key
+    skipped only when ``partial``)."""
+    scope: dict[str, Any] = {}
+    at = {name: n for n, (name, _) in enumerate(fields)}
+    lines = ["def fill(entity, partial):", "    values = entity.attribute_values"]
+    lines += [f"    part_{n} = values.get({name!r})" if plain else f"    part_{n} = entity.{name}"
+              for n, (name, plain) in enumerate(fields)]
+    parts = "".join(f"part_{n}, " for n in range(len(fields)))
+    keys = "".join(f"values.get({key_name!r}), " for key_name in templates)
+    lines += [
+        f"    parts = ({parts})",
+        "    derived = entity.__dict__.get('_derived_keys')  # the parts and keys of the last complete fill",
+        f"    if derived is not None and derived[0] == parts and derived[1] == ({keys}):",
+        "        return",
+        "    fields = {" + "".join(f"{name!r}: part_{n}, " for n, (name, _) in enumerate(fields)) + "}",
+        "    complete = True",
+    ]
+    for key_name, template in templates.items():
+        scope[f"compose_{key_name}"] = template.compose_from
+        unset = "None in (" + "".join(f"part_{at[name]}, " for name in template.fields) + ")"
+        if key_name in ("pk", "sk"):
+            lines += [f"    if partial and {unset}:", "        complete = False", "    else:",
+                      f"        values[{key_name!r}] = compose_{key_name}(fields)"]
+        else:
+            lines.append(f"    values[{key_name!r}] = None if {unset} else compose_{key_name}(fields)")
+    lines += ["    if complete:", f"        entity.__dict__['_derived_keys'] = (parts, ({keys}))"]
+    exec(compile("\n".join(lines), f"<{model} keys>", "exec"), scope)  # noqa: S102 - names are repr()s
+    fill: _Fill = scope["fill"]
+    return fill
