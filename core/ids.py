@@ -2,7 +2,8 @@
 
 Every write makes one (its write token), and ``batch_write`` one an item; ``uuid.uuid4()`` builds a
 ``UUID`` object through its checking constructor for each. These functions take the same 16 random
-bytes from ``os.urandom`` and set the same version and variant bits.
+bytes from ``os.urandom`` (``uuid4_hexes``: those of many ids in one call) and set the same version
+and variant bits.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ _VERSION_4: Final = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 varia
 def uuid4_hex() -> str:
     """``uuid.uuid4().hex``: 32 lower-case hex digits."""
     return f"{int.from_bytes(os.urandom(16)) & _VERSION_MASK | _VERSION_4:032x}"
+
+
+def uuid4_hexes(count: int) -> list[str]:
+    """``count`` of ``uuid4_hex()``, their random bytes read from ``os.urandom`` in one call."""
+    data = os.urandom(16 * count)
+    read = int.from_bytes
+    return [f"{read(data[at : at + 16]) & _VERSION_MASK | _VERSION_4:032x}"
+            for at in range(0, 16 * count, 16)]
 
 
 def uuid4_text() -> str:

@@ -85,25 +85,16 @@ def plan_upsert(entity: TableModel) -> Plan:
     return Plan(entity, "update", actions=actions, versioned=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class BatchPut:
     """One entity's put in a ``BatchWriteItem``: its plan, and the entity's timestamps before it."""
 
     plan: Plan
+    entity: TableModel  # the entity it writes (the plan's)
     created_at: datetime | None
     updated_at: datetime | None
     key: tuple[str, str]  # the (PK, SK) it writes (built again on the stored item, it keeps its key)
-
-    @property
-    def entity(self) -> TableModel:
-        """The entity this put writes."""
-        return self.plan.entity
-
-    @property
-    def item(self) -> dict[str, Any]:
-        """The item this put stores (as ``PutItem`` would)."""
-        item: dict[str, Any] = self.plan.main_request()["Item"]
-        return item
+    item: dict[str, Any]  # the item it stores, as ``PutItem`` would (the plan's request's)
 
     def restore(self) -> None:
         """Give the entity back the timestamps it had before this put was planned (nothing sent)."""
@@ -133,6 +124,7 @@ class BatchPut:
             changed = True
         if changed:  # built again, and measured again: a longer version or another CreatedAt
             plan.rebuild()
+            self.item = plan.main_request()["Item"]
         return outcome
 
     def written(self, stored: Mapping[str, Any] | None = None) -> None:
@@ -149,21 +141,22 @@ class BatchPut:
         record_written(self.plan, None)
 
 
-def plan_batch_put(entity: TableModel, now: datetime | None = None) -> BatchPut:
+def plan_batch_put(entity: TableModel, now: datetime | None = None, token: str | None = None) -> BatchPut:
     """The put of ``entity`` in a ``BatchWriteItem``, built and checked before anything is sent
     (rules, keys, values, size); the entity's timestamps are as before when it raises. ``now``:
-    the time of the whole batch (one ``UpdatedAt`` for every entity a call writes)."""
+    the time of the whole batch (one ``UpdatedAt`` for every entity a call writes); ``token``: a
+    new write token for it (else one is made), used unless the entity holds one not acknowledged."""
     values = entity.attribute_values  # the timestamps are plain attributes: read without their descriptor
     before = values.get("created_at"), values.get("updated_at")
     try:
         # The token stays with the entity until its write is acknowledged (see the module docstring).
-        token = entity.__dict__.setdefault(_PENDING, uuid4_hex())
+        token = entity.__dict__.setdefault(_PENDING, token or uuid4_hex())
         plan = planned_as_put(entity, "batch_write", token=token, now=now)
-        key = request_key(plan.main_request())
+        request = plan.main_request()
     except DataLayerError:
         entity.created_at, entity.updated_at = before
         raise
-    return BatchPut(plan, *before, key)
+    return BatchPut(plan, entity, *before, request_key(request), request["Item"])
 
 
 def _stored_version(stored: Mapping[str, Any] | None) -> Decimal | None:

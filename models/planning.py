@@ -71,7 +71,7 @@ def request_key(kwargs: dict[str, Any]) -> tuple[str, str]:
     return key["PK"]["S"], key["SK"]["S"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Plan:
     """One entity's write: its own operation (``kind``), conditions, update actions and companions."""
 

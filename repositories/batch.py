@@ -84,6 +84,7 @@ from core.errors import (
     Throttled,
     WriteOutcomeUnknown,
 )
+from core.ids import uuid4_hexes
 from core.retry import RetryPolicy, retried_by_botocore
 from models.blind_puts import LANDED, STALE, STORED, TAKEN, BatchPut, plan_batch_put
 from models.item_size import MAX_ITEM_BYTES, item_size
@@ -146,10 +147,8 @@ def batch_write(
     try:
         _send(client, pending, policy)
     finally:  # also when the outcome is unknown
-        for put in puts:
-            cache_key = _CACHE_KEYS.get(type(put.entity))
-            if cache_key is not None:
-                cache.invalidate(cache_key(put.entity))
+        cache.invalidate_each(_CACHE_KEYS[type(put.entity)](put.entity) for put in puts
+                              if type(put.entity) in _CACHE_KEYS)
 
 
 def _send(client: Any, pending: list[BatchPut], policy: RetryPolicy) -> None:
@@ -284,10 +283,11 @@ def _prepare(batch: Sequence[TableModel]) -> list[BatchPut]:
     On a refusal every entity's timestamps are as before."""
     puts: list[BatchPut] = []
     now = datetime.now(UTC)  # one time for the whole batch
+    tokens = uuid4_hexes(len(batch))
     try:
         seen: set[Key] = set()
-        for entity in batch:
-            put = plan_batch_put(entity, now)
+        for entity, token in zip(batch, tokens, strict=True):
+            put = plan_batch_put(entity, now, token)
             puts.append(put)
             if put.key in seen:
                 raise InvalidInput("two entities in one batch have the same key")

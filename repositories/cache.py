@@ -11,7 +11,7 @@ Writes made elsewhere (another service, the console) are seen after the TTL.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.config import cache_ttl_seconds
@@ -83,6 +83,18 @@ def invalidate(key: tuple[str, ...]) -> None:
     if cache is not None:
         with _lock:
             cache.pop(key, None)
+            _generation += 1
+
+
+def invalidate_each(keys: Iterable[tuple[str, ...]]) -> None:
+    """Forget every key of ``keys`` (after a write of many entities); ``keys`` is not read when
+    nothing is cached."""
+    global _generation
+    cache = _active()
+    if cache is not None:
+        with _lock:
+            for key in keys:
+                cache.pop(key, None)
             _generation += 1
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
-from core.ids import uuid4_hex, uuid4_text
+import pytest
+
+from core.ids import uuid4_hex, uuid4_hexes, uuid4_text
 
 
-def test_a_hex_id_is_a_version_4_uuid_spelled_as_uuid_spells_it() -> None:
-    made = [uuid4_hex() for _ in range(2000)]
+@pytest.mark.parametrize("make", [lambda: [uuid4_hex() for _ in range(2000)], lambda: uuid4_hexes(2000)])
+def test_a_hex_id_is_a_version_4_uuid_spelled_as_uuid_spells_it(make: Callable[[], list[str]]) -> None:
+    made = make()
+    assert len(made) == 2000
     for digits in made:
         parsed = uuid.UUID(hex=digits)
         assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, digits)
