@@ -11,17 +11,22 @@ from typing import Any
 from core.errors import InvalidInput
 
 MAX_ITEM_BYTES = 400 * 1024
+NUMBER_BOUND = 21  # the most bytes a number takes
+UNBOUNDED = MAX_ITEM_BYTES + 1  # a bound that says nothing: the item is measured
 
 
-def check_item_size(item: Mapping[str, Any], what: str) -> None:
-    """``InvalidInput`` if the item is larger than DynamoDB's 400 KB limit (nothing is sent then)."""
-    if too_large(item):
+def check_item_size(item: Mapping[str, Any], what: str, bound: int | None = None) -> None:
+    """``InvalidInput`` if the item is larger than DynamoDB's 400 KB limit (nothing is sent then).
+    ``bound``: at least the item's size, if known (else ``upper_bound`` of it)."""
+    if too_large(item, bound):
         raise InvalidInput(f"{what}: the item is larger than DynamoDB's {MAX_ITEM_BYTES}-byte item limit")
 
 
-def too_large(item: Mapping[str, Any]) -> bool:
+def too_large(item: Mapping[str, Any], bound: int | None = None) -> bool:
     """Whether the item is over DynamoDB's 400 KB limit (most items are known to be under unmeasured)."""
-    return _upper_bound(item) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES
+    if bound is None:
+        bound = upper_bound(item)
+    return bound > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES
 
 
 def item_size(item: Mapping[str, Any]) -> int:
@@ -29,18 +34,19 @@ def item_size(item: Mapping[str, Any]) -> int:
     return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
 
 
-def _upper_bound(item: Mapping[str, Any]) -> int:
+def upper_bound(item: Mapping[str, Any]) -> int:
     """At least the item's size, cheaply: 4 bytes a character (UTF-8's most) for names and strings,
-    21 for a number; anything else is not bounded here (past the limit: measure it exactly)."""
+    ``NUMBER_BOUND`` for a number; anything else is not bounded here (``UNBOUNDED``: past the
+    limit, so it is measured exactly)."""
     total = 0
     for name, value in item.items():
         text = value.get("S")
         if text is not None:
             total += 4 * (len(name) + len(text))
         elif "N" in value:
-            total += 4 * len(name) + 21
+            total += 4 * len(name) + NUMBER_BOUND
         else:
-            return MAX_ITEM_BYTES + 1
+            return UNBOUNDED
     return total
 
 

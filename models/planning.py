@@ -33,7 +33,7 @@ from pynamodb.expressions.update import Action
 from core.errors import AlreadyExists, ConflictError, DataLayerError, InvalidInput
 from core.ids import uuid4_hex
 from models.actions import check_action
-from models.item_size import check_item_size
+from models.item_size import NUMBER_BOUND, check_item_size
 from models.partial import Partial
 from models.reading import VERSION
 
@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from models.table import TableModel
 
 _STALE = "changed or was deleted since it was read"
+
+# The share of the Version a put sets after serialization in the item's size bound (counted again
+# when serialization wrote one: a bound may be over).
+_VERSION_BOUND = 4 * len(VERSION) + NUMBER_BOUND
 
 
 @dataclass
@@ -217,11 +221,11 @@ def put_kwargs(entity: TableModel, condition: Condition | None, *, add_version_c
     if condition is not None and not isinstance(condition, Condition):
         raise InvalidInput("'condition' must be an instance of Condition")
     model = type(entity)
-    item = serialized(entity)
+    item, bound = serialized_bounded(entity)
     version_condition = versioned(entity, attributes=item)
     if version is not None:
         item[VERSION] = {"N": str(version)}
-    check_item_size(item, model.__name__)
+    check_item_size(item, model.__name__, bound + _VERSION_BOUND)
     low: dict[str, Any] = {"TableName": model.Meta.table_name, "Item": item}
     if add_version_condition and condition is absent(model) and version_condition is absent(model, "version"):
         kwargs = new_item_kwargs(model)  # the usual put of a new entity: serialized once a model
@@ -280,8 +284,13 @@ def serialized(entity: TableModel) -> dict[str, Any]:
     """``entity`` as the item a write stores; ``InvalidInput`` when a value breaks a rule or a
     required one is missing. For an entity read from the table the error names the item: a stored
     value it cannot write back (written by hand, or by another service) must be repaired first."""
+    return serialized_bounded(entity)[0]
+
+
+def serialized_bounded(entity: TableModel) -> tuple[dict[str, Any], int]:
+    """``serialized``, and at least the item's size (``EntityWriting.serialize_bounded``)."""
     try:
-        return entity.serialize(null_check=True)
+        return entity.serialize_bounded(null_check=True)
     except (InvalidInput, ValueError, TypeError) as exc:  # AttributeNullError is a ValueError
         if entity.version is None and isinstance(exc, InvalidInput):
             raise

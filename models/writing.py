@@ -18,6 +18,7 @@ from pynamodb.exceptions import AttributeNullError
 from pynamodb.models import Model
 
 from models.actions import check_numbers
+from models.item_size import NUMBER_BOUND, UNBOUNDED
 from models.keys import KeyTemplate
 
 
@@ -30,8 +31,8 @@ def utcnow() -> datetime:
 # 1 a map or list, or _OWN_GETTER: an attribute whose getter does more than read the stored value
 # (both serialized the way PynamoDB does)
 _Field = tuple[str, str, str, Callable[[Any], Any] | None, bool, int]
-# (entity, its attribute values, null_check) -> its item
-_Write = Callable[[Any, dict[str, Any], bool], dict[str, dict[str, Any]]]
+# (entity, its attribute values, null_check) -> its item, and a bound of its size
+_Write = Callable[[Any, dict[str, Any], bool], tuple[dict[str, dict[str, Any]], int]]
 
 
 # (entity, partial) -> None: fills the entity's keys in (``EntityWriting.fill_keys``)
@@ -98,6 +99,11 @@ class EntityWriting(Model):
 
     def serialize(self, null_check: bool = True) -> dict[str, dict[str, Any]]:
         """Serialize for a write: fill in keys and timestamps first."""
+        return self.serialize_bounded(null_check)[0]
+
+    def serialize_bounded(self, null_check: bool = True) -> tuple[dict[str, dict[str, Any]], int]:
+        """``serialize``, and at least the item's size as DynamoDB counts it, found on the way
+        (``models.item_size.upper_bound``'s bound, or more)."""
         if self._key_templates:
             self.fill_keys()
         now = self.__dict__.pop("_stamp", None) or utcnow()
@@ -149,9 +155,11 @@ class EntityWriting(Model):
 def _write_function(model: str, fields: Sequence[_Field]) -> _Write:
     """The serialization of ``fields`` as one function, compiled once per model: for each field in
     order, the steps ``EntityWriting.serialize`` takes (PynamoDB's, for a map, a list or an
-    attribute with a getter of its own), unrolled, so no field's description is read at each write."""
-    scope: dict[str, Any] = {"AttributeNullError": AttributeNullError}
-    lines = ["def write(entity, values, null_check):", "    item = {}"]
+    attribute with a getter of its own), unrolled, so no field's description is read at each write;
+    it gives the item and the bound of its size ``upper_bound`` would give (``UNBOUNDED`` for a
+    value of another type, or a string value that is no ``str``)."""
+    scope: dict[str, Any] = {"AttributeNullError": AttributeNullError, "UNBOUNDED": UNBOUNDED}
+    lines = ["def write(entity, values, null_check):", "    item = {}", "    bound = 0"]
     for at, (name, attr_name, attr_type, serialize, nullable, container) in enumerate(fields):
         if container == _OWN_GETTER:
             lines.append(f"    value = entity._serialize_container({name!r}, null_check)")
@@ -164,10 +172,11 @@ def _write_function(model: str, fields: Sequence[_Field]) -> _Write:
             scope[f"serialize_{at}"] = serialize
             lines += [f"    value = values.get({name!r})",
                       f"    if value is not None: value = serialize_{at}(value)"]
-        lines += ["    if value is not None:", f"        item[{attr_name!r}] = {{{attr_type!r}: value}}"]
+        lines += ["    if value is not None:", f"        item[{attr_name!r}] = {{{attr_type!r}: value}}",
+                  "        bound += " + _bound(attr_name, attr_type)]
         if not nullable:
             lines += ["    elif null_check:", f"        raise AttributeNullError({name!r})"]
-    lines.append("    return item")
+    lines.append("    return item, bound")
     exec(compile("\n".join(lines), f"<{model} writer>", "exec"), scope)  # noqa: S102 - names are repr()s
     write: _Write = scope["write"]
     return write
@@ -207,3 +216,12 @@ def _fill_function(model: str, fields: tuple[tuple[str, bool], ...],
     exec(compile("\n".join(lines), f"<{model} keys>", "exec"), scope)  # noqa: S102 - names are repr()s
     fill: _Fill = scope["fill"]
     return fill
+
+
+def _bound(attr_name: str, attr_type: str) -> str:
+    """The expression adding a written value's share to the item's size bound (as ``upper_bound``)."""
+    if attr_type == "S":
+        return f"{4 * len(attr_name)} + 4 * len(value) if type(value) is str else UNBOUNDED"
+    if attr_type == "N":
+        return f"{4 * len(attr_name) + NUMBER_BOUND}"
+    return "UNBOUNDED"

@@ -14,7 +14,8 @@ from pynamodb.models import Model
 
 from core.config import Settings
 from core.errors import UnreadableItem
-from models import ENTITIES, Order, TableModel, User, planning
+from models import ENTITIES, Order, Product, TableModel, User, planning
+from models.item_size import UNBOUNDED, item_size, upper_bound
 from repositories.accounts import open_account, transfer_funds
 from repositories.metrics import record_metric
 from repositories.orders import place_order, set_order_status
@@ -105,6 +106,19 @@ def test_every_entity_serializes_as_pynamodb_would_serialize_it(moto_table: Sett
         written = entity.serialize()
         assert written == entity._container_serialize(null_check=True), type(entity).__name__
         assert written == item | {"UpdatedAt": written["UpdatedAt"]}  # what was read, written back
+
+
+def test_the_size_bound_found_while_serializing_is_the_one_the_item_has(moto_table: Settings) -> None:
+    for item in _every_kind_of_item(moto_table):
+        entity = TableModel.from_raw_data(item)
+        written, bound = entity.serialize_bounded()
+        assert item_size(written) <= bound, type(entity).__name__
+        if upper_bound(written) < UNBOUNDED:  # strings and numbers only: the same bound
+            assert bound == upper_bound(written), type(entity).__name__
+        else:
+            assert bound >= UNBOUNDED, type(entity).__name__
+    odd = Product(product_id=7, name="Lamp", price=Decimal("1"))  # a number held where text belongs
+    assert odd.serialize_bounded()[1] >= UNBOUNDED  # not bounded: measured exactly
 
 
 def test_a_missing_required_attribute_is_refused_as_pynamodb_refuses_it() -> None:
