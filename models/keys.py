@@ -9,9 +9,10 @@ DynamoDB allows raises ``InvalidKey``.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -79,22 +80,41 @@ class KeyTemplate:
 
     def compose_from(self, values: Mapping[str, Any]) -> str:
         """``compose`` of the parts in ``values`` (a mapping that may hold other names too)."""
-        literals = self._literals
-        pieces = [literals[0]]
-        for at, name in enumerate(self.fields, 1):
-            value = values.get(name)
-            if value is None:
-                raise InvalidKey(f"key part {name!r} is missing")
-            if type(value) is str and value and DELIMITER not in value:  # a plain string: as is
-                pieces.append(value)
-            else:
-                pieces.append(self.compose_part(name, value))
-            pieces.append(literals[at])
-        key = "".join(pieces)  # the pattern's literals and the parts, as str.format would place them
-        # UTF-8 takes at most 4 bytes a character: only a long key needs encoding to be measured.
-        if len(key) * 4 > self.max_bytes and len(key.encode("utf-8")) > self.max_bytes:
-            raise InvalidKey(f"key {self.pattern!r} would exceed DynamoDB's {self.max_bytes}-byte limit")
-        return key
+        return self.composer(*map(values.get, self.fields))
+
+    @functools.cached_property
+    def composer(self) -> Callable[..., str]:
+        """The template as a function of its parts, in the order of ``fields`` (compiled at first
+        use, once a template: ``compose`` unrolled for this pattern). Each part is checked
+        in turn (a plain non-empty string without the delimiter as is, anything else through
+        ``compose_part``; a missing one is ``InvalidKey``), placed between the pattern's literals as
+        ``str.format`` would place it, and the key measured (UTF-8 takes at most 4 bytes a
+        character: only a long key is encoded to be measured)."""
+        parts = [f"part_{n}" for n in range(len(self.fields))]
+        lines = [f"def compose({''.join(f'{part}, ' for part in parts)}):"]
+        for name, part in zip(self.fields, parts, strict=True):
+            lines += [f"    if type({part}) is not str or not {part} or {DELIMITER!r} in {part}:",
+                      f"        {part} = checked({name!r}, {part})"]
+        pieces = [repr(self._literals[0])]
+        for part, literal in zip(parts, self._literals[1:], strict=True):
+            pieces += [part, repr(literal)]
+        key = " + ".join(piece for piece in pieces if piece != repr("")) or repr("")
+        lines += [f"    key = {key}",
+                  f"    if len(key) > {self.max_bytes // 4} and len(key.encode('utf-8')) > {self.max_bytes}:",
+                  "        raise too_long()",
+                  "    return key"]
+        scope: dict[str, Any] = {"checked": self._checked_part, "too_long": self._too_long}
+        exec(compile("\n".join(lines), f"<key {self.pattern!r}>", "exec"), scope)  # noqa: S102 - repr()s
+        composer: Callable[..., str] = scope["compose"]
+        return composer
+
+    def _checked_part(self, name: str, value: Any) -> str:
+        if value is None:
+            raise InvalidKey(f"key part {name!r} is missing")
+        return self.compose_part(name, value)
+
+    def _too_long(self) -> InvalidKey:
+        return InvalidKey(f"key {self.pattern!r} would exceed DynamoDB's {self.max_bytes}-byte limit")
 
     def parse(self, key: str) -> dict[str, str]:
         """Split a stored key back into its parts; raise ``InvalidKey`` if it does not match."""

@@ -201,17 +201,17 @@ def _fill_function(model: str, fields: tuple[tuple[str, bool], ...],
         "    derived = entity.__dict__.get('_derived_keys')  # the parts and keys of the last complete fill",
         f"    if derived is not None and derived[0] == parts and derived[1] == ({keys}):",
         "        return",
-        "    fields = {" + "".join(f"{name!r}: part_{n}, " for n, (name, _) in enumerate(fields)) + "}",
         "    complete = True",
     ]
     for key_name, template in templates.items():
-        scope[f"compose_{key_name}"] = template.compose_from
-        unset = "None in (" + "".join(f"part_{at[name]}, " for name in template.fields) + ")"
+        scope[f"compose_{key_name}"] = template.composer
+        own = "".join(f"part_{at[name]}, " for name in template.fields)
+        unset = f"None in ({own})"
         if key_name in ("pk", "sk"):
             lines += [f"    if partial and {unset}:", "        complete = False", "    else:",
-                      f"        values[{key_name!r}] = compose_{key_name}(fields)"]
+                      f"        values[{key_name!r}] = compose_{key_name}({own})"]
         else:
-            lines.append(f"    values[{key_name!r}] = None if {unset} else compose_{key_name}(fields)")
+            lines.append(f"    values[{key_name!r}] = None if {unset} else compose_{key_name}({own})")
     lines += ["    if complete:", f"        entity.__dict__['_derived_keys'] = (parts, ({keys}))"]
     exec(compile("\n".join(lines), f"<{model} keys>", "exec"), scope)  # noqa: S102 - names are repr()s
     fill: _Fill = scope["fill"]
