@@ -26,7 +26,7 @@ NOT_MIRRORED = {"_common", "query", "testing", "asyncio"}  # internals, test hel
 # Functions that never send a request: re-exported as they are.
 SENDS_NOTHING = {
     "transfer_id_for_key", "item_size", "check_status", "normalize_email",
-    "clear", "configure", "invalidate", "read_through", "reset",
+    "clear", "configure", "invalidate", "invalidate_each", "read_through", "reset",
     "decode_stream_record", "is_ttl_expiry",
     "cursor_secret", "check_limit", "encode_cursor", "decode_cursor", "item_key", "report_unreadable",
 }
