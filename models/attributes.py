@@ -49,6 +49,10 @@ _MAX_INT_BITS = 128
 _NUMBER_STRING = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
 
 MAX_MONEY_DECIMAL_PLACES = 2
+# An amount above zero in plain notation with at most MAX_MONEY_DECIMAL_PLACES decimal places and no
+# leading zero: a Decimal written so passes every check of to_money, which gives it back unchanged.
+_PLAIN_AMOUNT = re.compile(rf"[1-9]\d*(?:\.\d{{1,{MAX_MONEY_DECIMAL_PLACES}}})?"
+                           rf"|0\.(?=\d{{1,{MAX_MONEY_DECIMAL_PLACES}}}\Z)0*[1-9]\d*", re.ASCII)
 _CENT = Decimal(1).scaleb(-MAX_MONEY_DECIMAL_PLACES)
 # Enough digits to give any DynamoDB number (below 1E+126) its two places; nothing trapped, so a
 # value that cannot be given them (1E+999999 in a hand-made stream image) quantizes to NaN quietly.
@@ -199,6 +203,10 @@ class MoneyAttribute(DecimalAttribute):
 
     def serialize(self, value: Any) -> str:
         """Check the amount with ``to_money`` and write it in plain notation."""
+        if type(value) is Decimal:  # the usual amount: its text is already what to_money would write
+            text = str(value)
+            if len(text) <= self.max_digits and _PLAIN_AMOUNT.fullmatch(text):
+                return text
         what = self.attr_name or "amount"
         return str(to_money(value, what, positive=self.positive, max_digits=self.max_digits))
 

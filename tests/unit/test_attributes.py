@@ -144,6 +144,28 @@ def test_to_money_keeps_its_positional_signature_and_checks_max_digits() -> None
         to_money("12345.67", "amount", positive=True, max_digits=5)
 
 
+_EDGE_AMOUNTS = ["0", "0.00", "-0", "0.01", "0.10", "0.001", "1E+2", "1.0E-7", "12.345", "99999.99",
+                 "999999.99", "-1", "5E-2", "0E-2"]
+
+
+def _written(write: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    try:
+        return str(write(*args, **kwargs))
+    except InvalidInput as exc:
+        return f"refused: {exc}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(amount=st.decimals(allow_nan=False, allow_infinity=False)
+       | st.sampled_from([Decimal(text) for text in _EDGE_AMOUNTS]))
+def test_a_money_attribute_writes_any_decimal_as_to_money_writes_it(amount: Decimal) -> None:
+    for attribute in (MoneyAttribute(attr_name="Amount"), MoneyAttribute(attr_name="Amount", positive=True),
+                      MoneyAttribute(attr_name="Amount", max_digits=7)):
+        expected = _written(to_money, amount, "Amount", positive=attribute.positive,
+                            max_digits=attribute.max_digits)
+        assert _written(attribute.serialize, amount) == expected
+
+
 @pytest.mark.parametrize(("name", "bad"), [
     ("amount", Decimal(0)), ("amount", "0.00"), ("amount", Decimal("-5")), ("balance", Decimal("-0.01")),
     ("amount", Decimal("0.001")), ("amount", Decimal("1.005")), ("amount", 1.5), ("amount", True),
