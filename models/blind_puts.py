@@ -94,7 +94,12 @@ class BatchPut:
     created_at: datetime | None
     updated_at: datetime | None
     key: tuple[str, str]  # the (PK, SK) it writes (built again on the stored item, it keeps its key)
-    item: dict[str, Any]  # the item it stores, as ``PutItem`` would (the plan's request's)
+
+    @property
+    def item(self) -> dict[str, Any]:
+        """The item this put stores (as ``PutItem`` would): its plan's request's, built once."""
+        item: dict[str, Any] = self.plan.main_request()["Item"]
+        return item
 
     def restore(self) -> None:
         """Give the entity back the timestamps it had before this put was planned (nothing sent)."""
@@ -124,7 +129,6 @@ class BatchPut:
             changed = True
         if changed:  # built again, and measured again: a longer version or another CreatedAt
             plan.rebuild()
-            self.item = plan.main_request()["Item"]
         return outcome
 
     def written(self, stored: Mapping[str, Any] | None = None) -> None:
@@ -156,7 +160,7 @@ def plan_batch_put(entity: TableModel, now: datetime | None = None, token: str |
     except DataLayerError:
         entity.created_at, entity.updated_at = before
         raise
-    return BatchPut(plan, entity, *before, request_key(request), request["Item"])
+    return BatchPut(plan, entity, *before, request_key(request))
 
 
 def _stored_version(stored: Mapping[str, Any] | None) -> Decimal | None:

@@ -104,8 +104,7 @@ class KeyTemplate:
                   "        raise too_long()",
                   "    return key"]
         scope: dict[str, Any] = {"checked": self._checked_part, "too_long": self._too_long}
-        exec(compile("\n".join(lines), f"<key {self.pattern!r}>", "exec"), scope)  # noqa: S102 - repr()s
-        composer: Callable[..., str] = scope["compose"]
+        composer: Callable[..., str] = compiled(lines, "compose", f"<key {self.pattern!r}>", scope)
         return composer
 
     def _checked_part(self, name: str, value: Any) -> str:
@@ -144,6 +143,14 @@ class KeyTemplate:
         if DELIMITER in part:
             raise InvalidKey(f"key part {name!r} contains the delimiter {DELIMITER!r}")
         return part
+
+
+def compiled(lines: list[str], name: str, where: str, scope: dict[str, Any]) -> Any:
+    """The function ``name`` that ``lines`` define, run in ``scope`` (source the layer generates
+    from declarations: names in it are identifiers, texts ``repr()`` strings); ``where`` names it
+    in tracebacks. Key templates, and an entity's keys and item (``models.writing``), compile so."""
+    exec(compile("\n".join(lines), where, "exec"), scope)  # noqa: S102 - see the docstring
+    return scope[name]
 
 
 class EntityKeys:

@@ -137,8 +137,7 @@ class TableModel(EntityReading, EntityWriting):
                         f"{cls.__name__}.keys.{key_name} names {field!r}, which {cls.__name__} does not have"
                     )
         cls._key_templates = templates
-        cls._fill = None
-        cls._key_fields = None  # known once PynamoDB has collected the attributes (after this hook)
+        cls._fill = None  # compiled at first use, once PynamoDB has collected the attributes
         for index in indexes:
             index.check_sparse(cls)
         for rule in cls.rules:

@@ -2,16 +2,16 @@
 
 What PynamoDB's ``serialize`` does, with the entity's keys filled in first (``fill_keys``: the
 table's keys and every index key, an index key left out when a part is unset) and one timestamp
-for a whole write (``stamp``); how each attribute is serialized is worked out once per model
-(``_Writer``). Free-form numbers (maps, lists) are checked against DynamoDB's range here, as no
-rule checks them.
+for a whole write (``stamp``); how the keys are filled and each attribute is serialized is compiled
+once per model (``_build_fill``, ``_build_writer``). Free-form numbers (maps, lists) are checked
+against DynamoDB's range here, as no rule checks them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 from pynamodb.attributes import Attribute, ListAttribute, MapAttribute, VersionAttribute
 from pynamodb.exceptions import AttributeNullError
@@ -19,7 +19,7 @@ from pynamodb.models import Model
 
 from models.actions import check_numbers
 from models.item_size import NUMBER_BOUND, UNBOUNDED
-from models.keys import KeyTemplate
+from models.keys import KeyTemplate, compiled
 
 
 def utcnow() -> datetime:
@@ -39,13 +39,6 @@ _Write = Callable[[Any, dict[str, Any], bool], tuple[dict[str, dict[str, Any]], 
 _Fill = Callable[[Any, bool], None]
 
 
-class _Writer(NamedTuple):
-    """How a model serializes an entity for a write (computed once per model)."""
-
-    fields: tuple[_Field, ...]
-    write: _Write  # the fields' serialization, compiled
-
-
 _OWN_GETTER = 2
 
 
@@ -54,9 +47,8 @@ class EntityWriting(Model):
     """How ``TableModel`` makes an entity's item (a base of ``TableModel``, with no table of its own)."""
 
     _key_templates: ClassVar[dict[str, KeyTemplate]] = {}
-    _key_fields: ClassVar[tuple[tuple[str, bool], ...] | None] = None
-    _fill: ClassVar[_Fill | None] = None
-    _writer: ClassVar[_Writer | None] = None
+    _fill: ClassVar[_Fill | None] = None  # how it fills its keys in, compiled at first use
+    _writer: ClassVar[_Write | None] = None  # how it serializes an entity, compiled at first use
 
     # --- keys ---
 
@@ -72,7 +64,6 @@ class EntityWriting(Model):
             (f, f in attributes and type(attributes[f]).__get__ is Attribute.__get__)
             for f in dict.fromkeys(f for t in cls._key_templates.values() for f in t.fields)
         )
-        cls._key_fields = fields
         return fields
 
     def fill_keys(self, *, partial: bool = False) -> None:
@@ -88,8 +79,7 @@ class EntityWriting(Model):
 
     @classmethod
     def _build_fill(cls) -> _Fill:
-        fields = cls._key_fields or cls._find_key_fields()
-        fill = _fill_function(cls.__name__, fields, cls._key_templates)
+        fill = _fill_function(cls.__name__, cls._find_key_fields(), cls._key_templates)
         cls._fill = fill
         return fill
 
@@ -112,7 +102,7 @@ class EntityWriting(Model):
             values["created_at"] = now
         values["updated_at"] = now
         writer = type(self).__dict__.get("_writer") or type(self)._build_writer()
-        return writer.write(self, values, null_check)
+        return writer(self, values, null_check)
 
     def _serialize_container(self, name: str, null_check: bool) -> Any:
         # PynamoDB's own steps for an attribute that is a map or list, or has a getter of its own.
@@ -134,7 +124,7 @@ class EntityWriting(Model):
             raise
 
     @classmethod
-    def _build_writer(cls) -> _Writer:
+    def _build_writer(cls) -> _Write:
         fields = []
         for name, attribute in cls.get_attributes().items():
             getter = type(attribute).__get__
@@ -147,7 +137,7 @@ class EntityWriting(Model):
             identity = type(attribute).serialize is Attribute.serialize
             fields.append((name, attribute.attr_name, attribute.attr_type,
                            None if identity else attribute.serialize, bool(attribute.null), container))
-        writer = _Writer(tuple(fields), _write_function(cls.__name__, fields))
+        writer = _write_function(cls.__name__, fields)
         cls._writer = writer
         return writer
 
@@ -177,8 +167,7 @@ def _write_function(model: str, fields: Sequence[_Field]) -> _Write:
         if not nullable:
             lines += ["    elif null_check:", f"        raise AttributeNullError({name!r})"]
     lines.append("    return item, bound")
-    exec(compile("\n".join(lines), f"<{model} writer>", "exec"), scope)  # noqa: S102 - names are repr()s
-    write: _Write = scope["write"]
+    write: _Write = compiled(lines, "write", f"<{model} writer>", scope)
     return write
 
 
@@ -213,8 +202,7 @@ def _fill_function(model: str, fields: tuple[tuple[str, bool], ...],
         else:
             lines.append(f"    values[{key_name!r}] = None if {unset} else compose_{key_name}({own})")
     lines += ["    if complete:", f"        entity.__dict__['_derived_keys'] = (parts, ({keys}))"]
-    exec(compile("\n".join(lines), f"<{model} keys>", "exec"), scope)  # noqa: S102 - names are repr()s
-    fill: _Fill = scope["fill"]
+    fill: _Fill = compiled(lines, "fill", f"<{model} keys>", scope)
     return fill
 
 

@@ -78,12 +78,7 @@ def read_through(key: tuple[str, ...], load: Callable[[], T]) -> T:
 
 def invalidate(key: tuple[str, ...]) -> None:
     """Forget ``key`` (call after every write of the entity)."""
-    global _generation
-    cache = _active()
-    if cache is not None:
-        with _lock:
-            cache.pop(key, None)
-            _generation += 1
+    invalidate_each((key,))
 
 
 def invalidate_each(keys: Iterable[tuple[str, ...]]) -> None:
