@@ -2,7 +2,8 @@
 
 What PynamoDB's ``__init__`` and ``_instantiate`` do (the stored type's class, its defaults, each
 stored attribute deserialized), worked out once per model (``_Maker``, ``_Reader``) instead of per
-entity and per attribute: reading a page of entities is mostly this. A stored item that does not
+entity and per attribute, the reading of an item's values compiled once per model
+(``_read_function``): reading a page of entities is mostly this. A stored item that does not
 build into its entity raises ``UnreadableItem`` naming its keys and the attribute that failed; an
 entity is never half built.
 """
@@ -18,6 +19,7 @@ from pynamodb.exceptions import AttributeDeserializationError, PynamoDBException
 from pynamodb.models import Model
 
 from core.errors import UnreadableItem
+from models.keys import compiled
 
 _E = TypeVar("_E", bound="EntityReading")
 
@@ -94,6 +96,7 @@ class _Reader(NamedTuple):
     # discriminator text -> the class PynamoDB resolved it to (a value stays with its class once
     # registered: PynamoDB refuses to give it to another)
     classes: dict[str, type[Any]]
+    read: Callable[[dict[str, Any]], dict[str, Any]]  # a stored item -> the entity's values (``fields``)
 
 
 
@@ -142,13 +145,7 @@ class EntityReading(Model):
             model: type[_E] = stored_cls or cls
             if model is not cls:
                 reader = model.__dict__.get("_reader") or model._build_reader()
-            values = start_values(reader.defaults, reader.computed_defaults)
-            for name, attr_name, attr_type, deserialize in reader.fields:
-                raw = attribute_values.get(attr_name)
-                if raw and NULL not in raw:
-                    if attr_type not in raw:
-                        raise AttributeDeserializationError(attr_name, attr_type)
-                    values[name] = raw[attr_type] if deserialize is None else deserialize(raw[attr_type])
+            values = reader.read(attribute_values)
             entity = model.__new__(model)
             entity.attribute_values = values
             for name in reader.through_descriptor:  # maps: their descriptor wraps what deserialize gives
@@ -229,7 +226,36 @@ class EntityReading(Model):
                         if type(attribute).__set__ not in plain)
         discriminator = cls._get_discriminator_attribute()
         reader = _Reader(defaults, computed, fields, through,
-                         discriminator.attr_name if discriminator is not None else None, {})
+                         discriminator.attr_name if discriminator is not None else None, {},
+                         _read_function(cls.__name__, defaults, computed, fields))
         cls._reader = reader
         return reader
+
+
+def _read_function(model: str, defaults: dict[str, Any], computed: Defaults,
+                   fields: tuple[tuple[str, str, str, Callable[[Any], Any] | None], ...],
+                   ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """An entity's values from a stored item, as one function compiled once per model: the
+    defaults (``start_values``), then for each field in order what PynamoDB's ``_instantiate`` does
+    (a missing or NULL value skipped, a value of another type ``AttributeDeserializationError``,
+    else the stored value deserialized), unrolled, so no field's description is read at each read."""
+    scope: dict[str, Any] = {"defaults": defaults,
+                             "AttributeDeserializationError": AttributeDeserializationError}
+    lines = ["def read(item):", "    values = dict(defaults)", "    get = item.get"]
+    for at, (name, default) in enumerate(computed):
+        scope[f"default_{at}"] = default
+        lines += [f"    value = default_{at}()", "    if value is not None:",
+                  f"        values[{name!r}] = value"]
+    for at, (name, attr_name, attr_type, deserialize) in enumerate(fields):
+        stored = f"raw[{attr_type!r}]"
+        if deserialize is not None:
+            scope[f"deserialize_{at}"] = deserialize
+            stored = f"deserialize_{at}({stored})"
+        lines += [f"    raw = get({attr_name!r})", f"    if raw and {NULL!r} not in raw:",
+                  f"        if {attr_type!r} not in raw:",
+                  f"            raise AttributeDeserializationError({attr_name!r}, {attr_type!r})",
+                  f"        values[{name!r}] = {stored}"]
+    lines.append("    return values")
+    read: Callable[[dict[str, Any]], dict[str, Any]] = compiled(lines, "read", f"<{model} reader>", scope)
+    return read
 

@@ -15,7 +15,7 @@ How entities are built (``models.reading``) and how their items are made (``mode
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -39,7 +39,7 @@ from models import planning, sending
 from models.attributes import TimestampAttribute
 from models.collections import Collection
 from models.indexes import GlobalIndex
-from models.keys import MAX_PARTITION_KEY_BYTES, EntityKeys, KeyTemplate
+from models.keys import MAX_PARTITION_KEY_BYTES, EntityKeys, KeyTemplate, compiled
 from models.queries import Query
 from models.reading import PK, SK, VERSION, EntityReading, start_values
 from models.writing import EntityWriting, utcnow
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["PK", "SK", "TableModel", "utcnow"]
 
 _M = TypeVar("_M", bound="TableModel")
+# (the rules it was worked out for, the watched attributes, entity -> None: records their stored values)
+_Watching = tuple[tuple["Rule", ...], frozenset[str], Callable[[Any], None]]
 _R = TypeVar("_R", bound="Rule")
 
 
@@ -108,7 +110,7 @@ class TableModel(EntityReading, EntityWriting):
     rules: ClassVar[tuple[Rule, ...]] = ()
     _connection_settings: ClassVar[Settings | None] = None
     # for the declared rules: the watched attributes, and how each is read (``_watching``)
-    _watched: ClassVar[tuple[tuple[Rule, ...], frozenset[str], tuple[tuple[str, bool], ...]] | None] = None
+    _watched: ClassVar[_Watching | None] = None
     _managed: ClassVar[frozenset[str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -208,20 +210,15 @@ class TableModel(EntityReading, EntityWriting):
         return cls._watching()[1]
 
     @classmethod
-    def _watching(cls) -> tuple[tuple[Rule, ...], frozenset[str], tuple[tuple[str, bool], ...]]:
-        """For the declared rules: the watched attributes, and (watched attribute, read from the
-        stored values: a plain attribute, whose getter does nothing more) for
-        ``remember_stored_values``; worked out once, again when ``rules`` is replaced."""
-        known: tuple[tuple[Rule, ...], frozenset[str], tuple[tuple[str, bool], ...]] | None = (
-            cls.__dict__.get("_watched"))
+    def _watching(cls) -> _Watching:
+        """For the declared rules: the watched attributes, and the function that records their
+        stored values (``remember_stored_values``); worked out once, again when ``rules`` is replaced."""
+        known: _Watching | None = cls.__dict__.get("_watched")
         if known is not None and known[0] is cls.rules:
             return known
         fields = {f for t in cls._key_templates.values() for f in t.fields}
         watched = frozenset(fields.union(*(rule.watched() for rule in cls.rules)))
-        attributes = cls.get_attributes()
-        reads = tuple((name, name in attributes and type(attributes[name]).__get__ is Attribute.__get__)
-                      for name in sorted(watched))
-        known = cls._watched = (cls.rules, watched, reads)
+        known = cls._watched = (cls.rules, watched, _remember_function(cls, sorted(watched)))
         return known
 
     @staticmethod
@@ -238,9 +235,7 @@ class TableModel(EntityReading, EntityWriting):
 
     def remember_stored_values(self) -> None:
         """Record the watched attributes' values as stored (after a read or a write)."""
-        values = self.attribute_values
-        self._stored_values = {name: values.get(name) if plain else getattr(self, name)
-                               for name, plain in type(self)._watching()[2]}
+        type(self)._watching()[2](self)
 
     def forget_stored_values(self) -> None:
         """The entity is no longer stored (after a delete)."""
@@ -365,3 +360,21 @@ class TableModel(EntityReading, EntityWriting):
             connection.connection._client = model_client(settings)
         cls._connection_settings = settings
         return super()._get_connection()
+
+
+def _remember_function(model: type[TableModel], watched: list[str]) -> Callable[[Any], None]:
+    """``remember_stored_values`` for ``model``'s ``watched`` attributes, compiled once per model
+    and rules: a plain attribute read from the stored values, any other through its getter (a
+    property computed from attributes, such as a metric's day)."""
+    attributes = model.get_attributes()
+    entries = "".join(
+        f"{name!r}: values.get({name!r}), "
+        if name in attributes and type(attributes[name]).__get__ is Attribute.__get__
+        else f"{name!r}: entity.{name}, "
+        for name in watched
+    )
+    lines = ["def remember(entity):", "    values = entity.attribute_values",
+             f"    entity._stored_values = {{{entries}}}"]
+    remember: Callable[[Any], None] = compiled(lines, "remember", f"<{model.__name__} stored values>", {})
+    return remember
+

@@ -71,6 +71,21 @@ def test_every_stored_entity_reads_as_pynamodb_would_read_it(moto_table: Setting
     assert len(kinds) >= 9 and kinds <= set(ENTITIES)
 
 
+def test_an_entity_remembers_every_watched_value_as_read_and_as_written(moto_table: Settings) -> None:
+    computed = set()  # watched values that are no attribute of their own (a metric's day)
+    for item in _every_kind_of_item(moto_table):
+        entity = TableModel.from_raw_data(item)
+        model = type(entity)
+        watched = model.watched_attributes()
+        computed |= {(model.__name__, name) for name in watched if name not in model.get_attributes()}
+        assert entity.stored_values() == {name: getattr(entity, name) for name in watched}, model.__name__
+        entity.stamp(datetime.now(UTC))
+        entity.serialize()
+        entity.remember_stored_values()  # as a write records it
+        assert entity.stored_values() == {name: getattr(entity, name) for name in watched}, model.__name__
+    assert computed
+
+
 def test_a_read_entity_remembers_its_watched_values_and_is_writable(moto_table: Settings) -> None:
     user = create_user("cy@example.com", "Cy")
     order = place_order(user.user_id, Decimal("3"))
