@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -84,10 +85,9 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     changes: dict[str, Any] = field(default_factory=dict)  # update: attribute -> new value
     condition: Condition | None = None
-    companions: list[Step] = field(default_factory=list)
-    after: list[Callable[[], None]] = field(default_factory=list)  # local effects once written
+    companions: tuple[Step, ...] = ()  # sent in the same transaction (``add``)
     versioned: bool = True  # conditioned on the version read (optimistic locking)
-    unknown: set[str] = field(default_factory=set)  # update: attributes whose new value DynamoDB computes
+    unknown: AbstractSet[str] = frozenset()  # update: attributes whose new value DynamoDB computes
     # DynamoDB's ClientRequestToken when the plan is sent as a transaction: a plan sent again (after
     # a lost answer, or a contended attempt) is the very same request under the same token.
     token: str = field(default_factory=uuid4_hex)
@@ -128,9 +128,10 @@ class Plan:
         """Make the entity's own operation conditional on ``condition`` too."""
         self.condition = condition if self.condition is None else self.condition & condition
 
-    def add(self, step: Step) -> None:
-        """Send ``step`` in the same transaction as the entity's own operation."""
-        self.companions.append(step)
+    def add(self, step: Step, *, first: bool = False) -> None:
+        """Send ``step`` in the same transaction as the entity's own operation (``first``: before
+        the companions added so far)."""
+        self.companions = (step, *self.companions) if first else (*self.companions, step)
 
     def main_failure(self, old: dict[str, Any] | None = None) -> DataLayerError:
         """What a failed condition on the entity's own operation means."""

@@ -66,7 +66,7 @@ def execute(build: Callable[[], Plan], *, what: str, retry: RetryPolicy | None =
 def send(plans: list[Plan], *, what: str, token: str | None = None,
          checks: tuple[Step, ...] = ()) -> dict[str, Any]:
     """Send ``plans`` (and ``checks``) as one request (a single operation, or one transaction),
-    merged to one operation per item (``models.merging``); apply local effects."""
+    merged to one operation per item (``models.merging``); the entities then take what was written."""
     steps = [step for plan in plans for step in (plan.main_step(), *plan.companions)]
     steps = merge_steps([*steps, *checks], what)
     if len(steps) > MAX_TRANSACTION_ITEMS:
@@ -170,8 +170,8 @@ def _resolve(step: OwnStep) -> Any:
 
 
 def record_written(plan: Plan, response: dict[str, Any] | None) -> None:
-    """Bring ``plan``'s entity to what its write stored (its version, tokens, the values it set)
-    and apply the plan's local effects; ``response`` is a single write's answer, if any."""
+    """Bring ``plan``'s entity to what its write stored (its version, tokens, the values it set);
+    ``response`` is a single write's answer, if any."""
     entity = plan.entity
     if plan.kind == "put":
         entity.__dict__.pop("_token_read", None)  # the stored version is now this write's
@@ -189,8 +189,6 @@ def record_written(plan: Plan, response: dict[str, Any] | None) -> None:
             # values DynamoDB computed are not known here: the copy stays a version behind, so a
             # write from it is a ConflictError rather than a write of values it never saw
             entity.version = (entity.version or 1) - 1
-    for effect in plan.after:
-        effect()
     if plan.kind == "delete":
         entity.forget_stored_values()
     else:

@@ -149,7 +149,7 @@ def transfer_funds(
     plan = planning.plan_put(transfer)  # built once: every attempt is the same request, same token
     plan.token = transfer_id
     if key is not None:  # a transfer of this key and account from when keys were global comes first
-        plan.companions.insert(0, _no_global_transfer(transfer_id_for_key(key), source))
+        plan.add(_no_global_transfer(transfer_id_for_key(key), source), first=True)
     try:
         sending.execute(lambda: plan, what="transfer_funds", retry=policy)
     except AlreadyExists as exc:  # this transfer id (or the global one) was written before
