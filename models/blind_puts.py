@@ -82,7 +82,7 @@ def plan_upsert(entity: TableModel) -> Plan:
     for action in actions:
         check_action_numbers(action, f"{model.__name__} upsert")
     actions += [model.created_at.set(model.created_at | now), model.updated_at.set(now), model.version.add(1)]
-    return Plan(entity, "update", actions=actions, versioned=False)
+    return Plan(entity, "update", actions=tuple(actions), versioned=False)
 
 
 @dataclass(slots=True)

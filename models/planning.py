@@ -82,7 +82,7 @@ class Plan:
 
     entity: TableModel
     kind: str  # put, update or delete
-    actions: list[Action] = field(default_factory=list)
+    actions: tuple[Action, ...] = ()  # update: what it does to the item (``act``)
     changes: dict[str, Any] = field(default_factory=dict)  # update: attribute -> new value
     condition: Condition | None = None
     companions: tuple[Step, ...] = ()  # sent in the same transaction (``add``)
@@ -127,6 +127,10 @@ class Plan:
     def require(self, condition: Condition) -> None:
         """Make the entity's own operation conditional on ``condition`` too."""
         self.condition = condition if self.condition is None else self.condition & condition
+
+    def act(self, action: Action) -> None:
+        """Make the update do ``action`` too."""
+        self.actions = (*self.actions, action)
 
     def add(self, step: Step, *, first: bool = False) -> None:
         """Send ``step`` in the same transaction as the entity's own operation (``first``: before
@@ -390,12 +394,12 @@ def plan_update(entity: TableModel, actions: list[Action], condition: Condition 
         if effect.condition is not None:
             conditions.append(effect.condition)
         sent.append(effect.action)
-    plan = Plan(entity, "update", actions=sent, changes=changes, condition=condition, unknown=unknown)
+    plan = Plan(entity, "update", actions=tuple(sent), changes=changes, condition=condition, unknown=unknown)
     for required in conditions:
         plan.require(required)
     derive_keys(plan)
     plan.changes["updated_at"] = model.now()
-    plan.actions.append(model.updated_at.set(plan.changes["updated_at"]))
+    plan.act(model.updated_at.set(plan.changes["updated_at"]))
     apply_rules(plan)
     return plan
 
@@ -416,7 +420,7 @@ def derive_keys(plan: Plan) -> None:
         values = {f: plan.value(f) for f in template.fields}
         key = None if any(v is None for v in values.values()) else template.compose(**values)
         attribute = model.get_attributes()[key_name]
-        plan.actions.append(attribute.set(key) if key is not None else attribute.remove())
+        plan.act(attribute.set(key) if key is not None else attribute.remove())
         plan.changes[key_name] = key
 
 

@@ -309,7 +309,7 @@ class Expires(Rule):
             start = plan.changes[self.start]
             expires = None if start is None else start + self.after
             attribute = type(plan.entity).expires_at
-            plan.actions.append(attribute.set(expires) if expires is not None else attribute.remove())
+            plan.act(attribute.set(expires) if expires is not None else attribute.remove())
             plan.changes["expires_at"] = expires
 
 
