@@ -87,8 +87,6 @@ class _Maker(NamedTuple):
 class _Reader(NamedTuple):
     """How a model builds an entity from a stored item (computed once per model)."""
 
-    defaults: dict[str, Any]
-    computed_defaults: Defaults
     # name, attr_name, type, deserialize (None: the stored value as is)
     fields: tuple[tuple[str, str, str, Callable[[Any], Any] | None], ...]
     through_descriptor: tuple[str, ...]  # attributes set through their descriptor (maps)
@@ -96,7 +94,8 @@ class _Reader(NamedTuple):
     # discriminator text -> the class PynamoDB resolved it to (a value stays with its class once
     # registered: PynamoDB refuses to give it to another)
     classes: dict[str, type[Any]]
-    read: Callable[[dict[str, Any]], dict[str, Any]]  # a stored item -> the entity's values (``fields``)
+    # a stored item -> the entity's values: its defaults, then ``fields`` read (``_read_function``)
+    read: Callable[[dict[str, Any]], dict[str, Any]]
 
 
 
@@ -225,8 +224,7 @@ class EntityReading(Model):
         through = tuple(name for name, attribute in cls.get_attributes().items()
                         if type(attribute).__set__ not in plain)
         discriminator = cls._get_discriminator_attribute()
-        reader = _Reader(defaults, computed, fields, through,
-                         discriminator.attr_name if discriminator is not None else None, {},
+        reader = _Reader(fields, through, discriminator.attr_name if discriminator is not None else None, {},
                          _read_function(cls.__name__, defaults, computed, fields))
         cls._reader = reader
         return reader

@@ -109,7 +109,7 @@ class TableModel(EntityReading, EntityWriting):
     keys: ClassVar[EntityKeys | None] = None
     rules: ClassVar[tuple[Rule, ...]] = ()
     _connection_settings: ClassVar[Settings | None] = None
-    # for the declared rules: the watched attributes, and how each is read (``_watching``)
+    # for the declared rules: the watched attributes, and how their stored values are recorded (``_watching``)
     _watched: ClassVar[_Watching | None] = None
     _managed: ClassVar[frozenset[str] | None] = None
 
