@@ -17,15 +17,18 @@ _VERSION_4: Final = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 varia
 
 def uuid4_hex() -> str:
     """``uuid.uuid4().hex``: 32 lower-case hex digits."""
-    return f"{int.from_bytes(os.urandom(16)) & _VERSION_MASK | _VERSION_4:032x}"
+    return _as_uuid4(os.urandom(16))
 
 
 def uuid4_hexes(count: int) -> list[str]:
     """``count`` of ``uuid4_hex()``, their random bytes read from ``os.urandom`` in one call."""
     data = os.urandom(16 * count)
-    read = int.from_bytes
-    return [f"{read(data[at : at + 16]) & _VERSION_MASK | _VERSION_4:032x}"
-            for at in range(0, 16 * count, 16)]
+    return [_as_uuid4(data[at : at + 16]) for at in range(0, 16 * count, 16)]
+
+
+def _as_uuid4(random: bytes) -> str:
+    """16 random bytes as a version-4 UUID's hex digits (its version and variant bits set)."""
+    return f"{int.from_bytes(random) & _VERSION_MASK | _VERSION_4:032x}"
 
 
 def uuid4_text() -> str:

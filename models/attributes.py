@@ -133,11 +133,8 @@ def to_money(
     (``1E+2`` -> ``100``, ``-0`` -> ``0``), which every reader of the table parses; at most
     ``max_digits`` digits in that notation. ``InvalidInput`` otherwise.
     """
-    if type(value) is Decimal:  # the usual amount (12.50, 3, 0.05): already plain, every check passes
-        sign, digits, exponent = value.as_tuple()
-        if (sign == 0 and type(exponent) is int and -MAX_MONEY_DECIMAL_PLACES <= exponent <= 0
-                and 0 < len(digits) <= max_digits and digits[0] != 0):
-            return value
+    if type(value) is Decimal and _plain_amount(value, max_digits) is not None:  # the usual amount
+        return value
     amount = to_decimal(value, what=what)
     if positive and amount <= 0:
         raise InvalidInput(f"{what} must be greater than zero")
@@ -153,6 +150,14 @@ def to_money(
     if len(plain.as_tuple().digits) > max_digits:
         raise InvalidInput(f"{what} has more than {max_digits} digits")
     return plain
+
+
+def _plain_amount(value: Decimal, max_digits: int) -> str | None:
+    """The text of ``value`` when it passes every check of ``to_money`` as it is (12.50, 3, 0.05:
+    above zero, in plain notation, at most two decimal places, no leading zero, at most
+    ``max_digits`` characters), which ``to_money`` then gives back unchanged; else None."""
+    text = str(value)
+    return text if len(text) <= max_digits and _PLAIN_AMOUNT.fullmatch(text) else None
 
 
 def _decimal_places(amount: Decimal) -> int:
@@ -203,10 +208,9 @@ class MoneyAttribute(DecimalAttribute):
 
     def serialize(self, value: Any) -> str:
         """Check the amount with ``to_money`` and write it in plain notation."""
-        if type(value) is Decimal:  # the usual amount: its text is already what to_money would write
-            text = str(value)
-            if len(text) <= self.max_digits and _PLAIN_AMOUNT.fullmatch(text):
-                return text
+        text = _plain_amount(value, self.max_digits) if type(value) is Decimal else None
+        if text is not None:  # the usual amount: its text is what to_money would write
+            return text
         what = self.attr_name or "amount"
         return str(to_money(value, what, positive=self.positive, max_digits=self.max_digits))
 

@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pynamodb.attributes import (
-    Attribute,
     DiscriminatorAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -366,11 +365,8 @@ def _remember_function(model: type[TableModel], watched: list[str]) -> Callable[
     """``remember_stored_values`` for ``model``'s ``watched`` attributes, compiled once per model
     and rules: a plain attribute read from the stored values, any other through its getter (a
     property computed from attributes, such as a metric's day)."""
-    attributes = model.get_attributes()
     entries = "".join(
-        f"{name!r}: values.get({name!r}), "
-        if name in attributes and type(attributes[name]).__get__ is Attribute.__get__
-        else f"{name!r}: entity.{name}, "
+        f"{name!r}: values.get({name!r}), " if model._read_plainly(name) else f"{name!r}: entity.{name}, "
         for name in watched
     )
     lines = ["def remember(entity):", "    values = entity.attribute_values",

@@ -61,10 +61,18 @@ class EntityWriting(Model):
             if type(attributes[key_name]).__set__ is not Attribute.__set__:
                 raise TypeError(f"{cls.__name__}.{key_name} must be a plain attribute to hold a derived key")
         fields = tuple(
-            (f, f in attributes and type(attributes[f]).__get__ is Attribute.__get__)
+            (f, cls._read_plainly(f))
             for f in dict.fromkeys(f for t in cls._key_templates.values() for f in t.fields)
         )
         return fields
+
+    @classmethod
+    def _read_plainly(cls, name: str) -> bool:
+        """Whether ``name`` is an attribute whose getter only reads its stored value (read from the
+        attribute values, then); anything else is read through its getter (a property computed
+        from attributes, such as a metric's day)."""
+        attribute = cls.get_attributes().get(name)
+        return attribute is not None and type(attribute).__get__ is Attribute.__get__
 
     def fill_keys(self, *, partial: bool = False) -> None:
         """Derive ``PK``, ``SK`` and index keys from the entity's attributes.

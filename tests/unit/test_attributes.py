@@ -166,6 +166,18 @@ def test_a_money_attribute_writes_any_decimal_as_to_money_writes_it(amount: Deci
         assert _written(attribute.serialize, amount) == expected
 
 
+@settings(max_examples=500, deadline=None)
+@given(amount=st.decimals(allow_nan=False, allow_infinity=False)
+       | st.sampled_from([Decimal(text) for text in _EDGE_AMOUNTS]),
+       positive=st.booleans(), max_digits=st.sampled_from([3, 7, 38]))
+def test_to_money_takes_a_decimal_as_it_takes_its_text(amount: Decimal, positive: bool,
+                                                        max_digits: int) -> None:
+    # A Decimal may be given back as it is (the usual amount); its text always takes every step.
+    as_decimal = _written(to_money, amount, "Amount", positive=positive, max_digits=max_digits)
+    as_text = _written(to_money, str(amount), "Amount", positive=positive, max_digits=max_digits)
+    assert as_decimal == as_text
+
+
 @pytest.mark.parametrize(("name", "bad"), [
     ("amount", Decimal(0)), ("amount", "0.00"), ("amount", Decimal("-5")), ("balance", Decimal("-0.01")),
     ("amount", Decimal("0.001")), ("amount", Decimal("1.005")), ("amount", 1.5), ("amount", True),
